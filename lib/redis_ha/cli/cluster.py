@@ -1,0 +1,87 @@
+"""Read-only tasks: status, health and configuration (render, drift)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from redis_ha import drift as driftmod
+from redis_ha import facts as factsmod
+from redis_ha import health as healthmod
+from redis_ha import render, ui
+from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+
+
+@task(help={"inventory": INVENTORY_HELP, "json": "print one JSON object instead of tables"})
+@expected_errors
+def status(c, inventory=None, json=False):
+    """Show every node and Sentinel: role, replication, what each Sentinel believes, problems."""
+    inv = load_inventory(inventory)
+    facts = factsmod.gather(inv)
+    health = healthmod.assess(inv, facts)
+    if json:
+        ui.print_json(healthmod.status_dict(inv, facts, health))
+    else:
+        ui.status_tables(facts, health)
+
+
+@task(help={"inventory": INVENTORY_HELP, "json": "print the verdict as JSON"})
+@expected_errors
+def health(c, inventory=None, json=False):
+    """Print the health verdict; exit 0 healthy, 1 degraded, 2 down (for cron and alerting)."""
+    inv = load_inventory(inventory)
+    facts = factsmod.gather(inv, detail=False)
+    h = healthmod.assess(inv, facts)
+    if json:
+        ui.print_json(h.to_dict())
+    else:
+        ui.verdict(h, facts.elapsed_ms)
+    if h.exit_code:
+        raise Exit(code=h.exit_code)
+
+
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "out": "folder to write <name>.conf files into",
+        "primary": "node that starts as primary (default: the first node)",
+    }
+)
+@expected_errors
+def config_render(c, out, inventory=None, primary=None):
+    """Render redis.conf and sentinel.conf for every node from the inventory (mode 0600)."""
+    inv = load_inventory(inventory)
+    first = inv.node(primary) if primary else None
+    files = render.render_all(inv, Path(out), first)
+    for f in files:
+        ui.console.print(f"wrote {f}")
+
+
+@task(help={"inventory": INVENTORY_HELP, "json": "print the differences as JSON"})
+@expected_errors
+def config_drift(c, inventory=None, json=False):
+    """Compare the live settings of every node and Sentinel with the inventory; exit 1 on drift."""
+    inv = load_inventory(inventory)
+    facts = factsmod.gather(inv)
+    drifts, unchecked = driftmod.find_drift(inv, facts)
+    if json:
+        ui.print_json(
+            {"drift": [d.__dict__ for d in drifts], "unchecked": unchecked, "ok": not drifts}
+        )
+    else:
+        for d in drifts:
+            ui.console.print(f"[yellow]drift[/] {d}")
+        for u in unchecked:
+            ui.console.print(f"[red]not checked[/] {u}")
+        if not drifts:
+            n = len(inv.nodes) + len(inv.sentinels) - len(unchecked)
+            ui.console.print(f"[green]no drift[/] on the {n} targets checked")
+    if drifts or unchecked:
+        raise Exit(code=1)
+
+
+config = Collection("config")
+config.add_task(config_render, "render")
+config.add_task(config_drift, "drift")

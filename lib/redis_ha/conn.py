@@ -1,0 +1,70 @@
+"""Connections to nodes and Sentinels with short timeouts and no hidden retries.
+
+redis-py retries a failed command three times by default; for an operator tool that must answer
+within seconds while a node hangs, every retry is latency. Callers that want retries say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from redis_ha.errors import ClusterError
+from redis_ha.inventory import Endpoint, Inventory
+
+FAST_TIMEOUT = 0.5
+
+
+def client(
+    inv: Inventory,
+    ep: Endpoint,
+    *,
+    timeout: float = FAST_TIMEOUT,
+    password: str | None = None,
+    **kw: Any,
+) -> redis.Redis:
+    """A redis-py client for one node or Sentinel with the inventory's password."""
+    return redis.Redis(
+        host=ep.host,
+        port=ep.port,
+        password=password if password is not None else inv.password(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+        client_name="redis-ha-runbooks",
+        **kw,
+    )
+
+
+def describe_error(e: BaseException) -> str:
+    """One short line for a connection error, naming auth problems plainly."""
+    text = str(e) or type(e).__name__
+    low = text.lower()
+    if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
+        return "authentication failed (wrong password?)"
+    if "noauth" in low or "authentication required" in low:
+        return "authentication required (no password configured?)"
+    if isinstance(e, redis.TimeoutError):
+        return "timed out (node hung or unreachable)"
+    if isinstance(e, redis.ConnectionError):
+        if "refused" in low:
+            return "connection refused (not running?)"
+        return f"unreachable ({text.splitlines()[0]})"
+    return text.splitlines()[0]
+
+
+def call(inv: Inventory, ep: Endpoint, *args: Any, timeout: float = 2.0) -> Any:
+    """Run one command on one endpoint; connection problems become a ClusterError naming it."""
+    c = client(inv, ep, timeout=timeout)
+    try:
+        return c.execute_command(*args)
+    except redis.ResponseError:
+        raise
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        raise ClusterError(f"{ep.name} ({ep.address}): {describe_error(e)}") from None
+    finally:
+        c.close()

@@ -1,0 +1,312 @@
+"""Gather read-only facts from every node and Sentinel, in parallel, with short timeouts.
+
+Facts are plain data: everything that decides a plan or a verdict is computed from them by pure
+functions (`health.py`), so the decisions can be tested without a cluster. One dead or frozen
+node costs one socket timeout, never a stalled command.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from redis_ha.conn import FAST_TIMEOUT, client, describe_error
+from redis_ha.errors import InventoryError
+from redis_ha.inventory import Endpoint, Inventory
+
+CONFIG_KEYS = (
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "repl-diskless-sync",
+    "repl-diskless-sync-delay",
+    "replica-priority",
+    "save",
+    "appendonly",
+    "maxmemory",
+    "maxmemory-policy",
+)
+
+
+@dataclass
+class ReplicaLink:
+    """A replica as its primary sees it (INFO replication `slaveN`)."""
+
+    address: str
+    name: str | None
+    state: str
+    offset: int
+    lag_s: int
+
+
+@dataclass
+class NodeFacts:
+    """What one Redis node says about itself."""
+
+    name: str
+    address: str
+    up: bool
+    error: str | None = None
+    role: str | None = None  # "master" | "replica"
+    replicating_from: str | None = None  # node name, or host:port when not in the inventory
+    link_up: bool | None = None
+    offset: int | None = None
+    lag_ms: int | None = None
+    lag_bytes: int | None = None
+    sync_in_progress: bool = False
+    loading: bool = False
+    keys: int | None = None
+    used_memory: int | None = None
+    maxmemory: int | None = None
+    total_memory: int | None = None
+    replica_priority: int | None = None
+    good_replicas: int | None = None  # min_slaves_good_slaves, when min-replicas-to-write is set
+    replicas: list[ReplicaLink] = field(default_factory=list)
+    run_id: str | None = None
+    version: str | None = None
+    pid: int | None = None
+    uptime_s: int | None = None
+    config: dict[str, str] = field(default_factory=dict)
+    elapsed_ms: int = 0
+
+
+@dataclass
+class SentinelFacts:
+    """What one Sentinel believes about the monitored primary."""
+
+    name: str
+    address: str
+    up: bool
+    error: str | None = None
+    primary: str | None = None  # host:port from GET-MASTER-ADDR-BY-NAME
+    primary_name: str | None = None  # the inventory name of that address, if any
+    flags: list[str] = field(default_factory=list)
+    config_epoch: int | None = None
+    failover_state: str | None = None
+    num_other_sentinels: int | None = None
+    num_replicas: int | None = None
+    quorum_ok: bool | None = None
+    quorum_msg: str | None = None
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    sentinels: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, str] = field(default_factory=dict)
+    elapsed_ms: int = 0
+
+
+@dataclass
+class ClusterFacts:
+    """A snapshot of the whole cluster, taken in one parallel sweep."""
+
+    inventory: str
+    master_name: str
+    taken_at: float
+    elapsed_ms: int
+    nodes: list[NodeFacts]
+    sentinels: list[SentinelFacts]
+
+    def node(self, name: str) -> NodeFacts:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def sentinel(self, name: str) -> SentinelFacts:
+        for s in self.sentinels:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def claimed_primaries(self) -> list[NodeFacts]:
+        """Reachable nodes that say they are a primary."""
+        return [n for n in self.nodes if n.up and n.role == "master"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _int(v: Any, default: int | None = None) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> NodeFacts:
+    """Facts of one node: one round trip (pipeline) so a hung node costs one timeout."""
+    t0 = time.monotonic()
+    f = NodeFacts(name=ep.name, address=ep.address, up=False)
+    try:
+        c = client(inv, ep, timeout=timeout)
+    except InventoryError as e:
+        f.error = str(e)
+        return f
+    try:
+        p = c.pipeline(transaction=False)
+        p.info("all")
+        p.dbsize()
+        p.execute_command("CONFIG", "GET", *CONFIG_KEYS)
+        info, dbsize, cfg = p.execute(raise_on_error=False)
+        if isinstance(info, Exception):
+            raise info
+        f.up = True
+        f.keys = dbsize if isinstance(dbsize, int) else None
+        if isinstance(cfg, list):
+            f.config = dict(zip(cfg[::2], cfg[1::2], strict=False))
+        elif isinstance(cfg, dict):
+            f.config = {str(k): str(v) for k, v in cfg.items()}
+        _fill_node(f, inv, info)
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
+        f.up = False
+        f.error = describe_error(e)
+    finally:
+        c.close()
+        f.elapsed_ms = int((time.monotonic() - t0) * 1000)
+    return f
+
+
+def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
+    role = info.get("role")
+    f.role = "replica" if role in ("slave", "replica") else role
+    f.run_id = info.get("run_id")
+    f.version = str(info.get("redis_version")) if info.get("redis_version") else None
+    f.pid = _int(info.get("process_id"))
+    f.uptime_s = _int(info.get("uptime_in_seconds"))
+    f.loading = bool(_int(info.get("loading"), 0))
+    f.used_memory = _int(info.get("used_memory"))
+    f.maxmemory = _int(info.get("maxmemory"))
+    f.total_memory = _int(info.get("total_system_memory"))
+    f.replica_priority = _int(f.config.get("replica-priority"))
+    if f.role == "master":
+        f.offset = _int(info.get("master_repl_offset"))
+        f.good_replicas = _int(info.get("min_slaves_good_slaves"))
+        for i in range(int(info.get("connected_slaves", 0) or 0)):
+            s = info.get(f"slave{i}")
+            if not isinstance(s, dict):
+                continue
+            addr = f"{s.get('ip')}:{s.get('port')}"
+            f.replicas.append(
+                ReplicaLink(
+                    address=addr,
+                    name=inv.name_of(addr),
+                    state=str(s.get("state")),
+                    offset=_int(s.get("offset"), 0) or 0,
+                    lag_s=_int(s.get("lag"), 0) or 0,
+                )
+            )
+    else:
+        host, port = info.get("master_host"), info.get("master_port")
+        if host is not None:
+            f.replicating_from = inv.name_of(f"{host}:{port}")
+        f.link_up = info.get("master_link_status") == "up"
+        f.offset = _int(info.get("slave_repl_offset"))
+        f.sync_in_progress = bool(_int(info.get("master_sync_in_progress"), 0))
+
+
+def sentinel_facts(
+    inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT, *, detail: bool = True
+) -> SentinelFacts:
+    """What one Sentinel believes, in one pipelined round trip."""
+    t0 = time.monotonic()
+    f = SentinelFacts(name=ep.name, address=ep.address, up=False)
+    try:
+        c = client(inv, ep, timeout=timeout)
+    except InventoryError as e:
+        f.error = str(e)
+        return f
+    m = inv.master_name
+    try:
+        p = c.pipeline(transaction=False)
+        p.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", m)
+        p.execute_command("SENTINEL", "MASTER", m)
+        p.execute_command("SENTINEL", "CKQUORUM", m)
+        if detail:
+            p.execute_command("SENTINEL", "REPLICAS", m)
+            p.execute_command("SENTINEL", "SENTINELS", m)
+        res = p.execute(raise_on_error=False)
+        addr, master, ck = res[0], res[1], res[2]
+        if isinstance(addr, (redis.ConnectionError, redis.TimeoutError)):
+            raise addr
+        if isinstance(addr, redis.ResponseError) and "unknown" not in str(addr).lower():
+            # e.g. NOAUTH / WRONGPASS: the Sentinel answered but refused us.
+            raise addr
+        f.up = True
+        if isinstance(addr, list) and len(addr) == 2:
+            f.primary = f"{addr[0]}:{addr[1]}"
+            f.primary_name = inv.name_of(f.primary)
+        if isinstance(master, (list, dict)):
+            md = _pairs(master)
+            f.flags = str(md.get("flags", "")).split(",")
+            f.config_epoch = _int(md.get("config-epoch"))
+            f.failover_state = md.get("failover-state")
+            f.num_other_sentinels = _int(md.get("num-other-sentinels"))
+            f.num_replicas = _int(md.get("num-slaves"))
+            f.config = {
+                k: str(md[k])
+                for k in ("quorum", "down-after-milliseconds", "failover-timeout", "parallel-syncs")
+                if k in md
+            }
+        elif isinstance(master, Exception):
+            f.error = f"does not monitor {m!r}: {master}"
+        if isinstance(ck, Exception):
+            f.quorum_ok, f.quorum_msg = False, str(ck)
+        else:
+            f.quorum_ok, f.quorum_msg = True, str(ck)
+        if detail and len(res) >= 5:
+            if isinstance(res[3], list):
+                f.replicas = [_pairs(r) for r in res[3]]
+            if isinstance(res[4], list):
+                f.sentinels = [_pairs(s) for s in res[4]]
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
+        f.up = False
+        f.error = describe_error(e)
+    finally:
+        c.close()
+        f.elapsed_ms = int((time.monotonic() - t0) * 1000)
+    return f
+
+
+def _pairs(v: Any) -> dict[str, Any]:
+    """Sentinel replies are flat [k, v, k, v] lists (RESP2) or maps (RESP3)."""
+    if isinstance(v, dict):
+        return {str(k): val for k, val in v.items()}
+    if isinstance(v, list):
+        return {str(k): val for k, val in zip(v[::2], v[1::2], strict=False)}
+    return {}
+
+
+def gather(inv: Inventory, timeout: float = FAST_TIMEOUT, *, detail: bool = True) -> ClusterFacts:
+    """Facts from every node and Sentinel at once; total time is about one timeout."""
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(inv.nodes) + len(inv.sentinels)) as pool:
+        nf = [pool.submit(node_facts, inv, n, timeout) for n in inv.nodes]
+        sf = [pool.submit(sentinel_facts, inv, s, timeout, detail=detail) for s in inv.sentinels]
+        nodes = [f.result() for f in nf]
+        sentinels = [f.result() for f in sf]
+    _derive_lag(nodes)
+    return ClusterFacts(
+        inventory=str(inv.path),
+        master_name=inv.master_name,
+        taken_at=time.time(),
+        elapsed_ms=int((time.monotonic() - t0) * 1000),
+        nodes=nodes,
+        sentinels=sentinels,
+    )
+
+
+def _derive_lag(nodes: list[NodeFacts]) -> None:
+    """Fill each replica's lag from its primary's view (bytes exact, time in whole seconds)."""
+    by_name = {n.name: n for n in nodes}
+    for n in nodes:
+        if n.role != "replica" or not n.replicating_from:
+            continue
+        p = by_name.get(n.replicating_from)
+        if not p or not p.up or p.role != "master" or p.offset is None:
+            continue
+        if n.offset is not None and n.offset >= 0:
+            n.lag_bytes = max(0, p.offset - n.offset)
+        for link in p.replicas:
+            if link.name == n.name:
+                n.lag_ms = link.lag_s * 1000

@@ -1,0 +1,376 @@
+"""The local lab: real redis-server and redis-sentinel processes on loopback, managed by PID.
+
+State lives in the inventory's `lab_dir` (`.lab/` by default): one folder per process with its
+rendered config, log and pid file. Processes outlive the command that started them, so every
+command finds them again through the pid files, and checks the PID still is that process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis_ha import facts as factsmod
+from redis_ha import health as healthmod
+from redis_ha.errors import LabError
+from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.render import redis_conf, sentinel_conf, write_private
+
+INSTALL_HINT = (
+    "redis-server and redis-sentinel are needed for the lab: "
+    "sudo apt-get install -y redis-server redis-sentinel"
+)
+
+# Popen handles of processes this Python process started, so that dead children are reaped
+# (a zombie still answers kill(pid, 0) and would look alive).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def binaries() -> tuple[str, str]:
+    """Paths of redis-server and redis-sentinel, or a LabError saying how to install them."""
+    server = shutil.which("redis-server")
+    sentinel = shutil.which("redis-sentinel")
+    if not server or not sentinel:
+        missing = " and ".join(
+            n for n, p in (("redis-server", server), ("redis-sentinel", sentinel)) if not p
+        )
+        raise LabError(f"{missing} not found on PATH. {INSTALL_HINT}", code=3)
+    return server, sentinel
+
+
+def require_lab(inv: Inventory) -> None:
+    """Drills and fault injection act only on inventories marked `lab: true`."""
+    if not inv.lab:
+        raise LabError(
+            f"{inv.path}: this inventory is not marked 'lab: true'; refusing to touch it", code=2
+        )
+    for ep in (*inv.nodes, *inv.sentinels, *((inv.single,) if inv.single else ())):
+        if ep.host not in ("127.0.0.1", "localhost", "::1"):
+            raise LabError(f"lab inventories must use loopback addresses; {ep.name} is {ep.host}")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when `pid` is a live (not zombie) redis process."""
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        # Our own child: poll() reaps it when dead, and is right even before exec().
+        if child.poll() is None:
+            return True
+        _CHILDREN.pop(pid, None)
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X") and b"redis" in cmd
+
+
+def pid_frozen(pid: int) -> bool:
+    """True when the process is stopped (SIGSTOP), i.e. a hung node."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in ("T", "t")
+
+
+@dataclass
+class UpResult:
+    started: list[str] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)
+
+
+class Lab:
+    """One local cluster, described by a lab inventory."""
+
+    def __init__(self, inv: Inventory) -> None:
+        require_lab(inv)
+        self.inv = inv
+        self.dir = inv.lab_dir
+
+    # --- files ------------------------------------------------------------------------------
+    def proc_dir(self, name: str) -> Path:
+        return self.dir / name
+
+    def pidfile(self, name: str) -> Path:
+        return self.proc_dir(name) / "pid"
+
+    def conf(self, name: str) -> Path:
+        kind = "sentinel" if name in {s.name for s in self.inv.sentinels} else "redis"
+        return self.proc_dir(name) / f"{kind}.conf"
+
+    def log(self, name: str) -> Path:
+        kind = "sentinel" if name in {s.name for s in self.inv.sentinels} else "redis"
+        return self.proc_dir(name) / f"{kind}.log"
+
+    def ensure_password(self) -> str | None:
+        """Create the lab password file on first use, unless the password comes from env."""
+        a = self.inv.auth
+        if a.password_env and os.environ.get(a.password_env):
+            return os.environ[a.password_env]
+        if a.password_file and not a.password_file.exists():
+            write_private(a.password_file, secrets.token_urlsafe(18) + "\n")
+        return self.inv.password()
+
+    # --- processes ------------------------------------------------------------------------------
+    def pid(self, name: str) -> int | None:
+        """PID of the named process if it is running (frozen counts as running)."""
+        try:
+            pid = int(self.pidfile(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def running(self) -> dict[str, int]:
+        names = [e.name for e in (*self.inv.nodes, *self.inv.sentinels)]
+        if self.inv.single:
+            names.append(self.inv.single.name)
+        return {n: p for n in names if (p := self.pid(n)) is not None}
+
+    def _spawn(self, name: str, argv: list[str]) -> int:
+        d = self.proc_dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        out = open(d / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            p = subprocess.Popen(
+                argv,
+                cwd=d,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+        _CHILDREN[p.pid] = p
+        self.pidfile(name).write_text(f"{p.pid}\n")
+        return p.pid
+
+    def start_node(
+        self, node: Endpoint, *, replicaof: Endpoint | None = None, fresh: bool = False
+    ) -> int:
+        """Start one redis-server; a fresh start renders its config, else the existing one is used.
+
+        Without persistence every start is an empty node; `replicaof` overrides the file so a
+        restarted node can rejoin as a replica of the current primary.
+        """
+        server, _ = binaries()
+        conf = self.conf(node.name)
+        if fresh or not conf.exists():
+            write_private(
+                conf,
+                redis_conf(
+                    self.inv,
+                    node,
+                    data_dir=self.proc_dir(node.name),
+                    replicaof=replicaof,
+                    password=self.ensure_password(),
+                ),
+            )
+            argv = [server, str(conf)]
+        else:
+            argv = [server, str(conf)]
+            if replicaof is not None:
+                argv += ["--replicaof", replicaof.host, str(replicaof.port)]
+        pid = self._spawn(node.name, argv)
+        self._wait_port(node, pid)
+        return pid
+
+    def start_sentinel(self, s: Endpoint, *, primary: Endpoint, fresh: bool = False) -> int:
+        _, sentinel = binaries()
+        conf = self.conf(s.name)
+        if fresh or not conf.exists():
+            text = sentinel_conf(
+                self.inv,
+                s,
+                data_dir=self.proc_dir(s.name),
+                primary=primary,
+                password=self.ensure_password(),
+            )
+            write_private(conf, text)
+        pid = self._spawn(s.name, [sentinel, str(conf)])
+        self._wait_port(s, pid)
+        return pid
+
+    def _wait_port(self, ep: Endpoint, pid: int, timeout: float = 10.0) -> None:
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                tail = self._log_tail(ep.name)
+                raise LabError(f"{ep.name} exited at start (port {ep.port} in use?). Log: {tail}")
+            try:
+                with socket.create_connection((ep.host, ep.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise LabError(f"{ep.name} did not open port {ep.port} within {timeout:.0f} s")
+
+    def _log_tail(self, name: str) -> str:
+        for p in (self.log(name), self.proc_dir(name) / "stdout.log"):
+            try:
+                lines = [ln for ln in p.read_text().splitlines() if ln.strip()]
+            except OSError:
+                continue
+            if lines:
+                return lines[-1][-200:]
+        return "(no log)"
+
+    def signal(self, name: str, sig: int) -> int:
+        """Send a signal to a running lab process; returns its PID."""
+        pid = self.pid(name)
+        if pid is None:
+            raise LabError(f"{name} is not running")
+        os.kill(pid, sig)
+        return pid
+
+    def stop(self, name: str, *, kill: bool = False, timeout: float = 5.0) -> bool:
+        """Stop one process by PID (SIGCONT first: a frozen process cannot exit)."""
+        pid = self.pid(name)
+        if pid is None:
+            return False
+        for sig in (signal.SIGCONT, signal.SIGKILL if kill else signal.SIGTERM):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.02)
+        self.pidfile(name).unlink(missing_ok=True)
+        return True
+
+    # --- the whole lab ----------------------------------------------------------------------
+    def current_primary(self) -> Endpoint:
+        """The primary the Sentinels name, else the first node (a fresh lab)."""
+        facts = factsmod.gather(self.inv, detail=False)
+        addr, _ = healthmod.authoritative_primary(facts)
+        if addr:
+            host, _, port = addr.rpartition(":")
+            node = self.inv.node_by_address(host, port)
+            if node:
+                return node
+        claimed = facts.claimed_primaries()
+        if len(claimed) == 1:
+            return self.inv.node(claimed[0].name)
+        return self.inv.nodes[0]
+
+    def up(self, timeout: float = 30.0) -> UpResult:
+        """Start whatever is not running; a running healthy lab is left untouched."""
+        binaries()
+        res = UpResult()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_password()
+        running = self.running()
+        for pid in running.values():
+            if pid_frozen(pid):
+                os.kill(pid, signal.SIGCONT)  # a frozen process is a fault to undo, not a state
+        fresh = not running
+        primary = self.inv.nodes[0] if fresh else self.current_primary()
+        for n in self.inv.nodes:
+            if n.name in running:
+                res.running.append(n.name)
+                continue
+            self.start_node(n, replicaof=None if n == primary else primary, fresh=fresh)
+            res.started.append(n.name)
+        for s in self.inv.sentinels:
+            if s.name in running:
+                res.running.append(s.name)
+                continue
+            self.start_sentinel(s, primary=primary, fresh=fresh)
+            res.started.append(s.name)
+        single = self.inv.single
+        if single is not None:
+            if single.name in running:
+                res.running.append(single.name)
+            else:
+                self.start_single(fresh=fresh)
+                res.started.append(single.name)
+        self.wait_ready(timeout)
+        return res
+
+    def start_single(self, *, fresh: bool = False) -> int:
+        """The legacy single instance the rollback runbook falls back to."""
+        assert self.inv.single is not None
+        s = self.inv.single
+        server, _ = binaries()
+        conf = self.conf(s.name)
+        if fresh or not conf.exists():
+            pw = self.ensure_password()
+            lines = [
+                f"port {s.port}",
+                f"bind {s.host}",
+                "daemonize no",
+                f'dir "{self.proc_dir(s.name)}"',
+                f'logfile "{self.log(s.name)}"',
+                'save ""',
+                "appendonly no",
+            ]
+            if pw:
+                lines.append(f'requirepass "{pw}"')
+            write_private(conf, "\n".join(lines) + "\n")
+        pid = self._spawn(s.name, [server, str(conf)])
+        self._wait_port(s, pid)
+        return pid
+
+    def wait_ready(self, timeout: float = 30.0) -> healthmod.Health:
+        """Wait for a primary with every replica in sync and Sentinels that know each other."""
+        deadline = time.monotonic() + timeout
+        last: healthmod.Health | None = None
+        while True:
+            f = factsmod.gather(self.inv)
+            last = healthmod.assess(self.inv, f)
+            n_s, n_r = len(self.inv.sentinels), len(self.inv.nodes) - 1
+            known = all(
+                s.up and s.num_other_sentinels == n_s - 1 and s.num_replicas == n_r
+                for s in f.sentinels
+            )
+            if last.healthy and known:
+                return last
+            if time.monotonic() > deadline:
+                why = "; ".join(last.problems) or "Sentinels have not discovered each other yet"
+                raise LabError(f"lab not ready after {timeout:.0f} s: {why}")
+            time.sleep(0.2)
+
+    def down(self) -> list[str]:
+        """Stop every lab process by PID and remove the lab's state folder."""
+        stopped = []
+        names = [e.name for e in (*self.inv.sentinels, *self.inv.nodes)]
+        if self.inv.single:
+            names.append(self.inv.single.name)
+        for name in names:
+            if self.stop(name, kill=True):
+                stopped.append(name)
+        stopped += self._stop_strays()
+        if self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return stopped
+
+    def _stop_strays(self) -> list[str]:
+        """Kill any other pid file's process under the lab folder (helpers, proxies, old names)."""
+        found = []
+        if not self.dir.exists():
+            return found
+        for pf in self.dir.glob("*/pid"):
+            try:
+                pid = int(pf.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+                found.append(pf.parent.name)
+        return found

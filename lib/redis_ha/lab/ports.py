@@ -1,0 +1,77 @@
+"""Free loopback ports and throwaway lab inventories, for tests, benchmarks and drills.
+
+Each test run gets its own ports and its own state folder, so two runs never collide.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports the kernel says are free on 127.0.0.1 right now."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def lab_inventory_dict(
+    state_dir: Path,
+    *,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 4000,
+    single: bool = True,
+    **settings: Any,
+) -> dict[str, Any]:
+    """A lab inventory on free ports. Timings default to fast ones: tests about timing override."""
+    ports = free_ports(7)
+    inv: dict[str, Any] = {
+        "name": "testlab",
+        "lab": True,
+        "lab_dir": str(state_dir / "lab"),
+        "master_name": "mymaster",
+        "auth": {"password_file": str(state_dir / "password")},
+        "nodes": [
+            {"name": f"redis-{i + 1}", "host": "127.0.0.1", "port": ports[i]} for i in range(3)
+        ],
+        "sentinels": [
+            {"name": f"sentinel-{i + 1}", "host": "127.0.0.1", "port": ports[3 + i]}
+            for i in range(3)
+        ],
+        "settings": {
+            "quorum": 2,
+            "down_after_ms": down_after_ms,
+            "failover_timeout_ms": failover_timeout_ms,
+            "parallel_syncs": 1,
+            "min_replicas_to_write": 1,
+            "min_replicas_max_lag": 10,
+            "persistence": False,
+            "repl_diskless_sync": True,
+            "repl_diskless_sync_delay": 0,
+            **settings,
+        },
+        "control": {"backend": "local"},
+        "app": {"config_backend": "envfile", "env_file": str(state_dir / "lab" / "app.env")},
+    }
+    if single:
+        inv["single"] = {"name": "legacy", "host": "127.0.0.1", "port": ports[6]}
+    return inv
+
+
+def write_lab_inventory(state_dir: Path, **kw: Any) -> Path:
+    """Write a throwaway lab inventory into `state_dir` and return its path."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "inventory.yaml"
+    path.write_text(yaml.safe_dump(lab_inventory_dict(state_dir, **kw), sort_keys=False))
+    return path

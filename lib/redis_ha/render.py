@@ -1,0 +1,140 @@
+"""Render redis.conf and sentinel.conf from an inventory: one renderer for the lab and production.
+
+The lab starts processes from exactly these files, so a setting rehearsed in the lab is the
+setting deployed. Sentinel rewrites its own file at run time, so it must be writable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from redis_ha.inventory import Endpoint, Inventory
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def _bind(ep: Endpoint, lab: bool) -> str:
+    if lab:
+        return ep.host if _is_ip(ep.host) else "127.0.0.1"
+    return "* -::*"
+
+
+def redis_conf(
+    inv: Inventory,
+    node: Endpoint,
+    *,
+    data_dir: Path | str,
+    replicaof: Endpoint | None,
+    password: str | None,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """The redis.conf for one node; `replicaof` None makes it start as a primary."""
+    s = inv.settings
+    lines = [
+        f"# redis-ha-runbooks: {node.name} of {inv.name} (rendered; edit the inventory instead)",
+        f"port {node.port}",
+        f"bind {_bind(node, inv.lab)}",
+        "protected-mode no" if password else "protected-mode yes",
+        "daemonize no",
+        f'dir "{data_dir}"',
+        f'logfile "{Path(data_dir) / "redis.log"}"',
+        "loglevel notice",
+        f"replica-announce-ip {node.host}",
+        f"replica-announce-port {node.port}",
+    ]
+    if s.persistence:
+        lines += ['save "3600 1 300 100 60 10000"', "appendonly yes"]
+    else:
+        lines += ['save ""', "appendonly no"]
+    lines += [
+        f"min-replicas-to-write {s.min_replicas_to_write}",
+        f"min-replicas-max-lag {s.min_replicas_max_lag}",
+        f"repl-diskless-sync {'yes' if s.repl_diskless_sync else 'no'}",
+        f"repl-diskless-sync-delay {s.repl_diskless_sync_delay}",
+        f"replica-priority {s.replica_priority}",
+        f"maxmemory {s.maxmemory}",
+        f"maxmemory-policy {s.maxmemory_policy}",
+    ]
+    if password:
+        lines += [f'requirepass "{password}"', f'masterauth "{password}"']
+    if replicaof:
+        lines.append(f"replicaof {replicaof.host} {replicaof.port}")
+    for k, v in (extra or {}).items():
+        lines.append(f"{k} {v}")
+    return "\n".join(lines) + "\n"
+
+
+def sentinel_conf(
+    inv: Inventory,
+    sentinel: Endpoint,
+    *,
+    data_dir: Path | str,
+    primary: Endpoint,
+    password: str | None,
+) -> str:
+    """The sentinel.conf for one Sentinel, monitoring `primary` under the inventory's name."""
+    s = inv.settings
+    m = inv.master_name
+    lines = [
+        f"# redis-ha-runbooks: {sentinel.name} of {inv.name} (rendered; Sentinel rewrites it)",
+        f"port {sentinel.port}",
+        f"bind {_bind(sentinel, inv.lab)}",
+        "protected-mode no" if password else "protected-mode yes",
+        "daemonize no",
+        f'dir "{data_dir}"',
+        f'logfile "{Path(data_dir) / "sentinel.log"}"',
+        f"sentinel announce-ip {sentinel.host}",
+        f"sentinel announce-port {sentinel.port}",
+    ]
+    hosts = [n.host for n in inv.nodes] + [x.host for x in inv.sentinels]
+    if not all(_is_ip(h) for h in hosts):
+        lines += ["sentinel resolve-hostnames yes", "sentinel announce-hostnames yes"]
+    lines.append(f"sentinel monitor {m} {primary.host} {primary.port} {s.quorum}")
+    lines += [
+        f"sentinel down-after-milliseconds {m} {s.down_after_ms}",
+        f"sentinel failover-timeout {m} {s.failover_timeout_ms}",
+        f"sentinel parallel-syncs {m} {s.parallel_syncs}",
+    ]
+    if password:
+        lines += [
+            f'requirepass "{password}"',
+            f'sentinel auth-pass {m} "{password}"',
+            f'sentinel sentinel-pass "{password}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable only by its owner: rendered configs hold the password."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def render_all(inv: Inventory, out: Path, primary: Endpoint | None = None) -> list[Path]:
+    """Write one config per node and Sentinel into `out` for deployment; returns the files."""
+    primary = primary or inv.nodes[0]
+    pw = inv.password()
+    files: list[Path] = []
+    for n in inv.nodes:
+        p = out / f"{n.name}.conf"
+        replicaof = None if n == primary else primary
+        data = n.control.get("data_dir", "/data")
+        write_private(p, redis_conf(inv, n, data_dir=data, replicaof=replicaof, password=pw))
+        files.append(p)
+    for s in inv.sentinels:
+        p = out / f"{s.name}.conf"
+        data = s.control.get("data_dir", "/data")
+        write_private(p, sentinel_conf(inv, s, data_dir=data, primary=primary, password=pw))
+        files.append(p)
+    return files
