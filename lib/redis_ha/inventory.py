@@ -300,7 +300,6 @@ class _Validator:
             return Auth()
         d = self.mapping(raw, "auth", _AUTH | {"password"})
         if "password" in d:
-            self.problems.pop()  # replace the generic unknown-field message with a precise one
             self.bad(
                 "auth.password",
                 "passwords are never written in the inventory; use password_env or password_file",
