@@ -155,12 +155,19 @@ class Lab:
         return p.pid
 
     def start_node(
-        self, node: Endpoint, *, replicaof: Endpoint | None = None, fresh: bool = False
+        self,
+        node: Endpoint,
+        *,
+        replicaof: Endpoint | None = None,
+        fresh: bool = False,
+        overrides: dict[str, str] | None = None,
     ) -> int:
         """Start one redis-server; a fresh start renders its config, else the existing one is used.
 
         Without persistence every start is an empty node; `replicaof` overrides the file so a
-        restarted node can rejoin as a replica of the current primary.
+        restarted node can rejoin as a replica of the current primary. `overrides` are passed as
+        `--name value` arguments, so a setting holds from the first instant (replica-priority 0
+        for a rebuilding replica) whatever the file says.
         """
         server, _ = binaries()
         conf = self.conf(node.name)
@@ -180,6 +187,8 @@ class Lab:
             argv = [server, str(conf)]
             if replicaof is not None:
                 argv += ["--replicaof", replicaof.host, str(replicaof.port)]
+        for key, value in (overrides or {}).items():
+            argv += [f"--{key}", value]
         pid = self._spawn(node.name, argv)
         self._wait_port(node, pid)
         return pid
