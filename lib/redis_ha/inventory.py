@@ -198,7 +198,7 @@ _TOP = {
 }
 _ENDPOINT = {"name", "host", "port", "control"}
 _AUTH = {"password_env", "password_file"}
-_APP = {"config_backend", "env_file", "service", "health_url", "railway_bin"}
+_APP = {"config_backend", "env_file", "service", "health_url", "railway_bin", "redis_url", "restart_cmd"}
 
 
 class _Validator:
