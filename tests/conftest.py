@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_invoke(
-    *args: str, inventory: Path | str | None = None, timeout: float = 120, input: str | None = None,
+    *args: str,
+    inventory: Path | str | None = None,
+    timeout: float = 120,
+    input: str | None = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `invoke ARGS` as an operator would (no terminal), from the repository root."""
@@ -28,7 +31,13 @@ def run_invoke(
         argv += ["--inventory", str(inventory)]
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     return subprocess.run(
-        argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, input=input, env=full_env,
+        argv,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        env=full_env,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
 

@@ -19,23 +19,34 @@ def facts_for(i: inventory.Inventory, primary: str = "redis-1") -> ClusterFacts:
     nodes = []
     for n in i.nodes:
         if n.name == primary:
-            links = [
-                ReplicaLink(o.address, o.name, "online", 100, 0) for o in i.nodes if o != n
-            ]
+            links = [ReplicaLink(o.address, o.name, "online", 100, 0) for o in i.nodes if o != n]
             nodes.append(
                 NodeFacts(n.name, n.address, True, role="master", offset=100, replicas=links)
             )
         else:
             nodes.append(
                 NodeFacts(
-                    n.name, n.address, True, role="replica", replicating_from=primary,
-                    link_up=True, offset=100, lag_bytes=0,
+                    n.name,
+                    n.address,
+                    True,
+                    role="replica",
+                    replicating_from=primary,
+                    link_up=True,
+                    offset=100,
+                    lag_bytes=0,
                 )
             )
     sentinels = [
         SentinelFacts(
-            s.name, s.address, True, primary=p.address, primary_name=primary, flags=["master"],
-            config_epoch=1, quorum_ok=True, quorum_msg="OK",
+            s.name,
+            s.address,
+            True,
+            primary=p.address,
+            primary_name=primary,
+            flags=["master"],
+            config_epoch=1,
+            quorum_ok=True,
+            quorum_msg="OK",
         )
         for s in i.sentinels
     ]

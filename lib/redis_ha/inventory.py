@@ -198,7 +198,15 @@ _TOP = {
 }
 _ENDPOINT = {"name", "host", "port", "control"}
 _AUTH = {"password_env", "password_file"}
-_APP = {"config_backend", "env_file", "service", "health_url", "railway_bin", "redis_url", "restart_cmd"}
+_APP = {
+    "config_backend",
+    "env_file",
+    "service",
+    "health_url",
+    "railway_bin",
+    "redis_url",
+    "restart_cmd",
+}
 
 
 class _Validator:
@@ -274,19 +282,17 @@ class _Validator:
         raw = self.get(d, key, "(top)", list, required=True, default=[])
         if raw == [] and key in d and d[key] is not None:
             self.bad(key, f"must list at least one entry ({count_hint})")
-        return tuple(
-            ep for i, item in enumerate(raw) if (ep := self.endpoint(item, f"{key}[{i}]"))
-        )
+        return tuple(ep for i, item in enumerate(raw) if (ep := self.endpoint(item, f"{key}[{i}]")))
 
     def settings(self, raw: Any) -> Settings:
         defaults = Settings()
         allowed = set(defaults.__dataclass_fields__)
         d = self.mapping(raw, "settings", allowed) if raw is not None else {}
         values: dict[str, Any] = {}
-        for key, f in defaults.__dataclass_fields__.items():
+        for key in defaults.__dataclass_fields__:
             default = getattr(defaults, key)
             kind: type = type(default)
-            check = _check_nonneg if kind is int else None
+            check: Callable[[Any], str | None] | None = _check_nonneg if kind is int else None
             if key == "maxmemory":
                 check = _check_memory
             values[key] = self.get(d, key, "settings", kind, default=default, check=check)

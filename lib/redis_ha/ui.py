@@ -64,7 +64,8 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
     for s in facts.sentinels:
         believes = "-"
         if s.primary:
-            believes = s.primary if s.primary_name == s.primary else f"{s.primary_name} ({s.primary})"
+            named = s.primary_name != s.primary
+            believes = f"{s.primary_name} ({s.primary})" if named else s.primary
         st.add_row(
             s.name,
             s.address,

@@ -90,9 +90,7 @@ class Spec:
             if want is float and isinstance(v, int) and not isinstance(v, bool):
                 continue
             if isinstance(want, type) and not isinstance(v, want):
-                problems.append(
-                    f"{self.name}: argument {k!r} must be {want.__name__}, got {v!r}"
-                )
+                problems.append(f"{self.name}: argument {k!r} must be {want.__name__}, got {v!r}")
             elif isinstance(want, type) and want is int and isinstance(v, bool):
                 problems.append(f"{self.name}: argument {k!r} must be int, got {v!r}")
         for k, p in params.items():

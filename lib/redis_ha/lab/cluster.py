@@ -370,7 +370,7 @@ class Lab:
 
     def _stop_strays(self) -> list[str]:
         """Kill any other pid file's process under the lab folder (helpers, proxies, old names)."""
-        found = []
+        found: list[str] = []
         if not self.dir.exists():
             return found
         for pf in self.dir.glob("*/pid"):
