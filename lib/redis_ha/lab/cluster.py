@@ -309,6 +309,9 @@ class Lab:
                 self.start_single(fresh=fresh)
                 res.started.append(single.name)
         self.wait_ready(timeout)
+        from redis_ha.appconfig import write_lab_env  # the app's dotenv file, if absent
+
+        write_lab_env(self.inv)
         return res
 
     def start_single(self, *, fresh: bool = False) -> int:
