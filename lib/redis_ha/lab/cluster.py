@@ -161,6 +161,7 @@ class Lab:
         replicaof: Endpoint | None = None,
         fresh: bool = False,
         overrides: dict[str, str] | None = None,
+        safestart: bool | None = None,
     ) -> int:
         """Start one redis-server; a fresh start renders its config, else the existing one is used.
 
@@ -189,8 +190,14 @@ class Lab:
                 argv += ["--replicaof", replicaof.host, str(replicaof.port)]
         for key, value in (overrides or {}).items():
             argv += [f"--{key}", value]
+        wait = 10.0
+        if self.inv.control.get("safestart") if safestart is None else safestart:
+            # Through redis_ha.safestart (same PID after exec): it may wait for a failover first.
+            from redis_ha.safestart import wrap_argv
+
+            argv, wait = wrap_argv(self.inv, node, argv), 60.0
         pid = self._spawn(node.name, argv)
-        self._wait_port(node, pid)
+        self._wait_port(node, pid, timeout=wait)
         return pid
 
     def start_sentinel(self, s: Endpoint, *, primary: Endpoint, fresh: bool = False) -> int:
@@ -283,6 +290,10 @@ class Lab:
         res = UpResult()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ensure_password()
+        if any(n.announce for n in self.inv.nodes):
+            from redis_ha.lab.partition import ensure_proxy  # partitionable labs only
+
+            ensure_proxy(self)
         running = self.running()
         for pid in running.values():
             if pid_frozen(pid):
