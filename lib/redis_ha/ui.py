@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
@@ -34,45 +35,51 @@ def _yn(v: bool | None) -> str:
 
 
 def status_tables(facts: ClusterFacts, health: Health) -> None:
-    """The `invoke status` screen: nodes, Sentinels, verdict and problems."""
-    t = Table(title=f"Redis nodes ({facts.master_name})", title_justify="left")
-    for col in ("node", "address", "state", "role", "replicates from", "link", "offset", "lag"):
-        t.add_column(col)
+    """The `invoke status` screen: nodes, Sentinels, verdict and problems.
+
+    Addresses are dropped on narrow terminals: names are what the runbooks use.
+    """
+    wide = console.width >= 110
+    t = Table(title=f"Redis nodes ({facts.master_name})", title_justify="left", box=box.SIMPLE)
+    cols = ["node", *(["address"] if wide else []), "state", "role", "replicates from", "link"]
+    for col in (*cols, "offset", "behind"):
+        t.add_column(col, overflow="fold")
     t.add_column("keys", justify="right")
     for n in facts.nodes:
-        role = n.role or "-"
-        if n.name == health.primary:
-            role = f"[bold]{role} (primary)[/]"
-        lag = "-"
-        if n.lag_bytes is not None:
-            lag = f"{n.lag_bytes} B / {n.lag_ms or 0} ms"
+        role = {"master": "primary", None: "-"}.get(n.role, n.role or "-")
+        if n.role == "master" and n.name != health.primary:
+            role = "[red]primary?[/]"  # claims to be primary, Sentinels disagree
+        elif n.name == health.primary:
+            role = "[bold]primary[/]"
+        behind = "-" if n.lag_bytes is None else f"{n.lag_bytes} B"
         t.add_row(
             n.name,
-            n.address,
+            *([n.address] if wide else []),
             "[green]up[/]" if n.up else f"[red]down[/] {n.error or ''}",
             role,
             n.replicating_from or "-",
             _yn(n.link_up),
             "-" if n.offset is None else str(n.offset),
-            lag,
+            behind,
             "-" if n.keys is None else str(n.keys),
         )
     console.print(t)
-    st = Table(title="Sentinels", title_justify="left")
-    for col in ("sentinel", "address", "state", "believes primary is", "epoch", "flags", "quorum"):
-        st.add_column(col)
+    st = Table(title="Sentinels", title_justify="left", box=box.SIMPLE)
+    scols = ["sentinel", *(["address"] if wide else []), "state", "believes primary is"]
+    for col in (*scols, "epoch", "flags", "quorum"):
+        st.add_column(col, overflow="fold")
     for s in facts.sentinels:
         believes = "-"
         if s.primary:
             named = s.primary_name != s.primary
-            believes = f"{s.primary_name} ({s.primary})" if named else s.primary
+            believes = f"{s.primary_name} ({s.primary})" if named and wide else str(s.primary_name)
         st.add_row(
             s.name,
-            s.address,
+            *([s.address] if wide else []),
             "[green]up[/]" if s.up else f"[red]down[/] {s.error or ''}",
             believes,
             "-" if s.config_epoch is None else str(s.config_epoch),
-            ",".join(f for f in s.flags if f) or "-",
+            ",".join(f for f in s.flags if f and f != "master") or "-",
             "-" if s.quorum_ok is None else ("[green]OK[/]" if s.quorum_ok else "[red]NO[/]"),
         )
     console.print(st)
@@ -89,3 +96,49 @@ def verdict(health: Health, elapsed_ms: int | None = None) -> None:
     )
     for p in health.problems:
         console.print(f"  [yellow]![/] {p}")
+
+
+# --- procedure runner: step rendering and prompts ---------------------------------------------
+
+STEP_CHOICES = {
+    "yes": ("y", "yes: run this step"),
+    "no": ("n", "no: stop here (and offer to undo what was done)"),
+    "skip": ("s", "skip this step"),
+    "quit": ("q", "quit now (the run can be resumed with --resume)"),
+}
+
+
+def interactive() -> bool:
+    """True when a person can answer prompts (stdin and stdout are a terminal)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def step_header(index: int, total: int, title: str, step_id: str) -> None:
+    console.rule(f"[bold]Step {index}/{total}: {title}[/]  [dim]{{#{step_id}}}[/]", align="left")
+
+
+def check_line(kind: str, ok: bool, name: str, message: str) -> None:
+    mark = "[green]✓[/]" if ok else "[red]✗[/]"
+    console.print(f"  {mark} {kind} {name}: {message}", soft_wrap=True)
+
+
+def ask_step(question: str, *, skippable: bool, default_no: bool) -> str:
+    """yes / no / skip / quit, by key (y, n, s, q) or arrows; Ctrl-C raises KeyboardInterrupt."""
+    import questionary
+
+    names = ["yes", "no", *(["skip"] if skippable else []), "quit"]
+    choices = [
+        questionary.Choice(STEP_CHOICES[n][1], value=n, shortcut_key=STEP_CHOICES[n][0])
+        for n in names
+    ]
+    default = next(c for c in choices if c.value == ("no" if default_no else "yes"))
+    answer = questionary.select(
+        question, choices=choices, default=default, use_shortcuts=True, use_jk_keys=False
+    ).unsafe_ask()
+    return str(answer)
+
+
+def ask_yes_no(question: str, *, default: bool) -> bool:
+    import questionary
+
+    return bool(questionary.confirm(question, default=default).unsafe_ask())
