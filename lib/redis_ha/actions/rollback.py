@@ -10,8 +10,6 @@ for debugging (sprint plan, Rollback Plan step 4).
 from __future__ import annotations
 
 import dataclasses
-import getpass
-import os
 import socket
 import time
 import urllib.error
@@ -24,6 +22,7 @@ import redis
 
 from redis_ha import appconfig
 from redis_ha import client as appclient
+from redis_ha import journal as journalmod
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.appconfig import SENTINEL, SINGLE, AppConfigError
 from redis_ha.conn import describe_error
@@ -34,7 +33,6 @@ from redis_ha.inventory import Endpoint, Inventory
 PROBE_PREFIX = "session:redis-ha-rollback-probe:"
 PROBE_TTL_MS = 60_000
 MIN_FREE_BYTES = 64 * 1024 * 1024
-DEFAULT_JOURNAL_DIR = "journal"
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -70,8 +68,8 @@ def _binary_client(inv: Inventory, ep: Endpoint, timeout: float = 5.0) -> redis.
 
 def journal_dir(ctx: Context) -> Path:
     """Where the run's journal lives (the report and private backups go beside it)."""
-    raw = ctx.state.get("journal_dir") or os.environ.get("REDIS_HA_JOURNAL_DIR")
-    return Path(raw or DEFAULT_JOURNAL_DIR).resolve()
+    raw = ctx.state.get("journal_dir")
+    return Path(raw).resolve() if raw else journalmod.journal_dir().resolve()
 
 
 def _backend(ctx: Context) -> appconfig.Backend:
@@ -199,11 +197,7 @@ def begin(ctx: Context, to: str) -> Outcome:
 
 
 def _who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{journalmod.operator()}@{socket.gethostname()}"
 
 
 # --- warm-up --------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ class ManualBackend:
 
     def _do(self, what: str, changes: dict[str, str | None]) -> None:
         self.refuse_unattended()
-        self.out(f"{what}: change the app's environment as follows, then redeploy nothing yet:")
+        self.out(f"{what}: change the app's environment as follows (do not redeploy yet):")
         self.out(instructions(changes))
         if not self.confirm("Have you made exactly these changes?"):
             raise AppConfigError("the operator did not confirm the configuration change")
