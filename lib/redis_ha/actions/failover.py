@@ -1,0 +1,560 @@
+"""Planned failover (a zero-loss switchover) and the checks around Sentinel failovers.
+
+Plain `SENTINEL FAILOVER` loses the writes the old primary acknowledges after the chosen replica
+stopped replicating, and leaves clients writing to a primary that refuses them (NOREPLICAS) until
+Sentinel reconfigures it ~10 s later. The switch here closes both gaps: writes are paused on the
+primary (bounded, so they resume on their own if this tool dies), the replicas catch up to the
+last byte, Sentinel promotes one, and the moment a Sentinel majority names it the old primary is
+demoted and its clients are dropped so they rediscover the new one. See
+runbooks/failover-manual.md for where the remaining stall goes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from redis_ha import health as healthmod
+from redis_ha import sentinel_events as events
+from redis_ha.actions.registry import Context, Outcome, action, check
+from redis_ha.conn import client, describe_error
+from redis_ha.errors import ClusterError, GuardRefused
+from redis_ha.facts import ClusterFacts
+from redis_ha.health import Health
+from redis_ha.inventory import Endpoint, Inventory
+
+PAUSE_MS = 5000  # the longest writes can stay paused, even if this tool dies mid-switch
+SYNC_TIMEOUT_S = 1.0  # replicas must reach the primary's offset this fast once writes pause
+STEER_PRIORITY = 1  # lowest non-zero replica-priority: Sentinel prefers it
+STEER_WAIT_S = 12.0  # Sentinels re-read a replica's INFO (and its priority) every 10 s
+MARGIN_S = 0.5  # give up waiting for promotion this long before the pause would expire
+# Test hook: seconds to sleep right after pausing writes, so a test can SIGKILL the tool there.
+HOLD_ENV = "REDIS_HA_HOLD_AFTER_PAUSE_S"
+
+
+# --- preflight (pure) --------------------------------------------------------------------------
+
+
+def promotable(facts: ClusterFacts, health: Health, name: str) -> str | None:
+    """Why replica `name` cannot be promoted safely, or None when it can."""
+    n = facts.node(name)
+    if not n.up:
+        return f"{name} is down ({n.error})"
+    if name not in health.in_sync_replicas:
+        src = n.replicating_from or "nothing"
+        link = "up" if n.link_up else "down"
+        return f"{name} is not an in-sync replica of {health.primary} (replicates from {src}, link {link})"
+    if n.replica_priority is not None and n.replica_priority <= 0:
+        return f"{name} has replica-priority 0: Sentinel will never promote it"
+    return None
+
+
+def preflight(
+    inv: Inventory, facts: ClusterFacts, health: Health, to: str | None
+) -> tuple[str | None, list[str]]:
+    """The replica to switch to (None: Sentinel's choice) and every reason to refuse."""
+    problems: list[str] = []
+    if to:
+        inv.node(to)  # unknown names: InventoryError listing the known ones
+    down = [s.name for s in facts.sentinels if not s.up]
+    if down:
+        problems.append(f"Sentinel(s) not answering: {', '.join(down)}")
+    if not health.quorum_ok:
+        problems.append(
+            f"Sentinel quorum is not reachable (quorum {inv.settings.quorum}): "
+            "a failover could not be authorised"
+        )
+    views = {s.name: s.primary_name or "nothing" for s in facts.sentinels if s.up}
+    if len(set(views.values())) > 1:
+        said = ", ".join(f"{k} says {v}" for k, v in sorted(views.items()))
+        problems.append(f"Sentinels disagree on the primary: {said}")
+    busy = [
+        f"{s.name} ({s.failover_state or 'failover_in_progress'})"
+        for s in facts.sentinels
+        if s.up
+        and (
+            s.failover_state not in (None, "", "none")
+            or "failover_in_progress" in s.flags
+            or "promoted" in s.flags
+        )
+    ]
+    if busy:
+        problems.append(f"a failover is already in progress: {', '.join(busy)}")
+    if health.primary is None:
+        problems.append("no usable primary: " + ("; ".join(health.problems[:3]) or "unknown"))
+        return None, problems
+    if len(facts.claimed_primaries()) > 1:
+        problems.append("more than one node claims to be primary (split-brain): resolve that first")
+    if to:
+        if to == health.primary:
+            problems.append(f"{to} is already the primary: choose a replica for --to")
+        elif why := promotable(facts, health, to):
+            problems.append(why)
+    else:
+        ok = [n for n in health.in_sync_replicas if promotable(facts, health, n) is None]
+        if not ok:
+            problems.append(
+                f"no in-sync replica of {health.primary} can be promoted "
+                f"(in sync: {', '.join(health.in_sync_replicas) or 'none'})"
+            )
+    return to, problems
+
+
+@check("failover.preflight_ok")
+def preflight_ok(ctx: Context, to: str | None = None) -> Outcome:
+    """Quorum, every Sentinel agreeing, no failover running, and a promotable in-sync target."""
+    f, h = ctx.health()
+    target, problems = preflight(ctx.inv, f, h, to)
+    data = {"primary": h.primary, "target": target, "in_sync": h.in_sync_replicas}
+    if problems:
+        return Outcome(False, "; ".join(problems), data)
+    who = target or f"Sentinel's choice among {', '.join(h.in_sync_replicas)}"
+    return Outcome(True, f"primary {h.primary}; switch to {who}", data)
+
+
+def _require_preflight(ctx: Context, to: str | None) -> tuple[ClusterFacts, Health]:
+    f, h = ctx.health()
+    _, problems = preflight(ctx.inv, f, h, to)
+    if problems:
+        raise GuardRefused("refusing to fail over: " + "; ".join(problems), code=2)
+    return f, h
+
+
+# --- steering Sentinel's choice ----------------------------------------------------------------
+
+
+def _describe_steer(ctx: Context, to: str | None = None) -> str:
+    if not to:
+        return "nothing to do (no --to): Sentinel picks the replica"
+    return f"set replica-priority {STEER_PRIORITY} on {to} so Sentinel promotes it (restored later)"
+
+
+@action("failover.steer", describe=_describe_steer)
+def steer(ctx: Context, to: str | None = None, wait_s: float = STEER_WAIT_S) -> Outcome:
+    """Make Sentinel pick `to`: give it the lowest replica-priority and wait until they see it."""
+    if not to:
+        return Outcome(True, "no --to given: Sentinel will choose the replica itself")
+    inv = ctx.inv
+    f, h = _require_preflight(ctx, to)
+    restore: dict[str, int] = dict(ctx.state.get("priority_restore") or {})
+    changes: dict[str, int] = {}
+    for n in f.nodes:
+        if n.name == h.primary or not n.up or n.replica_priority is None:
+            continue
+        if n.name == to and n.replica_priority != STEER_PRIORITY:
+            changes[n.name] = STEER_PRIORITY
+        elif n.name != to and 0 < n.replica_priority <= STEER_PRIORITY:
+            changes[n.name] = inv.settings.replica_priority  # a rival as preferred as the target
+        if n.name in changes:
+            restore.setdefault(n.name, n.replica_priority)
+    for name, prio in changes.items():
+        c = client(inv, inv.node(name), timeout=2.0)
+        try:
+            c.config_set("replica-priority", prio)
+        finally:
+            c.close()
+    ctx.state["priority_restore"] = restore
+    want = {name: prio for name, prio in changes.items()}
+    want.setdefault(to, STEER_PRIORITY)
+    seen = _wait_sentinels_see_priority(inv, want, wait_s)
+    data = {"set": changes, "restore": restore, "sentinels_see_it_after_s": seen}
+    if seen is None:
+        return Outcome(
+            False,
+            f"Sentinels did not report replica-priority {STEER_PRIORITY} for {to} within "
+            f"{wait_s:.0f} s (they re-read replica INFO every 10 s)",
+            data,
+        )
+    return Outcome(True, f"{to} has replica-priority {STEER_PRIORITY}; Sentinels see it", data)
+
+
+def _wait_sentinels_see_priority(
+    inv: Inventory, want: dict[str, int], wait_s: float
+) -> float | None:
+    """Seconds until every Sentinel's SENTINEL REPLICAS shows the wanted priorities (or None)."""
+    t0 = time.monotonic()
+    addrs = {inv.node(n).address: p for n, p in want.items()}
+    while True:
+        ok = True
+        for s in inv.sentinels:
+            c = client(inv, s, timeout=1.0)
+            try:
+                reps = c.execute_command("SENTINEL", "REPLICAS", inv.master_name)
+            except (redis.RedisError, OSError):
+                ok = False
+                break
+            finally:
+                c.close()
+            seen = {}
+            for r in reps:
+                d = r if isinstance(r, dict) else dict(zip(r[::2], r[1::2], strict=False))
+                seen[f"{d.get('ip')}:{d.get('port')}"] = int(d.get("slave-priority", -1))
+            if any(seen.get(a) != p for a, p in addrs.items()):
+                ok = False
+                break
+        if ok:
+            return round(time.monotonic() - t0, 3)
+        if time.monotonic() - t0 > wait_s:
+            return None
+        time.sleep(0.2)
+
+
+@action("failover.restore_priority")
+def restore_priority(ctx: Context) -> Outcome:
+    """Put back every replica-priority the steer step changed (no-op when none was)."""
+    restore: dict[str, int] = dict(ctx.state.get("priority_restore") or {})
+    if not restore:
+        return Outcome(True, "no replica-priority was changed: nothing to restore")
+    done, failed = [], []
+    for name, prio in restore.items():
+        c = client(ctx.inv, ctx.inv.node(name), timeout=2.0)
+        try:
+            c.config_set("replica-priority", prio)
+            done.append(f"{name}={prio}")
+        except (redis.RedisError, OSError) as e:
+            failed.append(f"{name}: {describe_error(e)}")
+        finally:
+            c.close()
+    if failed:
+        ctx.state["priority_restore"] = {k: v for k, v in restore.items() if f"{k}=" not in done}
+        return Outcome(False, f"could not restore replica-priority on {'; '.join(failed)}")
+    ctx.state["priority_restore"] = {}
+    return Outcome(True, f"replica-priority restored: {', '.join(done)}", {"restored": restore})
+
+
+# --- the switch --------------------------------------------------------------------------------
+
+
+@dataclass
+class SwitchResult:
+    """What the switch did and how long each part took (seconds since writes paused)."""
+
+    old_primary: str
+    new_primary: str
+    via: str
+    pause_ms: int
+    synced_s: float = 0.0
+    failover_sent_s: float = 0.0
+    promoted_s: float = 0.0
+    unpaused_s: float = 0.0
+    clients_killed: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_via(inv: Inventory, facts: ClusterFacts, via: str | None) -> Endpoint:
+    """The Sentinel to send SENTINEL FAILOVER to: `via`, else the last one that answers.
+
+    The Sentinel that leads a failover lists the new primary in SENTINEL MASTERS (what redis-py
+    discovers with) only at +failover-end, after it reconfigured every other replica (~1 s more);
+    the others switch within ~50 ms of the promotion. Apps list Sentinels in inventory order and
+    redis-py asks the first that answers, so the leader should be the last one.
+    """
+    if via:
+        return inv.sentinel(via)
+    up = [s for s in facts.sentinels if s.up]
+    if not up:
+        raise ClusterError("no Sentinel answers")
+    return inv.sentinel(up[-1].name)
+
+
+def _offset(c: redis.Redis, key: str) -> int:
+    info = c.info("replication")
+    return int(info.get(key, -1))
+
+
+def _majority_names(inv: Inventory, sentinels: dict[str, redis.Redis], exclude: str) -> str | None:
+    """The node a majority of Sentinels name as primary if it is not `exclude`, else None."""
+    votes: dict[str, int] = {}
+    for c in sentinels.values():
+        try:
+            addr = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", inv.master_name)
+        except (redis.RedisError, OSError):
+            continue
+        if addr:
+            votes[f"{addr[0]}:{addr[1]}"] = votes.get(f"{addr[0]}:{addr[1]}", 0) + 1
+    for a, n in votes.items():
+        name = inv.name_of(a)
+        if n >= healthmod.majority(len(inv.sentinels)) and name != exclude:
+            return name
+    return None
+
+
+def switchover(
+    ctx: Context, *, to: str | None = None, pause_ms: int = PAUSE_MS, via: str | None = None
+) -> SwitchResult:
+    """Pause, catch up, SENTINEL FAILOVER, demote + drop clients at promotion, unpause."""
+    inv = ctx.inv
+    f, h = _require_preflight(ctx, to)
+    assert h.primary is not None
+    old = inv.node(h.primary)
+    replicas = [inv.node(n) for n in h.in_sync_replicas]
+    leader = choose_via(inv, f, via)
+    res = SwitchResult(old_primary=old.name, new_primary="", via=leader.name, pause_ms=pause_ms)
+    # Connect to everything before pausing: no handshake inside the stall.
+    pc = client(inv, old, timeout=1.0)
+    rcs = {r.name: client(inv, r, timeout=0.5) for r in replicas}
+    scs = {s.name: client(inv, s, timeout=0.3) for s in inv.sentinels}
+    for c in (pc, *rcs.values(), scs[leader.name]):
+        c.ping()
+    paused = False
+    t0 = time.monotonic()
+    try:
+        pc.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
+        paused = True
+        t0 = time.monotonic()
+        ctx.state["writes_paused_on"] = old.name
+        ctx.state["pause_expires_at"] = time.time() + pause_ms / 1000
+        ctx.log(f"writes paused on {old.name} for at most {pause_ms} ms")
+        hold = float(os.environ.get(HOLD_ENV) or 0)
+        if hold:
+            time.sleep(hold)
+        # 1. every in-sync replica holds every acknowledged write
+        target_off = _offset(pc, "master_repl_offset")
+        deadline = t0 + SYNC_TIMEOUT_S
+        while True:
+            res.offsets = {n: _offset(c, "slave_repl_offset") for n, c in rcs.items()}
+            behind = {n: target_off - o for n, o in res.offsets.items() if o < target_off}
+            if not behind:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"replicas did not catch up with {old.name} within {SYNC_TIMEOUT_S} s "
+                    f"(bytes behind: {behind}); nothing was switched"
+                )
+            time.sleep(0.002)
+        res.synced_s = round(time.monotonic() - t0, 3)
+        # 2. Sentinel promotes a replica
+        try:
+            scs[leader.name].execute_command("SENTINEL", "FAILOVER", inv.master_name)
+        except redis.ResponseError as e:
+            raise ClusterError(f"{leader.name} refused SENTINEL FAILOVER: {e}") from None
+        res.failover_sent_s = round(time.monotonic() - t0, 3)
+        deadline = t0 + pause_ms / 1000 - MARGIN_S
+        new_name = None
+        while new_name is None:
+            new_name = _majority_names(inv, scs, exclude=old.name)
+            if new_name is None:
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"no Sentinel majority named a new primary within {pause_ms} ms of the "
+                        f"pause; writes were unpaused on {old.name}. The failover may still "
+                        "complete: run `invoke failover.verify` before retrying"
+                    )
+                time.sleep(0.01)
+        res.promoted_s = round(time.monotonic() - t0, 3)
+        res.new_primary = new_name
+        if to and new_name != to:
+            res.notes.append(f"Sentinel promoted {new_name}, not {to}")
+        new = inv.node(new_name)
+        # 3. demote the old primary at once, point the other replicas at the new one, and drop
+        # the old primary's clients so they ask the Sentinels again.
+        pc.execute_command("REPLICAOF", new.host, new.port)
+        for name, c in rcs.items():
+            if name == new_name:
+                continue
+            try:
+                c.execute_command("REPLICAOF", new.host, new.port)
+            except (redis.RedisError, OSError) as e:
+                res.notes.append(f"{name}: REPLICAOF {new.name} failed ({describe_error(e)})")
+        killed = pc.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        killed += pc.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes")
+        res.clients_killed = int(killed)
+        ctx.state["old_primary"] = old.name
+        ctx.state["new_primary"] = new_name
+    finally:
+        if paused:
+            try:
+                pc.execute_command("CLIENT", "UNPAUSE")
+                res.unpaused_s = round(time.monotonic() - t0, 3)
+                ctx.state.pop("writes_paused_on", None)
+            except (redis.RedisError, OSError) as e:
+                ctx.log(
+                    f"could not unpause {old.name} ({describe_error(e)}): the pause expires by "
+                    f"itself {pause_ms} ms after it began"
+                )
+        for c in (pc, *rcs.values(), *scs.values()):
+            c.close()
+    return res
+
+
+def _describe_switch(
+    ctx: Context, pause_ms: int = PAUSE_MS, to: str | None = None, via: str | None = None
+) -> str:
+    f, h = ctx.health()
+    try:
+        leader = choose_via(ctx.inv, f, via).name
+    except ClusterError:
+        leader = "?"
+    target = to or f"the replica Sentinel picks ({', '.join(h.in_sync_replicas) or 'none'})"
+    return (
+        f"CLIENT PAUSE {pause_ms} WRITE on {h.primary}; wait for replica offsets; "
+        f"SENTINEL FAILOVER via {leader} -> {target}; REPLICAOF + CLIENT KILL on {h.primary}; "
+        "CLIENT UNPAUSE"
+    )
+
+
+@action("failover.switch", describe=_describe_switch)
+def switch(
+    ctx: Context, pause_ms: int = PAUSE_MS, to: str | None = None, via: str | None = None
+) -> Outcome:
+    """The zero-loss switch: writes paused only between the pause and the demotion."""
+    if pause_ms < 1000 or pause_ms > 30000:
+        raise GuardRefused(f"pause_ms must be between 1000 and 30000 (got {pause_ms})")
+    r = switchover(ctx, to=to, pause_ms=pause_ms, via=via)
+    msg = (
+        f"{r.new_primary} is the primary (was {r.old_primary}); writes paused "
+        f"{r.unpaused_s:.2f} s (caught up {r.synced_s:.3f} s, promoted {r.promoted_s:.2f} s, "
+        f"{r.clients_killed} client(s) dropped)"
+    )
+    if r.notes:
+        msg += "; " + "; ".join(r.notes)
+    return Outcome(True, msg, r.to_dict())
+
+
+# --- after the switch --------------------------------------------------------------------------
+
+
+def _roles(ctx: Context) -> tuple[str | None, str | None]:
+    return ctx.state.get("old_primary"), ctx.state.get("new_primary")
+
+
+@check("failover.old_primary_replicates")
+def old_primary_replicates(ctx: Context, old: str | None = None) -> Outcome:
+    """The old primary is a replica of the current primary with its link up."""
+    old = old or ctx.state.get("old_primary")
+    if not old:
+        return Outcome(False, "which node was the old primary is unknown (no switch recorded)")
+    ctx.inv.node(old)
+    f, h = ctx.health()
+    n = f.node(old)
+    if not n.up:
+        return Outcome(False, f"{old} is down: {n.error}")
+    if n.role != "replica" or n.replicating_from != h.primary:
+        return Outcome(
+            False, f"{old} is a {n.role} replicating from {n.replicating_from}, not {h.primary}"
+        )
+    if not n.link_up or n.sync_in_progress:
+        return Outcome(False, f"{old}: replication from {h.primary} not up yet")
+    return Outcome(True, f"{old} replicates from the new primary {h.primary}")
+
+
+# --- after an automatic failover ---------------------------------------------------------------
+
+
+def _last_failover(ctx: Context) -> tuple[events.Failover | None, list[str]]:
+    evs, missing = events.read_events(ctx.inv)
+    s = ctx.inv.settings
+    fo = events.last_failover(
+        evs,
+        ctx.inv.master_name,
+        down_after_ms=s.down_after_ms,
+        failover_timeout_ms=s.failover_timeout_ms,
+    )
+    return fo, missing
+
+
+@action("failover.old_primary_status", changes=False)
+def old_primary_status(ctx: Context, old: str | None = None) -> Outcome:
+    """Where the old primary is now (replica again, still down, or a rival primary) and what to do."""
+    fo, _ = _last_failover(ctx)
+    if not old and fo and fo.old_primary:
+        old = ctx.inv.name_of(fo.old_primary)
+    if not old:
+        return Outcome(
+            True,
+            "the Sentinel logs show no failover; pass --old NODE to name the old primary",
+            {},
+        )
+    ctx.inv.node(old)
+    f, h = ctx.health()
+    n = f.node(old)
+    ctx.state["old_primary"] = old
+    data = {"old_primary": old, "up": n.up, "role": n.role, "replicating_from": n.replicating_from}
+    if not n.up:
+        return Outcome(
+            True,
+            f"{old} (the old primary) is still down. The cluster runs on "
+            f"{len(h.in_sync_replicas) + 1} node(s). Bring it back (restart the process or the "
+            f"service); Sentinel turns it into a replica of {h.primary} within ~10 s. Until then "
+            f"one more failure leaves {h.primary} refusing writes (min-replicas-to-write).",
+            data,
+        )
+    if n.role == "master":
+        return Outcome(
+            False,
+            f"{old} is up and says it is a PRIMARY while the Sentinels name {h.primary}: "
+            "split-brain. Do not demote it by hand yet: follow runbooks/split-brain.md",
+            data,
+        )
+    if n.replicating_from == h.primary and n.link_up and not n.sync_in_progress:
+        return Outcome(True, f"{old} is back as an in-sync replica of {h.primary}", data)
+    return Outcome(
+        False,
+        f"{old} is a replica of {n.replicating_from} (link {'up' if n.link_up else 'down'}"
+        f"{', syncing' if n.sync_in_progress else ''}); expected an in-sync replica of "
+        f"{h.primary}. Wait 10 s and re-run; if it persists, see runbooks/replica-rebuild.md",
+        data,
+    )
+
+
+@action("failover.timeline", changes=False)
+def timeline(ctx: Context) -> Outcome:
+    """The Sentinel events of the last failover and its measured durations."""
+    fo, missing = _last_failover(ctx)
+    if fo is None:
+        where = (
+            f"(no readable log for: {', '.join(missing)})"
+            if missing
+            else "(no +switch-master in the logs)"
+        )
+        live = _live_epochs(ctx)
+        return Outcome(
+            True,
+            f"no failover found in the Sentinel logs {where}. Live view: {live}. To catch the next "
+            "one: redis-cli -p <sentinel-port> PSUBSCRIBE '*'",
+            {"missing_logs": missing},
+        )
+    name = ctx.inv.name_of
+    lines = [
+        f"{fo.kind} failover: {name(fo.old_primary)} -> {name(fo.new_primary)}, "
+        f"led by {fo.leader or '?'}"
+    ]
+    for e in fo.events:
+        lines.append(f"  {events.fmt_ts(e.ts)}  {e.sentinel:<12} {e.name} {_short(ctx, e.text)}")
+    d = fo.durations()
+    figures = ", ".join(f"{k[:-2].replace('_', ' ')} {v:.2f} s" for k, v in d.items() if v)
+    lines.append(f"durations: {figures}")
+    if fo.crash_estimate:
+        lines.append(
+            f"the primary most likely stopped at {events.fmt_ts(fo.crash_estimate)} "
+            f"(first +sdown minus down-after {ctx.inv.settings.down_after_ms} ms)"
+        )
+    if missing:
+        lines.append(f"(no log for {', '.join(missing)}: their events are missing)")
+    ctx.log("\n".join(lines))
+    ctx.state["failover"] = {"old": name(fo.old_primary), "new": name(fo.new_primary), **d}
+    return Outcome(True, lines[0] + "; " + figures, fo.to_dict())
+
+
+def _short(ctx: Context, text: str) -> str:
+    """Replace host port pairs with node names so the timeline reads at 3 a.m."""
+    for n in (*ctx.inv.nodes, *ctx.inv.sentinels):
+        text = text.replace(f"{n.host}:{n.port} {n.host} {n.port}", n.name)
+        text = text.replace(f"{n.host} {n.port}", n.name)
+    return text[:90]
+
+
+def _live_epochs(ctx: Context) -> str:
+    f = ctx.facts(detail=False)
+    return ", ".join(
+        f"{s.name}: {s.primary_name or '?'} epoch {s.config_epoch}" if s.up else f"{s.name}: down"
+        for s in f.sentinels
+    )
