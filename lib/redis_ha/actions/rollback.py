@@ -32,6 +32,8 @@ from redis_ha.inventory import Endpoint, Inventory
 
 PROBE_PREFIX = "session:redis-ha-rollback-probe:"
 PROBE_TTL_MS = 60_000
+# The tool's own keys (cluster lock, probes) stay where they are: a copied lock would be stale.
+TOOL_PREFIXES = (b"redis-ha-runbooks:", PROBE_PREFIX.encode())
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
@@ -278,8 +280,7 @@ def copy_keys(
         cursor = 0
         while True:
             cursor, keys = a.scan(cursor=cursor, match=match, count=batch)
-            probe = PROBE_PREFIX.encode()
-            keys = [k for k in keys if not _as_bytes(k).startswith(probe)]
+            keys = [k for k in keys if not _as_bytes(k).startswith(TOOL_PREFIXES)]
             keys = keys[: max(0, max_keys - copied)]
             if keys:
                 p = a.pipeline(transaction=False)
