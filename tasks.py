@@ -3,10 +3,13 @@
 from invoke import Collection
 
 from redis_ha.cli import cluster, drill, lab
+from redis_ha.cli import labtools as labtools_cli
 
 ns = Collection()
 ns.add_task(cluster.status)
 ns.add_task(cluster.health)
 ns.add_collection(cluster.config)
+lab.lab.add_task(labtools_cli.traffic)
+lab.lab.add_task(labtools_cli.fault)
 ns.add_collection(lab.lab)
 ns.add_collection(drill.drill)

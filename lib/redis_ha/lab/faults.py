@@ -1,0 +1,146 @@
+"""Fault injection on lab processes: what the drills and benchmarks break on purpose.
+
+Each kind is one plain function `(lab, endpoint) -> FaultResult`, registered in `KINDS`. To add a
+kind, write the function and add one entry (`KINDS["diverge"] = diverge`). Every function acts
+through `Lab`, which refuses inventories that are not `lab: true`.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis_ha import facts as factsmod
+from redis_ha.errors import InventoryError, LabError
+from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.lab.cluster import Lab, pid_frozen
+
+
+@dataclass
+class FaultResult:
+    """What was done to which process, for the operator and for scripts."""
+
+    kind: str
+    node: str
+    address: str
+    pid: int | None
+    role: str  # what the process was before the fault: master | replica | sentinel | unknown
+    did: str  # one sentence
+    new_pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        where = f"{self.node} ({self.address}, pid {self.pid}, was {self.role})"
+        return f"{self.kind}: {where}: {self.did}"
+
+
+Fault = Callable[[Lab, Endpoint], FaultResult]
+
+
+def endpoint(inv: Inventory, name: str) -> Endpoint:
+    """A Redis node or Sentinel by name, or a clear error listing the known names."""
+    for ep in (*inv.nodes, *inv.sentinels, *((inv.single,) if inv.single else ())):
+        if ep.name == name:
+            return ep
+    known = ", ".join(e.name for e in (*inv.nodes, *inv.sentinels))
+    raise InventoryError(f"unknown node {name!r} (this inventory has: {known})")
+
+
+def is_sentinel(lab: Lab, ep: Endpoint) -> bool:
+    return ep in lab.inv.sentinels
+
+
+def role_of(lab: Lab, ep: Endpoint) -> str:
+    """The role the process has right now, asked with a short timeout (a frozen one: unknown)."""
+    if is_sentinel(lab, ep):
+        return "sentinel"
+    pid = lab.pid(ep.name)
+    if pid is not None and pid_frozen(pid):
+        return "unknown (frozen)"
+    f = factsmod.node_facts(lab.inv, ep, timeout=0.3)
+    return f.role or "unknown"
+
+
+def _running_pid(lab: Lab, ep: Endpoint) -> int:
+    pid = lab.pid(ep.name)
+    if pid is None:
+        raise LabError(f"{ep.name} is not running (start it with: invoke lab.up)")
+    return pid
+
+
+def crash(lab: Lab, ep: Endpoint) -> FaultResult:
+    """SIGKILL: the process dies at once, like a kernel OOM kill or a host crash."""
+    pid = _running_pid(lab, ep)
+    role = role_of(lab, ep)
+    lab.stop(ep.name, kill=True)
+    return FaultResult("crash", ep.name, ep.address, pid, role, "killed with SIGKILL")
+
+
+def freeze(lab: Lab, ep: Endpoint) -> FaultResult:
+    """SIGSTOP: the process hangs with its sockets open, like a stuck VM or a long GC pause."""
+    pid = _running_pid(lab, ep)
+    if pid_frozen(pid):
+        return FaultResult("freeze", ep.name, ep.address, pid, "unknown (frozen)", "already frozen")
+    role = role_of(lab, ep)
+    lab.signal(ep.name, signal.SIGSTOP)
+    return FaultResult(
+        "freeze", ep.name, ep.address, pid, role, "frozen with SIGSTOP (undo: --kind resume)"
+    )
+
+
+def resume(lab: Lab, ep: Endpoint) -> FaultResult:
+    """SIGCONT: a frozen process runs again, unaware that time has passed."""
+    pid = _running_pid(lab, ep)
+    if not pid_frozen(pid):
+        return FaultResult(
+            "resume", ep.name, ep.address, pid, role_of(lab, ep), "was not frozen: nothing to do"
+        )
+    lab.signal(ep.name, signal.SIGCONT)
+    return FaultResult(
+        "resume", ep.name, ep.address, pid, "unknown (frozen)", "resumed with SIGCONT"
+    )
+
+
+def restart_empty(lab: Lab, ep: Endpoint) -> FaultResult:
+    """Kill, then start again at once from the node's own config file with no data.
+
+    This is what a platform restart policy does to a node without persistence: the process comes
+    back within a second, possibly still believing it is the primary, and empty.
+    """
+    pid = _running_pid(lab, ep)
+    role = role_of(lab, ep)
+    lab.stop(ep.name, kill=True)
+    if is_sentinel(lab, ep):
+        new = lab.start_sentinel(ep, primary=lab.inv.nodes[0])  # existing config: `primary` unused
+    else:
+        new = lab.start_node(ep)
+    return FaultResult(
+        "restart-empty",
+        ep.name,
+        ep.address,
+        pid,
+        role,
+        f"killed and started again from its own config file with no data (pid {new})",
+        new_pid=new,
+    )
+
+
+KINDS: dict[str, Fault] = {
+    "crash": crash,
+    "freeze": freeze,
+    "resume": resume,
+    "restart-empty": restart_empty,
+}
+
+
+def inject(inv: Inventory, kind: str, node: str) -> FaultResult:
+    """Validate everything, then inflict one fault on one lab process."""
+    lab = Lab(inv)  # refuses non-lab inventories
+    fn = KINDS.get(kind)
+    if fn is None:
+        raise LabError(f"unknown fault kind {kind!r} (choose: {', '.join(KINDS)})")
+    return fn(lab, endpoint(inv, node))
