@@ -101,7 +101,7 @@ def decide(
                 "primary", None, f"{said} (this node) and no peer holds data: starting as primary"
             )
         best = _best(holders)
-        keys = ", ".join(f"{p.address} {p.keys} keys" for p in holders)
+        keys = ", ".join(f"{p.name} {p.keys} keys" for p in holders)
         return Decision(
             "handover",
             best.address,
@@ -290,7 +290,8 @@ def run(inv: Inventory, me: Endpoint, argv: list[str], *, bootstrap: bool, timeo
         took = time.monotonic() - t0
         if new:
             target = new
-            reason += f"; Sentinels failed over to {new} in {took:.1f} s: starting as its replica"
+            who = inv.name_of(new)
+            reason += f"; Sentinels failed over to {who} in {took:.1f} s: starting as its replica"
         else:
             reason += (
                 f"; no failover within {took:.0f} s ({why}): starting as replica of {target}, "
