@@ -10,6 +10,7 @@ for debugging (sprint plan, Rollback Plan step 4).
 from __future__ import annotations
 
 import dataclasses
+import re
 import socket
 import time
 import urllib.error
@@ -558,24 +559,64 @@ def report_text(ctx: Context, budget_s: float, steps: list[dict[str, Any]] | Non
     return "\n".join(lines)
 
 
+def this_run(ctx: Context, procedure: str) -> Path | None:
+    """The journal of the run in progress: the newest unfinished `procedure` run here."""
+    pat = re.compile(rf"^\d{{8}}T\d{{6}}Z-{re.escape(procedure)}(-\d+)?$")
+    for path in reversed(journalmod.runs(journal_dir(ctx))):
+        if not pat.match(path.stem):
+            continue
+        recs = journalmod.read(path)
+        start = next((r for r in recs if r["event"] == "start"), None)
+        if (
+            start
+            and start.get("inventory") == str(ctx.inv.path)
+            and not any(r["event"] == "end" for r in recs)
+        ):
+            return path
+    return None
+
+
+def step_times(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-step result and duration from a run's journal (the last record of each step wins)."""
+    steps: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r["event"] == "step-end":
+            steps[r["step"]] = {
+                "id": r["step"],
+                "status": r.get("result", "?"),
+                "duration": float(r.get("duration_s") or 0),
+                "expected_s": r.get("expected_s"),
+            }
+    return list(steps.values())
+
+
 @action("rollback.write_report", changes=False)
 def write_report(ctx: Context, budget_s: float = 1800) -> Outcome:
-    """Write the Markdown report next to the journal."""
-    d = journal_dir(ctx)
-    d.mkdir(parents=True, exist_ok=True)
+    """Write the Markdown report next to the run's journal."""
     to = ctx.state.get("rollback_to", SINGLE)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = d / f"{'rollback' if to == SINGLE else 'rollback-undo'}-{stamp}.md"
-    steps = ctx.state.get("step_times")
-    text = report_text(ctx, budget_s, steps if isinstance(steps, list) else None)
-    secrets = ctx.inv.secrets()
-    for s in secrets:
-        text = text.replace(s, "***")
+    procedure = "rollback" if to == SINGLE else "rollback-undo"
+    jpath = this_run(ctx, procedure)
+    steps = None
+    if jpath is not None:
+        recs = journalmod.read(jpath)
+        steps = step_times(recs)
+        start = next((r for r in recs if r["event"] == "start"), None)
+        if start:
+            ctx.state["rollback_started"] = float(start["ts"])
+        path = jpath.with_name(f"{jpath.stem}-report.md")
+    else:
+        d = journal_dir(ctx)
+        d.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = d / f"{stamp}-{procedure}-report.md"
+    text = report_text(ctx, budget_s, steps)
+    for secret in ctx.inv.secrets():
+        text = text.replace(secret, "***")
     path.write_text(text)
     total = time.time() - float(ctx.state.get("rollback_started", time.time()))
     ctx.state["report"] = str(path)
     return Outcome(
         True,
-        f"report written to {path} (total {total:.0f} s of {budget_s:.0f} s)",
+        f"report written to {path} (total {total:.0f} s of the {budget_s:.0f} s budget)",
         {"path": str(path)},
     )

@@ -1,0 +1,33 @@
+"""`invoke rollback` / `invoke rollback.undo`: the app back to the single instance, and forward."""
+
+from __future__ import annotations
+
+from invoke import Collection, task
+
+from redis_ha.cli.procedures import RUN_HELP, run_procedure
+
+
+@task(
+    help={**RUN_HELP, "no_warm": "do not copy live sessions into the single instance first"},
+)
+def run(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False):
+    """Roll the app back to the single Redis instance within the 30-minute budget."""
+    run_procedure(
+        "rollback",
+        inventory,
+        params={"no_warm": bool(no_warm)},
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+    )
+
+
+@task(help=RUN_HELP)
+def undo(c, inventory=None, dry_run=False, yes=False, resume=None):
+    """Undo the rollback: point the app at Sentinel discovery again, with the same checks."""
+    run_procedure("rollback-undo", inventory, dry_run=dry_run, yes=yes, resume=resume)
+
+
+rollback = Collection("rollback")
+rollback.add_task(run, default=True)
+rollback.add_task(undo)
