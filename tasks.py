@@ -29,3 +29,8 @@ cluster.config.add_task(safe_restart.render_units, "render-units")
 from redis_ha.cli import failover as failover_cli  # noqa: E402
 
 ns.add_collection(failover_cli.failover)
+
+# issue 7: the 30-minute rollback to the single instance, and its undo
+from redis_ha.cli import rollback as rollback_cli  # noqa: E402
+
+ns.add_collection(rollback_cli.rollback)
