@@ -34,3 +34,8 @@ ns.add_collection(failover_cli.failover)
 from redis_ha.cli import rollback as rollback_cli  # noqa: E402
 
 ns.add_collection(rollback_cli.rollback)
+
+# issue 5: replica rebuild
+from redis_ha.cli import replica as replica_cli  # noqa: E402
+
+ns.add_collection(replica_cli.replica)

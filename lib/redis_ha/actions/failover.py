@@ -47,7 +47,10 @@ def promotable(facts: ClusterFacts, health: Health, name: str) -> str | None:
     if name not in health.in_sync_replicas:
         src = n.replicating_from or "nothing"
         link = "up" if n.link_up else "down"
-        return f"{name} is not an in-sync replica of {health.primary} (replicates from {src}, link {link})"
+        return (
+            f"{name} is not an in-sync replica of {health.primary} "
+            f"(replicates from {src}, link {link})"
+        )
     if n.replica_priority is not None and n.replica_priority <= 0:
         return f"{name} has replica-priority 0: Sentinel will never promote it"
     return None
@@ -107,6 +110,7 @@ def preflight(
 @check("failover.preflight_ok")
 def preflight_ok(ctx: Context, to: str | None = None) -> Outcome:
     """Quorum, every Sentinel agreeing, no failover running, and a promotable in-sync target."""
+    to = to or ctx.params.get("to")
     f, h = ctx.health()
     target, problems = preflight(ctx.inv, f, h, to)
     data = {"primary": h.primary, "target": target, "in_sync": h.in_sync_replicas}
@@ -127,7 +131,8 @@ def _require_preflight(ctx: Context, to: str | None) -> tuple[ClusterFacts, Heal
 # --- steering Sentinel's choice ----------------------------------------------------------------
 
 
-def _describe_steer(ctx: Context, to: str | None = None) -> str:
+def _describe_steer(ctx: Context, to: str | None = None, wait_s: float = STEER_WAIT_S) -> str:
+    to = to or ctx.params.get("to")
     if not to:
         return "nothing to do (no --to): Sentinel picks the replica"
     return f"set replica-priority {STEER_PRIORITY} on {to} so Sentinel promotes it (restored later)"
@@ -136,6 +141,7 @@ def _describe_steer(ctx: Context, to: str | None = None) -> str:
 @action("failover.steer", describe=_describe_steer)
 def steer(ctx: Context, to: str | None = None, wait_s: float = STEER_WAIT_S) -> Outcome:
     """Make Sentinel pick `to`: give it the lowest replica-priority and wait until they see it."""
+    to = to or ctx.params.get("to")
     if not to:
         return Outcome(True, "no --to given: Sentinel will choose the replica itself")
     inv = ctx.inv
@@ -388,6 +394,8 @@ def switchover(
 def _describe_switch(
     ctx: Context, pause_ms: int = PAUSE_MS, to: str | None = None, via: str | None = None
 ) -> str:
+    to = to or ctx.params.get("to")
+    via = via or ctx.params.get("via")
     f, h = ctx.health()
     try:
         leader = choose_via(ctx.inv, f, via).name
@@ -408,6 +416,8 @@ def switch(
     """The zero-loss switch: writes paused only between the pause and the demotion."""
     if pause_ms < 1000 or pause_ms > 30000:
         raise GuardRefused(f"pause_ms must be between 1000 and 30000 (got {pause_ms})")
+    to = to or ctx.params.get("to")
+    via = via or ctx.params.get("via")
     r = switchover(ctx, to=to, pause_ms=pause_ms, via=via)
     msg = (
         f"{r.new_primary} is the primary (was {r.old_primary}); writes paused "
@@ -429,7 +439,7 @@ def _roles(ctx: Context) -> tuple[str | None, str | None]:
 @check("failover.old_primary_replicates")
 def old_primary_replicates(ctx: Context, old: str | None = None) -> Outcome:
     """The old primary is a replica of the current primary with its link up."""
-    old = old or ctx.state.get("old_primary")
+    old = old or ctx.state.get("old_primary") or ctx.params.get("old")
     if not old:
         return Outcome(False, "which node was the old primary is unknown (no switch recorded)")
     ctx.inv.node(old)
@@ -463,7 +473,8 @@ def _last_failover(ctx: Context) -> tuple[events.Failover | None, list[str]]:
 
 @action("failover.old_primary_status", changes=False)
 def old_primary_status(ctx: Context, old: str | None = None) -> Outcome:
-    """Where the old primary is now (replica again, still down, or a rival primary) and what to do."""
+    """Where the old primary is now (a replica again, down, or a rival primary); what to do."""
+    old = old or ctx.params.get("old")
     fo, _ = _last_failover(ctx)
     if not old and fo and fo.old_primary:
         old = ctx.inv.name_of(fo.old_primary)
@@ -557,4 +568,27 @@ def _live_epochs(ctx: Context) -> str:
     return ", ".join(
         f"{s.name}: {s.primary_name or '?'} epoch {s.config_epoch}" if s.up else f"{s.name}: down"
         for s in f.sentinels
+    )
+
+
+@check("failover.replicas_in_sync")
+def replicas_in_sync(ctx: Context) -> Outcome:
+    """Every replica that is up replicates from the primary, in sync; enough of them for writes."""
+    f, h = ctx.health()
+    if h.primary is None:
+        return Outcome(False, "no usable primary: " + "; ".join(h.problems[:3]))
+    up = [n.name for n in f.nodes if n.up and n.name != h.primary]
+    behind = [n for n in up if n not in h.in_sync_replicas]
+    down = [n.name for n in f.nodes if not n.up]
+    data = {"primary": h.primary, "in_sync": h.in_sync_replicas, "behind": behind, "down": down}
+    need = ctx.inv.settings.min_replicas_to_write
+    if behind:
+        return Outcome(False, f"not in sync with {h.primary}: {', '.join(behind)}", data)
+    if len(h.in_sync_replicas) < need:
+        return Outcome(
+            False, f"{h.primary} has {len(h.in_sync_replicas)} in-sync replica(s), {need} needed"
+        )
+    extra = f" ({', '.join(down)} down)" if down else ""
+    return Outcome(
+        True, f"{len(h.in_sync_replicas)} replica(s) in sync with {h.primary}{extra}", data
     )
