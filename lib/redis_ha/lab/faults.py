@@ -129,11 +129,46 @@ def restart_empty(lab: Lab, ep: Endpoint) -> FaultResult:
     )
 
 
+def diverge(lab: Lab, ep: Endpoint) -> FaultResult:
+    """A replica cut off from its primary for good, still serving its old data to readers.
+
+    Imitates a half-applied password rotation: the replica's `masterauth` no longer matches the
+    primary's password, its link drops and every reconnection fails authentication. Sentinel
+    cannot repair it (it fixes replication targets, not credentials), the replica keeps serving
+    stale sessions (replica-serve-stale-data), and it falls further behind with every write:
+    only a rebuild (a restart from the rendered config) brings it back.
+    """
+    import secrets
+
+    from redis_ha.conn import client
+
+    pid = _running_pid(lab, ep)
+    role = role_of(lab, ep)
+    if role != "replica":
+        raise LabError(f"diverge needs a replica; {ep.name} is {role}")
+    c = client(lab.inv, ep, timeout=2.0)
+    try:
+        c.config_set("masterauth", "wrong-" + secrets.token_hex(8))
+        c.execute_command("CLIENT", "KILL", "TYPE", "master")
+    finally:
+        c.close()
+    return FaultResult(
+        "diverge",
+        ep.name,
+        ep.address,
+        pid,
+        role,
+        "masterauth changed to a wrong password and the link dropped: it stays detached and "
+        "serves stale data (fix: invoke replica.rebuild --node " + ep.name + ")",
+    )
+
+
 KINDS: dict[str, Fault] = {
     "crash": crash,
     "freeze": freeze,
     "resume": resume,
     "restart-empty": restart_empty,
+    "diverge": diverge,
 }
 
 

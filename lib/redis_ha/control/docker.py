@@ -1,0 +1,15 @@
+"""Containers (one per node): docker restart / run. Not implemented yet.
+
+Every operation raises a ControlError saying "not supported yet", so a procedure stops before
+its first side effect on such a node and the runbook's by-hand instructions take over.
+"""
+
+from __future__ import annotations
+
+from redis_ha.control.base import Control
+
+
+class DockerControl(Control):
+    """Placeholder: refuses every operation with a clear message."""
+
+    backend = "docker"
