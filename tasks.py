@@ -2,8 +2,10 @@
 
 from invoke import Collection
 
-from redis_ha.cli import cluster, drill, lab
+from redis_ha.cli import check, cluster, drill, lab
+from redis_ha.cli import journal as journal_cli
 from redis_ha.cli import labtools as labtools_cli
+from redis_ha.cli import runbooks as runbooks_cli
 
 ns = Collection()
 ns.add_task(cluster.status)
@@ -13,6 +15,9 @@ lab.lab.add_task(labtools_cli.traffic)
 lab.lab.add_task(labtools_cli.fault)
 ns.add_collection(lab.lab)
 ns.add_collection(drill.drill)
+ns.add_task(check.check)
+ns.add_collection(runbooks_cli.runbooks)
+ns.add_collection(journal_cli.journal)
 
 # issue 8: an empty primary restarting before Sentinel notices (drill + start units)
 from redis_ha.cli import safe_restart  # noqa: E402
@@ -29,3 +34,8 @@ ns.add_collection(failover_cli.failover)
 from redis_ha.cli import rollback as rollback_cli  # noqa: E402
 
 ns.add_collection(rollback_cli.rollback)
+
+# issue 5: replica rebuild
+from redis_ha.cli import replica as replica_cli  # noqa: E402
+
+ns.add_collection(replica_cli.replica)
