@@ -12,7 +12,8 @@ import socket
 
 import redis
 
-from redis_ha.actions.registry import Context, Outcome, check
+from redis_ha import ui
+from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import ClusterError
 from redis_ha.facts import ClusterFacts, NodeFacts
@@ -123,6 +124,8 @@ def writes_accepted(ctx: Context) -> Outcome:
         _, _, p = current_primary(ctx)
     except ClusterError as e:
         return Outcome(False, str(e), {})
+    if ctx.dry_run:
+        return Outcome(True, f"would write a probe key on {p.name} (skipped: dry run)", {})
     ep = ctx.inv.node(p.name)
     c = client(ctx.inv, ep, timeout=1.0)
     value = f"{socket.gethostname()}:{os.getpid()}"
@@ -133,6 +136,30 @@ def writes_accepted(ctx: Context) -> Outcome:
     finally:
         c.close()
     return Outcome(True, f"{p.name} accepted a probe write", {"primary": p.name})
+
+
+@check("cluster.replicas_in_sync")
+def replicas_in_sync(ctx: Context) -> Outcome:
+    """Every node but the primary is up and an in-sync replica of it."""
+    try:
+        f, h, p = current_primary(ctx)
+    except ClusterError as e:
+        return Outcome(False, str(e))
+    others = [n.name for n in f.nodes if n.name != p.name]
+    behind = [n for n in others if n not in h.in_sync_replicas]
+    data = {"primary": p.name, "in_sync": h.in_sync_replicas, "not_in_sync": behind}
+    if behind:
+        why = [x for x in h.problems if any(x.startswith(b) or b in x for b in behind)]
+        return Outcome(False, "; ".join(why) or f"not in sync: {', '.join(behind)}", data)
+    return Outcome(True, f"{', '.join(others)} in sync with {p.name}", data)
+
+
+@action("cluster.show_status", changes=False)
+def show_status(ctx: Context) -> Outcome:
+    """Print the status tables (nodes, Sentinels, verdict): read-only."""
+    f, h = ctx.health()
+    ui.status_tables(f, h)
+    return Outcome(True, f"{h.level}: primary {h.primary or 'none'}", {"level": h.level})
 
 
 def _node(ctx: Context, node: str) -> tuple[ClusterFacts, NodeFacts]:

@@ -1,0 +1,42 @@
+"""How every procedure task runs its playbook: one call, one exit code, no traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke.exceptions import Exit
+
+from redis_ha.cli.common import load_inventory
+from redis_ha.errors import HAError
+from redis_ha.runner import run_playbook
+
+RUN_HELP = {
+    "inventory": "inventory file (default: $REDIS_HA_INVENTORY or inventories/lab.yaml)",
+    "dry_run": "gather facts, check guards and print the plan; change nothing",
+    "yes": "answer yes to every prompt (and undo automatically on failure)",
+    "resume": "continue an interrupted run (journal run id, or 'latest') from its first "
+    "unfinished step",
+}
+
+
+def run_procedure(
+    name: str,
+    inventory: str | None,
+    *,
+    params: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str | None = None,
+) -> None:
+    """Run a playbook by name (or path) as a task: raises invoke.Exit with the run's exit code."""
+    try:
+        inv = load_inventory(inventory)
+        code = run_playbook(
+            name, inv, params=params or {}, dry_run=dry_run, yes=yes, resume=resume or None
+        )
+    except HAError as e:
+        raise Exit(f"error: {e}", code=e.code) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted by the operator", code=130) from None
+    if code:
+        raise Exit(code=code)

@@ -1,0 +1,116 @@
+"""`invoke runbooks.*`: validate, list, show and run the runbook/playbook pairs."""
+
+from __future__ import annotations
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+from rich.table import Table
+
+from redis_ha import playbook as playbookmod
+from redis_ha import ui
+from redis_ha.cli.common import expected_errors
+from redis_ha.cli.procedures import RUN_HELP, run_procedure
+
+
+@task()
+def check(c):
+    """Validate every runbook/playbook pair (steps, order, actions, args); exit 1 on problems."""
+    problems = playbookmod.check_all()
+    for p in problems:
+        print(p)
+    pbs = playbookmod.discover()
+    if problems:
+        raise Exit(f"runbooks.check: {len(problems)} problem(s) in {len(pbs)} playbook(s)", code=1)
+    print(f"runbooks.check: {len(pbs)} playbook(s) and their runbooks are consistent")
+
+
+@task()
+@expected_errors
+def list_(c):
+    """List the procedures: name, title, when to use it, expected duration."""
+    t = Table(title="Procedures (invoke runbooks.show NAME)", title_justify="left")
+    t.add_column("name", no_wrap=True)
+    for col in ("title", "when to use it", "duration", "steps", "changes"):
+        t.add_column(col)
+    for p in playbookmod.discover():
+        pb, _ = playbookmod.validate(p)
+        if pb is None:
+            t.add_row(p.stem, "[red](invalid: run invoke runbooks.check)[/]", "", "", "", "")
+            continue
+        m = pb.runbook.meta
+        t.add_row(
+            pb.name,
+            pb.title,
+            str(m.get("when", "")),
+            str(m.get("duration", "")),
+            str(len(pb.steps)),
+            "yes (locks)" if pb.changes else "no",
+        )
+    ui.console.print(t)
+
+
+@task(help={"name": "procedure name (see runbooks.list) or a playbook path"})
+@expected_errors
+def show(c, name):
+    """Render one runbook (rich Markdown), with each step's mechanics from the playbook."""
+    path = playbookmod.playbook_path(name)
+    if not path.exists():
+        playbookmod.load(name)  # raises the readable "no playbook" error
+    pb, problems = playbookmod.validate(path)
+    if pb is None:
+        raise Exit("\n".join(str(p) for p in problems), code=1)
+    rb = pb.runbook
+    m = rb.meta
+    ui.console.rule(f"[bold]{rb.title}[/]", align="left")
+    ui.console.print(f"when: {m.get('when')}\nduration: {m.get('duration')}")
+    if pb.budget_s:
+        ui.console.print(f"time budget: {pb.budget_s:g} s")
+    ui.console.print(
+        f"changes the cluster: {'yes (takes the cluster lock)' if pb.changes else 'no'}"
+    )
+    if rb.intro:
+        ui.markdown(rb.intro)
+    for i, s in enumerate(pb.steps, 1):
+        r = rb.step(s.id)
+        ui.markdown(f"## {i}. {r.title if r else s.id}")
+        if r:
+            ui.markdown(r.text)
+        mech = []
+        if s.guard:
+            mech.append("guards: " + ", ".join(g.name for g in s.guard))
+        if s.action:
+            mech.append(f"action: {s.action}" + (" (asks first)" if s.confirm else ""))
+        if s.verify:
+            mech.append("verifies: " + ", ".join(v.name for v in s.verify))
+        if s.undo:
+            mech.append(f"undo: {s.undo.name}")
+        if mech:
+            ui.console.print("[dim]  " + " · ".join(mech) + "[/]")
+    for p in problems:
+        ui.console.print(f"[red]problem:[/] {p}")
+
+
+@task(
+    help={
+        **RUN_HELP,
+        "name": "procedure name or playbook path",
+        "param": "a procedure parameter as key=value (repeatable)",
+    },
+    iterable=["param"],
+)
+def run(c, name, inventory=None, dry_run=False, yes=False, resume=None, param=None):
+    """Run any procedure by name or playbook path (procedure tasks are shortcuts for this)."""
+    params = {}
+    for kv in param or []:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            raise Exit(f"error: --param {kv!r} must be key=value", code=2)
+        params[k.strip().replace("-", "_")] = v
+    run_procedure(name, inventory, params=params, dry_run=dry_run, yes=yes, resume=resume)
+
+
+runbooks = Collection("runbooks")
+runbooks.add_task(check)
+runbooks.add_task(list_, "list")
+runbooks.add_task(show)
+runbooks.add_task(run)

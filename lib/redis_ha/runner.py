@@ -1,0 +1,577 @@
+"""Execute a playbook step by step: show the runbook text, check guards, confirm, act, verify.
+
+The loop for each step, after facts and the lock are in hand:
+  text -> guards (fresh facts; a failure refuses the step) -> confirm -> action (with timeout)
+  -> verifications (polled until true or timed out) -> journal record with ctx.state.
+A failed or refused step offers to undo the completed steps in reverse order (automatic with
+--yes). `--dry-run` is the same path with the action stage replaced by "would ...". Ctrl-C, a
+quit answer or SIGTERM leave a journal that `--resume RUN` continues from the first unfinished
+step; actions themselves bound every temporary state with a timeout.
+
+Exit codes: 0 done, 1 a step failed, 2 a guard refused, 3 the operator stopped, 4 locked,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis_ha import facts as factsmod
+from redis_ha import health as healthmod
+from redis_ha import journal as journalmod
+from redis_ha import playbook as playbookmod
+from redis_ha import ui
+from redis_ha.actions import registry
+from redis_ha.actions.registry import Context, Outcome
+from redis_ha.errors import HAError
+from redis_ha.inventory import Inventory
+from redis_ha.lock import ClusterLock
+from redis_ha.playbook import CheckRef, Playbook, PlayStep
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+VERIFY_INTERVAL = 0.25
+
+
+class RunnerError(HAError):
+    """The run cannot start (no terminal, bad --resume, missing parameter)."""
+
+
+class StepFailed(Exception):
+    """A step did not do what it should; carries the message for screen and journal."""
+
+    def __init__(self, message: str, result: str = "failed") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class _Done:
+    step: PlayStep
+    state: dict[str, Any]
+
+
+@dataclass
+class Runner:
+    pb: Playbook
+    inv: Inventory
+    params: dict[str, Any]
+    dry_run: bool = False
+    yes: bool = False
+    resume: str | None = None
+    ask: bool = field(default_factory=ui.interactive)
+    ctx: Context = field(init=False)
+    jr: journalmod.Journal = field(init=False)
+    started: float = field(default_factory=time.monotonic)
+    done: list[_Done] = field(default_factory=list)
+    skip_ids: set[str] = field(default_factory=set)
+    output: list[str] = field(default_factory=list)
+    _dry_refusals: list[str] = field(default_factory=list)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def log(self, msg: str) -> None:
+        self.output.append(msg)
+        ui.console.print(f"    {msg}", soft_wrap=True)
+
+    def resolve(self, args: dict[str, Any], where: str) -> dict[str, Any]:
+        """`$name` -> ctx.state[name] if set, else ctx.params[name]."""
+        out = {}
+        for k, v in args.items():
+            if isinstance(v, str) and v.startswith("$"):
+                name = v[1:]
+                if name in self.ctx.state and self.ctx.state[name] is not None:
+                    v = self.ctx.state[name]
+                elif self.ctx.params.get(name) is not None:
+                    v = self.ctx.params[name]
+                else:
+                    opt = name.replace("_", "-")
+                    raise RunnerError(f"{where} needs {v}: pass --{opt}")
+            out[k] = v
+        return out
+
+    def run_check(self, kind: str, step: PlayStep, ref: CheckRef) -> Outcome:
+        spec = registry.CHECKS[ref.name]
+        args = self.resolve(ref.args, f"{kind} {ref.name} of step {step.id!r}")
+        try:
+            out = _call(spec.fn, ref.timeout, self.ctx, **args)
+        except HAError as e:
+            out = Outcome(False, str(e))
+        except TimeoutError:
+            out = Outcome(False, f"no answer within {ref.timeout:g} s")
+        return out
+
+    def clock(self, step_s: float, step: PlayStep) -> str:
+        """Per-step and total time, flagged against expected_s and the budget."""
+        total = time.monotonic() - self.started
+        parts = [f"step {_mmss(step_s)}"]
+        if step.expected_s and step_s > step.expected_s:
+            parts[0] = f"[yellow]step {_mmss(step_s)} ⚠ over the expected {step.expected_s:g} s[/]"
+        budget = self.pb.budget_s
+        if budget:
+            left = budget - total
+            if left < 0:
+                parts.append(
+                    f"[bold red]elapsed {_mmss(total)} — OVER the {_mmss(budget)} budget by "
+                    f"{_mmss(-left)}[/]"
+                )
+            else:
+                parts.append(
+                    f"elapsed {_mmss(total)} of {_mmss(budget)} budget, {_mmss(left)} left"
+                )
+        else:
+            parts.append(f"total {_mmss(total)}")
+        return "  ⏱ " + " · ".join(parts)
+
+    # --- main ---------------------------------------------------------------------------------
+    def run(self) -> int:
+        needs_answers = any(s.confirm for s in self.pb.steps) or self.pb.changes
+        if not (self.dry_run or self.yes or self.ask) and needs_answers:
+            raise RunnerError(
+                f"{self.pb.name} asks for confirmations and there is no terminal to ask on: "
+                "run it in a terminal, pass --yes to answer yes to every prompt, "
+                "or --dry-run to see the plan"
+            )
+        self.ctx = Context(
+            inv=self.inv,
+            params=dict(self.params),
+            dry_run=self.dry_run,
+            log=self.log,
+            yes=self.yes,
+        )
+        prior: list[dict[str, Any]] = []
+        if self.resume:
+            prior = self._load_resume()
+            self.jr = journalmod.Journal(journalmod.find(self.resume), self.inv.secrets())
+        else:
+            self.jr = journalmod.Journal.create(self.pb.name, self.inv.secrets())
+
+        facts, health = self.ctx.health()
+        self._header(health)
+        meta = {
+            **journalmod.whoami(),
+            "procedure": self.pb.name,
+            "title": self.pb.title,
+            "playbook": str(self.pb.path),
+            "runbook": str(self.pb.runbook_path),
+            "inventory": str(self.inv.path),
+            "inventory_name": self.inv.name,
+            "params": self.ctx.params,
+            "dry_run": self.dry_run,
+            "yes": self.yes,
+            "primary": health.primary,
+            "budget_s": self.pb.budget_s,
+            "facts": healthmod.status_dict(self.inv, facts, health),
+        }
+        if prior:
+            first = next((s.id for s in self.pb.steps if s.id not in self.skip_ids), None)
+            self.jr.write("resume", **meta, from_step=first, state=self.ctx.state)
+        else:
+            self.jr.write("start", **meta)
+
+        lock: ClusterLock | None = None
+        code, result, message = EXIT_FAILED, "failed", ""
+        try:
+            with _sigterm_as_interrupt():
+                if self.pb.changes and not self.dry_run:
+                    lock = ClusterLock(self.inv, self.pb.name, run_id=self.jr.run_id)
+                    lock.acquire()
+                    msg = f"lock taken ({lock.mode})"
+                    if lock.warning:
+                        ui.console.print(f"[yellow]warning:[/] {lock.warning}")
+                        msg += f": {lock.warning}"
+                    self.jr.write("lock", mode=lock.mode, message=msg)
+                code, result, message = self._steps()
+        except KeyboardInterrupt:
+            code, result = EXIT_INTERRUPTED, "interrupted"
+            message = (
+                f"interrupted; continue with: --resume {self.jr.run_id} "
+                "(guards are checked again first)"
+            )
+            self.jr.write("interrupted", message=message)
+        except HAError as e:
+            code, result, message = getattr(e, "code", 1) or 1, "error", str(e)
+            if type(e).__name__ == "LockHeld":
+                result = "locked"
+        finally:
+            if lock is not None:
+                lock.release()
+            self._finish(code, result, message)
+        return code
+
+    def _load_resume(self) -> list[dict[str, Any]]:
+        path = journalmod.find(self.resume)
+        recs = journalmod.read(path)
+        start = next((r for r in recs if r["event"] == "start"), None)
+        if start is None:
+            raise RunnerError(f"{path.name} has no start record: cannot resume it")
+        if start.get("procedure") != self.pb.name:
+            raise RunnerError(
+                f"run {path.stem} is a {start.get('procedure')} run, not {self.pb.name}"
+            )
+        if start.get("dry_run"):
+            raise RunnerError(f"run {path.stem} was a dry run: nothing to resume")
+        ends = [r for r in recs if r["event"] == "end"]
+        if ends and ends[-1].get("result") == "completed":
+            raise RunnerError(f"run {path.stem} already completed: nothing to resume")
+        done: dict[str, dict[str, Any]] = {}
+        for r in recs:
+            if r["event"] == "step-end" and r.get("result") in ("ok", "skipped"):
+                done[r["step"]] = r
+            if r["event"] == "undo" and r.get("result") == "ok":
+                done.pop(str(r.get("step")), None)
+            if r.get("state") is not None and r["event"] in ("step-end", "resume"):
+                self.ctx.state = dict(r["state"])
+        params = {**start.get("params", {}), **{k: v for k, v in self.params.items() if v}}
+        self.ctx.params = params
+        for s in self.pb.steps:
+            if s.id not in done:
+                break
+            self.skip_ids.add(s.id)
+            if done[s.id].get("result") == "ok":
+                self.done.append(_Done(s, dict(done[s.id].get("state") or {})))
+        if len(self.skip_ids) == len(self.pb.steps):
+            raise RunnerError(f"run {path.stem}: every step is done already")
+        return recs
+
+    def _header(self, health: healthmod.Health) -> None:
+        rb = self.pb.runbook
+        mode = " [bold cyan](DRY RUN: nothing will be changed)[/]" if self.dry_run else ""
+        ui.console.rule(f"[bold]{rb.title}[/]{mode}", align="left")
+        ui.console.print(f"  procedure: {self.pb.name}   run: {self.jr.run_id}")
+        ui.console.print(f"  target:    {self.inv.name} ({self.inv.path})")
+        style = ui.LEVEL_STYLE.get(health.level, "")
+        ui.console.print(
+            f"  primary:   {health.primary or 'none'}   cluster: [{style}]{health.level}[/]"
+        )
+        ui.console.print(
+            f"  operator:  {journalmod.operator()}   when to use: {rb.meta.get('when')}"
+        )
+        exp = rb.meta.get("duration")
+        budget = f"   budget: {_mmss(self.pb.budget_s)}" if self.pb.budget_s else ""
+        ui.console.print(f"  expected duration: {exp}{budget}")
+        for p in health.problems:
+            ui.console.print(f"  [yellow]![/] {p}")
+        if self.skip_ids:
+            ui.console.print(
+                f"  [bold]resuming[/]: steps already done: {', '.join(sorted(self.skip_ids))}"
+            )
+
+    # --- steps --------------------------------------------------------------------------------
+    def _steps(self) -> tuple[int, str, str]:
+        total = len(self.pb.steps)
+        changed = False  # in a dry run, guards after a changing step are only indicative
+        for i, step in enumerate(self.pb.steps, 1):
+            rstep = self.pb.runbook.step(step.id)
+            title = rstep.title if rstep else step.id
+            if step.id in self.skip_ids:
+                ui.console.print(f"[dim]Step {i}/{total}: {title} — done in the earlier run[/]")
+                continue
+            ui.step_header(i, total, title, step.id)
+            if rstep and not self.dry_run:
+                ui.markdown(rstep.text)
+            self.output = []
+            t0 = time.monotonic()
+            self.jr.write("step-start", step=step.id, index=i, title=title)
+            try:
+                if self.dry_run:
+                    self._plan(step, indicative=changed)
+                    changed = changed or step.changes
+                    continue
+                self._guards(step)
+                answer = self._confirm(step, title)
+                if answer == "skip":
+                    self._end_step(step, t0, "skipped")
+                    continue
+                if answer in ("no", "quit"):
+                    self._end_step(step, t0, "declined")
+                    if answer == "no":
+                        self._undo(f"you stopped at step {step.id!r}")
+                        return EXIT_STOPPED, "stopped", f"operator stopped at step {step.id!r}"
+                    return (
+                        EXIT_STOPPED,
+                        "stopped",
+                        f"operator quit at step {step.id!r}; continue with --resume "
+                        f"{self.jr.run_id}",
+                    )
+                self._act(step)
+                self._verify(step)
+            except StepFailed as e:
+                self._end_step(step, t0, e.result, error=str(e))
+                ui.console.print(f"  [bold red]{e.result.upper()}[/]: {e}")
+                self._undo(f"step {step.id!r} {e.result}")
+                code = EXIT_REFUSED if e.result == "refused" else EXIT_FAILED
+                return code, e.result, f"step {step.id!r}: {e}"
+            self._end_step(step, t0, "ok")
+            self.done.append(_Done(step, dict(self.ctx.state)))
+        if self.dry_run:
+            refused = self._dry_refusals
+            if refused:
+                return EXIT_REFUSED, "dry-run", "would be refused: " + "; ".join(refused)
+            return EXIT_OK, "dry-run", "plan shown, nothing changed"
+        return EXIT_OK, "completed", f"{self.pb.name} completed"
+
+    def _plan(self, step: PlayStep, *, indicative: bool) -> None:
+        for ref in step.guard:
+            out = self.run_check("guard", step, ref)
+            self.jr.write(
+                "guard", step=step.id, check=ref.name, ok=out.ok, message=out.message, data=out.data
+            )
+            note = " (now; earlier steps may change this)" if indicative and not out.ok else ""
+            ui.check_line("guard", out.ok, ref.name, out.message + note)
+            if not out.ok and not indicative:
+                self._dry_refusals.append(f"{step.id}: {out.message}")
+        if step.action:
+            spec = registry.ACTIONS[step.action]
+            try:
+                args = self.resolve(step.args, f"step {step.id!r}")
+                if spec.describe:
+                    would = spec.describe(self.ctx, **args)
+                else:
+                    shown = ", ".join(f"{k}={v}" for k, v in args.items())
+                    would = f"{step.action}({shown})"
+            except HAError as e:
+                would = f"{step.action}: {e}"
+            confirm = "asks first" if step.confirm else "no prompt"
+            ui.console.print(f"  [cyan]would:[/] {would}  [dim]({confirm})[/]", soft_wrap=True)
+            self.jr.write("plan", step=step.id, would=would)
+        for ref in step.verify:
+            ui.console.print(f"  [dim]then waits up to {ref.timeout:g} s for {ref.name}[/]")
+
+    def _guards(self, step: PlayStep) -> None:
+        failed = []
+        for ref in step.guard:
+            out = self.run_check("guard", step, ref)
+            self.jr.write(
+                "guard", step=step.id, check=ref.name, ok=out.ok, message=out.message, data=out.data
+            )
+            ui.check_line("guard", out.ok, ref.name, out.message)
+            if not out.ok:
+                failed.append(f"{ref.name}: {out.message}")
+        if failed:
+            raise StepFailed("guard refused — " + "; ".join(failed), result="refused")
+
+    def _confirm(self, step: PlayStep, title: str) -> str:
+        if not step.confirm:
+            return "yes"
+        if self.yes:
+            self.jr.write("answer", step=step.id, answer="yes", auto=True)
+            return "yes"
+        if not self.ask:
+            raise RunnerError(f"step {step.id!r} needs a confirmation and there is no terminal")
+        what = f" ({step.action})" if step.action else ""
+        answer = ui.ask_step(
+            f"Run step '{title}'{what}?", skippable=step.skippable, default_no=step.changes
+        )
+        self.jr.write("answer", step=step.id, answer=answer, auto=False)
+        return answer
+
+    def _act(self, step: PlayStep) -> None:
+        if not step.action:
+            return
+        spec = registry.ACTIONS[step.action]
+        args = self.resolve(step.args, f"step {step.id!r}")
+        ui.console.print(f"  [cyan]→[/] {step.action} {_args(args)}", soft_wrap=True)
+        try:
+            out = _call(spec.fn, step.timeout, self.ctx, **args)
+        except TimeoutError:
+            raise StepFailed(
+                f"{step.action} did not finish within {step.timeout:g} s", "timeout"
+            ) from None
+        except HAError as e:
+            raise StepFailed(str(e)) from None
+        except Exception as e:  # a bug in an action: journal it, fail the step, offer undo
+            tb = traceback.format_exc(limit=5)
+            self.output.append(tb)
+            raise StepFailed(f"unexpected error in {step.action}: {type(e).__name__}: {e}") from e
+        if out.message:
+            self.output.append(out.message)
+        if not out.ok:
+            raise StepFailed(out.message or f"{step.action} reported failure")
+        ui.console.print(f"  [green]✓[/] {out.message or 'done'}", soft_wrap=True)
+
+    def _verify(self, step: PlayStep) -> None:
+        for ref in step.verify:
+            t0 = time.monotonic()
+            deadline = t0 + ref.timeout
+            while True:
+                out = self.run_check("verify", step, ref)
+                if out.ok or time.monotonic() >= deadline:
+                    break
+                time.sleep(VERIFY_INTERVAL)
+            waited = time.monotonic() - t0
+            self.jr.write(
+                "verify",
+                step=step.id,
+                check=ref.name,
+                ok=out.ok,
+                message=out.message,
+                waited_s=round(waited, 3),
+            )
+            ui.check_line("verify", out.ok, ref.name, f"{out.message} ({waited:.1f} s)")
+            if not out.ok:
+                raise StepFailed(
+                    f"{ref.name} still not true after {ref.timeout:g} s: {out.message}",
+                    "failed",
+                )
+
+    def _end_step(self, step: PlayStep, t0: float, result: str, error: str | None = None) -> None:
+        dur = time.monotonic() - t0
+        over = bool(step.expected_s and dur > step.expected_s)
+        self.jr.write(
+            "step-end",
+            step=step.id,
+            result=result,
+            duration_s=round(dur, 3),
+            expected_s=step.expected_s,
+            over_expected=over,
+            output=self.output,
+            error=error,
+            state=self.ctx.state,
+            elapsed_s=round(time.monotonic() - self.started, 3),
+        )
+        if result in ("ok", "skipped"):
+            ui.console.print(self.clock(dur, step))
+        if over:
+            self.jr.write(
+                "note", step=step.id, message=f"took {dur:.1f} s, expected {step.expected_s:g} s"
+            )
+
+    def _undo(self, why: str) -> None:
+        todo = [d for d in reversed(self.done) if d.step.undo is not None]
+        if not todo:
+            return
+        names = ", ".join(d.step.id for d in todo)
+        if self.yes:
+            go = True
+            self.jr.write("answer", step=None, answer="undo", auto=True)
+        elif self.ask:
+            go = ui.ask_yes_no(
+                f"{why}. Undo the completed steps in reverse order ({names})?", default=True
+            )
+            self.jr.write("answer", step=None, answer="undo" if go else "keep", auto=False)
+        else:
+            go = False
+        if not go:
+            ui.console.print(f"[yellow]not undoing[/] {names}")
+            return
+        ui.console.rule("[bold]Undo[/]", align="left")
+        for d in todo:
+            assert d.step.undo is not None
+            spec = registry.ACTIONS[d.step.undo.name]
+            saved = self.ctx.state
+            self.ctx.state = {**d.state, **saved}
+            try:
+                args = self.resolve(d.step.undo.args, f"undo of {d.step.id!r}")
+                out = _call(spec.fn, d.step.timeout, self.ctx, **args)
+                res, msg = ("ok" if out.ok else "failed"), out.message
+            except (HAError, TimeoutError) as e:
+                res, msg = "failed", str(e) or "timed out"
+            except Exception as e:
+                res, msg = "failed", f"unexpected error: {type(e).__name__}: {e}"
+            self.jr.write("undo", step=d.step.id, action=spec.name, result=res, message=msg)
+            mark = "[green]✓[/]" if res == "ok" else "[red]✗[/]"
+            ui.console.print(f"  {mark} undo {d.step.id} ({spec.name}): {msg}", soft_wrap=True)
+
+    def _finish(self, code: int, result: str, message: str) -> None:
+        after: dict[str, Any] = {}
+        try:
+            f = factsmod.gather(self.inv)
+            h = healthmod.assess(self.inv, f)
+            after = {
+                "facts_after": healthmod.status_dict(self.inv, f, h),
+                "primary_after": h.primary,
+                "problems_after": h.problems,
+            }
+        except HAError as e:
+            after = {"facts_after_error": str(e)}
+        total = time.monotonic() - self.started
+        self.jr.write(
+            "end",
+            result=result,
+            exit_code=code,
+            message=message,
+            duration_s=round(total, 3),
+            **after,
+        )
+        style = "bold green" if code == 0 else "bold red"
+        ui.console.rule(align="left")
+        ui.console.print(
+            f"[{style}]{result.upper()}[/] {message}  ({_mmss(total)})", soft_wrap=True
+        )
+        ui.console.print(f"  journal: {self.jr.path}   (invoke journal.show {self.jr.run_id})")
+
+
+def _args(args: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in args.items())
+
+
+def _mmss(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = max(0.0, s)
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(s), 60)
+    return f"{m}:{sec:02d}"
+
+
+def _call(fn: Callable[..., Outcome], timeout: float, *args: Any, **kw: Any) -> Outcome:
+    """Run fn in a worker thread; TimeoutError when it takes longer than `timeout`."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["v"] = fn(*args, **kw)
+        except BaseException as e:  # handed back to the caller's thread
+            box["e"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TimeoutError
+    if "e" in box:
+        raise box["e"]
+    out = box.get("v")
+    if not isinstance(out, Outcome):
+        return Outcome(True, str(out) if out is not None else "")
+    return out
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a run like Ctrl-C: journaled, lock released, resumable."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run_playbook(
+    name: str,
+    inv: Inventory,
+    *,
+    params: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+    resume: str | None = None,
+) -> int:
+    """Run playbooks/<name>.yaml (or a playbook path) against `inv`; returns the exit code."""
+    registry.load_all()
+    pb = playbookmod.load(name)
+    clean = {k: v for k, v in (params or {}).items() if v is not None}
+    return Runner(pb, inv, clean, dry_run=dry_run, yes=yes, resume=resume).run()
