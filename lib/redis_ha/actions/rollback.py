@@ -462,9 +462,9 @@ def app_health(url: str, timeout: float = 5.0) -> tuple[bool, str]:
 
 
 @action("rollback.validate")
-def validate(ctx: Context, mode: str, timeout: float = 30) -> Outcome:
-    """Check sessions end to end in `mode` until OK or timeout; if it never works, restore."""
-    deadline = time.monotonic() + timeout
+def validate(ctx: Context, mode: str, wait_s: float = 30) -> Outcome:
+    """Check sessions end to end in `mode` until OK or `wait_s`; if it never works, restore."""
+    deadline = time.monotonic() + wait_s
     while True:
         out = sessions_ok(ctx, mode=mode)
         if out.ok or time.monotonic() > deadline:

@@ -1,0 +1,171 @@
+"""`invoke rollback` / `rollback.undo` against the real lab, with the app simulator following the
+dotenv file. Each test works on its own copy of the lab inventory whose app env file and journal
+live in tmp_path, so the shared lab's own app.env is never touched."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from redis_ha import appconfig, inventory
+from redis_ha.appconfig import envfile
+from redis_ha.inventory import Inventory
+from redis_ha.lab.cluster import Lab
+from redis_ha.lab.ports import free_ports
+from redis_ha.lab.traffic import Traffic
+from tests.conftest import run_invoke
+
+pytestmark = pytest.mark.lab
+
+
+def _derived(
+    lab: Lab, tmp_path: Path, *, app: dict[str, Any] | None = None, **top: Any
+) -> tuple[Inventory, Path]:
+    """A copy of the shared lab's inventory with its own app env file (written, Sentinel mode)."""
+    data = yaml.safe_load(lab.inv.path.read_text())
+    data["app"] = {
+        "config_backend": "envfile",
+        "env_file": str(tmp_path / "app.env"),
+        **(app or {}),
+    }
+    data.update(top)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    inv = inventory.load(path)
+    env = appconfig.write_lab_env(inv)
+    assert env is not None
+    return inv, env
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {"REDIS_HA_JOURNAL_DIR": str(tmp_path / "journal")}
+
+
+def _primary(lab: Lab) -> redis.Redis:
+    p = lab.current_primary()
+    return redis.Redis(host=p.host, port=p.port, password=lab.inv.password(), decode_responses=True)
+
+
+def _single(inv: Inventory) -> redis.Redis:
+    s = inv.single
+    assert s is not None
+    return redis.Redis(host=s.host, port=s.port, password=inv.password(), decode_responses=True)
+
+
+def test_rollback_and_undo_with_the_simulator(lab: Lab, tmp_path: Path) -> None:
+    inv, env_path = _derived(lab, tmp_path)
+    before_primary = lab.current_primary().name
+    # Sessions users have before the rollback: they must survive it (warm-up).
+    p = _primary(lab)
+    tag = tmp_path.name[-8:]
+    for i in range(200):
+        p.set(f"session:rb-{tag}:{i}", f"user-{i}", ex=600)
+    p.close()
+
+    t = Traffic(
+        inv,
+        rate=200,
+        workers=2,
+        keys=200,
+        env_file=env_path,
+        settle_s=1,
+        prefix=f"session:sim-{tag}:",
+    )
+    t.start()
+    try:
+        time.sleep(1.0)
+        r = run_invoke("rollback", "--yes", inventory=inv.path, env=_env(tmp_path), timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = r.stdout
+        assert "budget" in out and "left" in out  # the 30-minute clock is on screen
+        values = envfile.read(env_path)
+        assert appconfig.mode_of(values) == appconfig.SINGLE
+        assert "REDIS_SENTINELS" not in values and "REDIS_PASSWORD_FILE" in values
+        # The simulator followed the file to the single instance.
+        deadline = time.monotonic() + 10
+        while t.cfg.mode != "url" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert t.cfg.mode == "url", t.config_changes
+        # Sessions written before the rollback are readable on the single instance.
+        s = _single(inv)
+        assert all(s.get(f"session:rb-{tag}:{i}") == f"user-{i}" for i in range(200))
+        assert 0 < s.ttl(f"session:rb-{tag}:7") <= 600
+        s.close()
+        # The Sentinel cluster is still up, untouched.
+        assert lab.wait_ready(10).healthy
+        assert lab.current_primary().name == before_primary
+        # The report: every step's duration against the budget.
+        reports = list((tmp_path / "journal").glob("*-rollback-report.md"))
+        assert len(reports) == 1
+        text = reports[0].read_text()
+        for step in ("preflight", "warm-sessions", "switch-config", "redeploy", "validate"):
+            assert f"| {step} | ok |" in text
+        assert "of the 1800 s budget (within budget)" in text
+        assert "invoke rollback.undo" in text
+        assert (inv.password() or "no-password") not in text
+
+        r = run_invoke(
+            "rollback.undo", "--yes", inventory=inv.path, env=_env(tmp_path), timeout=180
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert appconfig.mode_of(envfile.read(env_path)) == appconfig.SENTINEL
+        deadline = time.monotonic() + 10
+        while t.cfg.mode != "sentinel" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert t.cfg.mode == "sentinel", t.config_changes
+        assert list((tmp_path / "journal").glob("*-rollback-undo-report.md"))
+    finally:
+        t.stop()
+
+
+def test_preflight_refuses_single_down_and_wrong_password(lab: Lab, tmp_path: Path) -> None:
+    # Single instance down: an address where nothing listens.
+    port = free_ports(1)[0]
+    d1 = tmp_path / "down"
+    d1.mkdir()
+    inv, env_path = _derived(lab, d1, single={"name": "legacy", "host": "127.0.0.1", "port": port})
+    original = env_path.read_bytes()
+    r = run_invoke("rollback", "--yes", inventory=inv.path, env=_env(d1))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "connection refused" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+    assert env_path.read_bytes() == original
+    assert not list(d1.glob("app.env.bak*"))
+
+    # Wrong password: the inventory reads it from an env variable the test sets wrong.
+    d2 = tmp_path / "auth"
+    d2.mkdir()
+    inv, env_path = _derived(lab, d2, auth={"password_env": "RB_TEST_PW"})
+    original = env_path.read_bytes()
+    r = run_invoke(
+        "rollback", "--yes", inventory=inv.path, env={**_env(d2), "RB_TEST_PW": "not-the-password"}
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "authentication failed" in r.stdout
+    assert env_path.read_bytes() == original
+
+
+def test_failed_redeploy_restores_the_env_file(lab: Lab, tmp_path: Path) -> None:
+    inv, env_path = _derived(lab, tmp_path, app={"restart_cmd": "false"})
+    # Extra content the rewrite must keep byte for byte, and restore exactly.
+    env_path.write_text("# app config\nexport APP='web'  # name\n" + env_path.read_text())
+    original = env_path.read_bytes()
+    s = _single(inv)
+    keys_before = s.dbsize()
+
+    r = run_invoke("rollback", "--dry-run", inventory=inv.path, env=_env(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "would:" in r.stdout
+    assert env_path.read_bytes() == original and s.dbsize() == keys_before
+
+    r = run_invoke("rollback", "--yes", "--no-warm", inventory=inv.path, env=_env(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "redeploy failed" in r.stdout and "previous app configuration restored" in r.stdout
+    assert env_path.read_bytes() == original
+    assert s.dbsize() == keys_before  # --no-warm copied nothing
+    s.close()
