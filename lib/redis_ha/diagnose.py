@@ -16,7 +16,8 @@ from redis_ha.health import Health
 from redis_ha.inventory import Inventory
 
 LAG_BYTES_REBUILD = 64 * 1024 * 1024  # far behind: a partial resync may no longer be possible
-FULL_SYNCS_LOOP = 3  # full syncs served by the primary that suggest a replica is looping
+FULL_SYNCS_LOOP = 3  # "Full resync" lines in a replica's recent log that suggest a loop
+FULL_SYNCS_MANY = 10  # full syncs served by the primary since it started: someone loops
 DEFAULT_OBL_HARD = 256 * 1024 * 1024  # Redis default client-output-buffer-limit replica hard
 
 # Log lines that explain a broken or looping replication (Redis 7.0 wording).
@@ -116,7 +117,7 @@ def rebuild_reasons(
         why.append(f"{node.name} is loading a dataset")
     if node.lag_bytes is not None and node.lag_bytes > lag_limit:
         why.append(f"{node.name} is {node.lag_bytes} bytes behind {primary.name}")
-    if ev.full_syncs is not None and ev.full_syncs >= FULL_SYNCS_LOOP and why:
+    if ev.full_syncs is not None and ev.full_syncs >= FULL_SYNCS_MANY and why:
         why.append(
             f"{primary.name} has served {ev.full_syncs} full syncs since it started "
             "(a replica stuck in a sync loop?)"

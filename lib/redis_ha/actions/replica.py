@@ -143,6 +143,8 @@ def safe_to_rebuild(ctx: Context, node: str, allow_write_outage: bool = False) -
     d = diagnosis(ctx, node, allow_write_outage)
     if d.refusals:
         return Outcome(False, "; ".join(d.refusals), d.to_dict())
+    if "restore_priority" in ctx.state:  # priority 0 is this run's own doing, not a leftover
+        d.warnings = [w for w in d.warnings if "replica-priority 0" not in w]
     extra = ("; " + "; ".join(d.warnings)) if d.warnings else ""
     return Outcome(True, f"{node} may be rebuilt from {d.primary}{extra}", d.to_dict())
 

@@ -24,6 +24,7 @@ OUTAGE_HELP = (
         "node": NODE_HELP,
         "allow_write_outage": OUTAGE_HELP,
         "force": "rebuild even when the diagnosis finds nothing wrong",
+        "sync_timeout": "seconds the full sync may take before the run fails (default 900)",
     }
 )
 def rebuild(
@@ -35,6 +36,7 @@ def rebuild(
     resume=None,
     allow_write_outage=False,
     force=False,
+    sync_timeout=900,
 ):
     """Rebuild a replica: diagnose, make it unpromotable, restart empty, full sync, restore."""
     if allow_write_outage and not dry_run:
@@ -49,6 +51,7 @@ def rebuild(
             "node": node,
             "allow_write_outage": bool(allow_write_outage),
             "force": bool(force),
+            "sync_timeout": float(sync_timeout),
         },
         dry_run=dry_run,
         yes=yes,
