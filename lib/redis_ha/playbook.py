@@ -431,8 +431,8 @@ def check_all(root: Path = ROOT) -> list[Problem]:
         if pb is not None:
             paired.add(pb.runbook_path.resolve())
     for md in sorted((root / "runbooks").glob("*.md")):
-        if md.resolve() in paired:
-            continue
+        if md.resolve() in paired or (root / "playbooks" / f"{md.stem}.yaml").exists():
+            continue  # paired, or its playbook is broken and already reported
         rb, probs = runbookmod.parse(md)
         if rb.steps or rb.meta.get("playbook"):
             problems += probs

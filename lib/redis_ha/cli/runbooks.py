@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.table import Table
@@ -12,13 +14,14 @@ from redis_ha.cli.common import expected_errors
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
 
-@task()
-def check(c):
+@task(help={"root": "folder holding runbooks/ and playbooks/ (default: this repository)"})
+def check(c, root=None):
     """Validate every runbook/playbook pair (steps, order, actions, args); exit 1 on problems."""
-    problems = playbookmod.check_all()
+    base = Path(root) if root else playbookmod.ROOT
+    problems = playbookmod.check_all(base)
     for p in problems:
         print(p)
-    pbs = playbookmod.discover()
+    pbs = playbookmod.discover(base)
     if problems:
         raise Exit(f"runbooks.check: {len(problems)} problem(s) in {len(pbs)} playbook(s)", code=1)
     print(f"runbooks.check: {len(pbs)} playbook(s) and their runbooks are consistent")
