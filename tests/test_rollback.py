@@ -37,9 +37,8 @@ def _derived(
     path = tmp_path / "inventory.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     inv = inventory.load(path)
-    env = appconfig.write_lab_env(inv)
-    assert env is not None
-    return inv, env
+    env = appconfig.write_lab_env(inv)  # None for other backends
+    return inv, env or tmp_path / "app.env"
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -169,3 +168,38 @@ def test_failed_redeploy_restores_the_env_file(lab: Lab, tmp_path: Path) -> None
     assert env_path.read_bytes() == original
     assert s.dbsize() == keys_before  # --no-warm copied nothing
     s.close()
+
+
+def test_rollback_through_railway_stand_in(lab: Lab, tmp_path: Path) -> None:
+    """The Railway backend end to end: variables via stdin, one redeploy, then the way back."""
+    import json
+    import sys
+
+    from tests.test_appconfig import STAND_IN
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "railway"
+    exe.write_text(STAND_IN.replace("#!PYTHON", f"#!{sys.executable}"))
+    exe.chmod(0o755)
+    sentinel_vars = {
+        k: v for k, v in appconfig.target_vars(lab.inv, appconfig.SENTINEL).items() if v
+    }
+    (bindir / "vars.json").write_text(json.dumps({"web": {**sentinel_vars, "OTHER": "1"}}))
+    inv, _ = _derived(
+        lab, tmp_path, app={"config_backend": "railway", "service": "web", "railway_bin": str(exe)}
+    )
+    r = run_invoke("rollback", "--yes", "--no-warm", inventory=inv.path, env=_env(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    state = json.loads((bindir / "vars.json").read_text())
+    assert state["web"] == {"OTHER": "1", "REDIS_URL": appconfig.single_url(inv)}
+    assert state["redeploys"] == ["web"]
+    calls = [json.loads(x)["argv"] for x in (bindir / "calls.jsonl").read_text().splitlines()]
+    assert all(inv.password() not in " ".join(a) for a in calls)
+    assert ["redeploy", "--service", "web", "--yes"] in calls
+
+    r = run_invoke("rollback.undo", "--yes", inventory=inv.path, env=_env(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    state = json.loads((bindir / "vars.json").read_text())
+    assert state["web"] == {**sentinel_vars, "OTHER": "1"}
+    assert state["redeploys"] == ["web", "web"]

@@ -82,7 +82,7 @@ def _backend(ctx: Context) -> appconfig.Backend:
 def _event(ctx: Context, what: str, **data: Any) -> None:
     """One line in the rollback's own timeline (ctx.state, hence journaled and resumable)."""
     ctx.state.setdefault("rollback_events", []).append(
-        {"at": time.time(), "what": what, **{k: v for k, v in data.items() if v is not None}}
+        {"at": time.time(), "what": what, **{k: v for k, v in data.items() if v not in (None, "")}}
     )
 
 
@@ -400,12 +400,21 @@ def _probe_client(ctx: Context, mode: str, values: dict[str, str] | None) -> tup
     When the configuration cannot be read (manual backend) or holds platform references this
     tool cannot resolve (Railway `${{...}}`), the inventory's view of `mode` stands in for it.
     """
-    env = dict(values or {})
+    keys = (
+        *appconfig.target_vars(ctx.inv, mode),
+        appclient.ENV_PASSWORD_FILE,
+        appclient.ENV_PASSWORD,
+    )
+    env = {k: v for k, v in (values or {}).items() if k in keys}
     if not env or any("${{" in v for v in env.values()):
         env = {k: v for k, v in appconfig.target_vars(ctx.inv, mode).items() if v is not None}
         if "${{" in env.get(appconfig.VAR_URL, ""):
             env[appconfig.VAR_URL] = appconfig.single_url(dataclasses.replace(ctx.inv, app={}))
         pw = ctx.inv.password()
+        if pw:
+            env[appclient.ENV_PASSWORD] = pw
+    elif not env.get(appclient.ENV_PASSWORD_FILE) and not env.get(appclient.ENV_PASSWORD):
+        pw = ctx.inv.password()  # the app gets it from a secret store we cannot see
         if pw:
             env[appclient.ENV_PASSWORD] = pw
     cfg = appclient.config_from_env(env)
@@ -516,7 +525,7 @@ def report_text(ctx: Context, budget_s: float, steps: list[dict[str, Any]] | Non
         f"- Inventory: `{ctx.inv.path}`",
         f"- Operator: {ctx.state.get('operator', _who())}",
         f"- Started: {_fmt_t(start)}, finished: {_fmt_t(now)}",
-        f"- Total: {total:.0f} s of the {budget_s:.0f} s budget "
+        f"- Total: {total:.1f} s of the {budget_s:.0f} s budget "
         f"({'within' if total <= budget_s else 'OVER'} budget)",
         "",
         "## Steps",
