@@ -39,3 +39,16 @@ ns.add_collection(rollback_cli.rollback)
 from redis_ha.cli import replica as replica_cli  # noqa: E402
 
 ns.add_collection(replica_cli.replica)
+
+# issue 4: failover benchmark (other benchmarks add tasks to bench_cli.bench)
+from redis_ha.cli import bench as bench_cli  # noqa: E402
+
+ns.add_collection(bench_cli.bench)
+
+# issue 6: split-brain detection and recovery; lab partitions; split-brain drills
+from redis_ha.cli import splitbrain as splitbrain_cli  # noqa: E402
+
+ns.add_collection(splitbrain_cli.splitbrain)
+lab.lab.add_task(splitbrain_cli.partition)
+lab.lab.add_task(splitbrain_cli.heal)
+drill.drill.add_task(splitbrain_cli.drill_splitbrain, "splitbrain")

@@ -33,10 +33,21 @@ class Endpoint:
     host: str
     port: int
     control: dict[str, Any] = field(default_factory=dict)
+    # The address the cluster (Sentinels, replicas) uses for this node when it differs from the
+    # one the tool uses (NAT, or the lab's partition proxies): `host:port`.
+    announce: str | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def announced(self) -> tuple[str, int]:
+        """(host, port) the cluster knows this node by: `announce` if set, else its address."""
+        if self.announce:
+            host, _, port = self.announce.rpartition(":")
+            return host, int(port)
+        return self.host, self.port
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,10 @@ class Inventory:
         """Map an address a Sentinel or replica reports back to a stable node name."""
         for n in self.nodes:
             if n.port == int(port) and _same_host(n.host, host):
+                return n
+        for n in self.nodes:
+            ahost, aport = n.announced
+            if aport == int(port) and _same_host(ahost, host):
                 return n
         return None
 
@@ -196,7 +211,7 @@ _TOP = {
     "single",
     "app",
 }
-_ENDPOINT = {"name", "host", "port", "control"}
+_ENDPOINT = {"name", "host", "port", "control", "announce"}
 _AUTH = {"password_env", "password_file"}
 _APP = {
     "config_backend",
@@ -274,9 +289,10 @@ class _Validator:
         host = self.get(d, "host", where, str, required=True, check=_check_host)
         port = self.get(d, "port", where, int, required=True, check=_check_port)
         control = self.get(d, "control", where, dict, default={})
+        announce = self.get(d, "announce", where, str, check=_check_hostport)
         if name is None or host is None or port is None:
             return None
-        return Endpoint(name=name, host=host, port=port, control=dict(control))
+        return Endpoint(name=name, host=host, port=port, control=dict(control), announce=announce)
 
     def endpoints(self, d: dict[str, Any], key: str, count_hint: str) -> tuple[Endpoint, ...]:
         raw = self.get(d, key, "(top)", list, required=True, default=[])
@@ -423,6 +439,13 @@ def _check_master(v: str) -> str | None:
 def _check_host(v: str) -> str | None:
     if not v or any(c.isspace() for c in v):
         return f"{v!r} is not a valid host"
+    return None
+
+
+def _check_hostport(v: str) -> str | None:
+    host, _, port = v.rpartition(":")
+    if not host or not port.isdigit() or _check_host(host) or _check_port(int(port)):
+        return f"{v!r} is not host:port"
     return None
 
 

@@ -47,8 +47,8 @@ def redis_conf(
         f'dir "{data_dir}"',
         f'logfile "{Path(data_dir) / "redis.log"}"',
         "loglevel notice",
-        f"replica-announce-ip {node.host}",
-        f"replica-announce-port {node.port}",
+        f"replica-announce-ip {node.announced[0]}",
+        f"replica-announce-port {node.announced[1]}",
     ]
     if s.persistence:
         lines += ['save "3600 1 300 100 60 10000"', "appendonly yes"]
@@ -66,7 +66,7 @@ def redis_conf(
     if password:
         lines += [f'requirepass "{password}"', f'masterauth "{password}"']
     if replicaof:
-        lines.append(f"replicaof {replicaof.host} {replicaof.port}")
+        lines.append(f"replicaof {replicaof.announced[0]} {replicaof.announced[1]}")
     for k, v in (extra or {}).items():
         lines.append(f"{k} {v}")
     return "\n".join(lines) + "\n"
@@ -97,7 +97,8 @@ def sentinel_conf(
     hosts = [n.host for n in inv.nodes] + [x.host for x in inv.sentinels]
     if not all(_is_ip(h) for h in hosts):
         lines += ["sentinel resolve-hostnames yes", "sentinel announce-hostnames yes"]
-    lines.append(f"sentinel monitor {m} {primary.host} {primary.port} {s.quorum}")
+    phost, pport = primary.announced
+    lines.append(f"sentinel monitor {m} {phost} {pport} {s.quorum}")
     lines += [
         f"sentinel down-after-milliseconds {m} {s.down_after_ms}",
         f"sentinel failover-timeout {m} {s.failover_timeout_ms}",

@@ -187,7 +187,7 @@ class Lab:
         else:
             argv = [server, str(conf)]
             if replicaof is not None:
-                argv += ["--replicaof", replicaof.host, str(replicaof.port)]
+                argv += ["--replicaof", replicaof.announced[0], str(replicaof.announced[1])]
         for key, value in (overrides or {}).items():
             argv += [f"--{key}", value]
         wait = 10.0

@@ -1,0 +1,136 @@
+"""`invoke splitbrain.detect|recover`, `lab.partition|heal` and `drill.splitbrain`."""
+
+from __future__ import annotations
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from redis_ha import facts as factsmod
+from redis_ha import splitbrain as sb
+from redis_ha import ui
+from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+from redis_ha.cli.procedures import RUN_HELP, run_procedure
+from redis_ha.lab import partition as partitionmod
+from redis_ha.lab import scenarios
+from redis_ha.lab.cluster import Lab
+
+
+def print_report(rep: sb.Report) -> None:
+    """The detect screen: primaries, Sentinel views, the verdict and every finding."""
+    c = ui.console
+    auth = rep.authoritative or "none (no Sentinel majority)"
+    c.print(f"authoritative primary: [bold]{auth}[/] ({rep.votes} of {rep.sentinels_total} votes)")
+    for p in rep.primaries:
+        tag = "authoritative" if p["authoritative"] else "[red]STALE[/]"
+        c.print(
+            f"  primary {p['name']} ({p['address']}): {tag}, {p['keys']} keys, offset "
+            f"{p['offset']}, replicas {', '.join(p['connected_replicas']) or 'none'}"
+        )
+    for s in rep.sentinels:
+        if not s["up"]:
+            c.print(f"  {s['name']}: down")
+            continue
+        mark = "" if s["agrees"] else " [red](disagrees)[/]"
+        c.print(
+            f"  {s['name']} says {s['primary_name'] or 'nothing'} (epoch {s['config_epoch']}, "
+            f"{s['other_sentinels']} peers){mark}"
+        )
+    for f in rep.findings:
+        style = "yellow" if f.kind == sb.NOTE else "red"
+        c.print(f"  [{style}]{f.kind}[/]: {f.text}")
+    if rep.consistent:
+        c.print(
+            f"[bold green]consistent[/]: one primary, all Sentinels agree ({rep.elapsed_ms} ms)"
+        )
+    else:
+        what = "SPLIT-BRAIN" if rep.split_brain else "INCONSISTENT"
+        c.print(
+            f"[bold red]{what}[/]: run `invoke splitbrain.recover --dry-run` "
+            "(before healing any partition) - runbooks/split-brain.md"
+        )
+
+
+@task(help={"inventory": INVENTORY_HELP, "json": "print one JSON object instead of text"})
+@expected_errors
+def detect(c, inventory=None, json=False):
+    """Find split-brain and Sentinel disagreement (read-only); exit 0 consistent, 1 not."""
+    inv = load_inventory(inventory)
+    rep = sb.detect(inv, factsmod.gather(inv))
+    if json:
+        ui.print_json(rep.to_dict())
+    else:
+        print_report(rep)
+    if rep.exit_code:
+        raise Exit(code=rep.exit_code)
+
+
+@task(
+    help={
+        **RUN_HELP,
+        "policy": f"salvage policy: {', '.join(sb.POLICIES)} (default {sb.DEFAULT_POLICY})",
+        "primary": "refuse unless the Sentinel majority names this node (a safety check)",
+        "export_dir": "folder for the salvage export (default: the journal folder)",
+    }
+)
+def recover(
+    c,
+    policy=None,
+    primary=None,
+    export_dir=None,
+    inventory=None,
+    dry_run=False,
+    yes=False,
+    resume=None,
+):
+    """Recover from split-brain: fence stale primaries, salvage, demote, repair Sentinels."""
+    if policy and policy not in sb.POLICIES:
+        raise Exit(f"error: unknown --policy {policy!r} (choose from {', '.join(sb.POLICIES)})", 2)
+    run_procedure(
+        "split-brain",
+        inventory,
+        params={"policy": policy, "primary": primary, "export_dir": export_dir},
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+    )
+
+
+@task(help={"inventory": INVENTORY_HELP, "isolate": "node to cut off from the cluster"})
+@expected_errors
+def partition(c, isolate, inventory=None):
+    """Cut a lab node off from the other nodes and Sentinels (clients still reach it directly)."""
+    lab = Lab(load_inventory(inventory))
+    now = partitionmod.isolate(lab, isolate)
+    ui.console.print(f"isolated: {', '.join(now)} (its own port still answers; `lab.heal` undoes)")
+
+
+@task(help={"inventory": INVENTORY_HELP})
+@expected_errors
+def heal(c, inventory=None):
+    """Restore every link cut by lab.partition."""
+    lab = Lab(load_inventory(inventory))
+    partitionmod.require_partitionable(lab)
+    was = partitionmod.heal(lab)
+    ui.console.print(f"healed: {', '.join(was)}" if was else "no partition was active")
+
+
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "scenario": f"one of: {', '.join(scenarios.SCENARIOS)}",
+        "write_s": "partition only: seconds a client keeps writing to the isolated old primary",
+    }
+)
+@expected_errors
+def drill_splitbrain(c, scenario, inventory=None, write_s=12):
+    """Inject a split-brain form into the lab (then: splitbrain.detect, splitbrain.recover)."""
+    lab = Lab(load_inventory(inventory))
+    out = scenarios.run(lab, scenario, write_s=float(write_s))
+    for k, v in out.items():
+        ui.console.print(f"{k}: {v}")
+    ui.console.print("now: invoke splitbrain.detect, then invoke splitbrain.recover")
+
+
+splitbrain = Collection("splitbrain")
+splitbrain.add_task(detect)
+splitbrain.add_task(recover)
