@@ -284,7 +284,9 @@ class Runner:
                     changed = changed or step.changes
                     continue
                 self._guards(step)
+                asked = time.monotonic()
                 answer = self._confirm(step, title)
+                t0 += time.monotonic() - asked  # the operator's thinking time is not the step's
                 if answer == "skip":
                     self._end_step(step, t0, "skipped")
                     continue
