@@ -157,9 +157,10 @@ def needs_rebuild(ctx: Context, node: str, force: bool = False) -> Outcome:
         return Outcome(True, d.findings[0], {"findings": d.findings})
     if force:
         return Outcome(True, f"{node} looks healthy; rebuilding anyway (--force)", {})
+    why = d.findings[0] if d.findings else f"{node} is not a replica to rebuild"
     return Outcome(
         False,
-        f"{d.findings[0]}; nothing to rebuild (--force to rebuild a healthy replica)",
+        f"{why}; nothing to rebuild (--force to rebuild a healthy replica)",
         {"findings": d.findings},
     )
 
@@ -263,7 +264,7 @@ def _i(v: Any) -> int | None:
 
 
 @action("replica.wait_sync", changes=False)
-def wait_sync(ctx: Context, node: str, timeout: float = 900.0) -> Outcome:
+def wait_sync(ctx: Context, node: str, max_wait_s: float = 900.0) -> Outcome:
     """Follow the full sync with a progress bar until the link is up and the data loaded."""
     from rich.progress import (
         BarColumn,
@@ -277,7 +278,7 @@ def wait_sync(ctx: Context, node: str, timeout: float = 900.0) -> Outcome:
 
     ep = ctx.inv.node(node)
     t0 = time.monotonic()
-    deadline = t0 + timeout
+    deadline = t0 + max_wait_s
     c = client(ctx.inv, ep, timeout=2.0)
     phases: list[str] = []
     last_err = ""
@@ -314,7 +315,7 @@ def wait_sync(ctx: Context, node: str, timeout: float = 900.0) -> Outcome:
                 if time.monotonic() > deadline:
                     why = f" ({last_err})" if last_err else ""
                     raise ClusterError(
-                        f"{node}: full sync not finished after {timeout:.0f} s, "
+                        f"{node}: full sync not finished after {max_wait_s:.0f} s, "
                         f"last phase {phase}{why}; it stays at replica-priority 0"
                     )
                 time.sleep(POLL_S)
