@@ -177,6 +177,14 @@ class BudgetRetry(Retry):
 class HAConnection(SentinelManagedConnection):
     """A Sentinel-managed connection that rediscovers on more replies and checks ROLE on connect."""
 
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # redis-py 8.1 reconnects a dropped connection inside a retry with connect_check_health(),
+        # which reuses the old host and port: without this, every retry of a request goes back to
+        # the demoted primary. connect() asks the Sentinels again (and checks ROLE).
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
     def connect_to(self, address: tuple[str, int]) -> None:
         super().connect_to(address)
         if not self.connection_pool.is_master:
