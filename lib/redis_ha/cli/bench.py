@@ -1,0 +1,105 @@
+"""Benchmarks (`invoke bench.*`): each on a lab of its own, results in bench/results/*.json.
+
+`bench` is a plain Collection: other benchmarks add their task with `bench.add_task(...)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, task
+from rich.table import Table
+
+from redis_ha import ui
+from redis_ha.cli.common import expected_errors
+from redis_ha.errors import HAError
+
+
+def _fmt(stat: dict[str, Any], unit: str = "", digits: int = 2) -> str:
+    med, mx = stat.get("median"), stat.get("max")
+    if med is None:
+        return "-"
+
+    def f(x: Any) -> str:
+        return f"{x:.{digits}f}" if isinstance(x, float) and not float(x).is_integer() else f"{x:g}"
+
+    return f"{f(med)}{unit} / {f(mx)}{unit}"
+
+
+def failover_table(result: dict[str, Any]) -> Table:
+    """The bench.failover summary: median / max per scenario and client."""
+    t = Table(
+        title=(
+            f"Failover benchmark: {result['runs']} run(s), {result['rate_per_client']:g} ops/s "
+            f"per client, down-after {result['settings']['down_after_ms']} ms  (median / max)"
+        ),
+        title_justify="left",
+    )
+    for col in (
+        "event",
+        "client",
+        "lost acked writes",
+        "longest write stall",
+        "failed requests",
+        "all Sentinels agree",
+        "hit rate after",
+    ):
+        t.add_column(col, justify="left" if col in ("event", "client") else "right")
+    for r in result["summary"]:
+        hit = r["hit_rate_after"]
+        hit_s = (
+            "-"
+            if hit["min"] is None
+            else f"{hit['median'] * 100:.1f}% (min {hit['min'] * 100:.1f}%)"
+        )
+        t.add_row(
+            r["label"],
+            r["client"],
+            _fmt(r["lost_writes"]),
+            _fmt(r["stall_s"], " s"),
+            _fmt(r["failed"]),
+            _fmt(r["agree_s"], " s"),
+            hit_s,
+        )
+    return t
+
+
+@task(
+    help={
+        "runs": "repetitions of each scenario (default 5)",
+        "rate": "ops/s of each simulated client (default 1000)",
+        "scenario": "only this scenario: sentinel-failover, failover-manual or crash "
+        "(repeatable; default all three)",
+        "out": "folder for the result JSON (default bench/results)",
+    },
+    iterable=["scenario"],
+)
+@expected_errors
+def failover(c, runs=5, rate=1000, scenario=None, out="bench/results"):
+    """Plain SENTINEL FAILOVER vs failover.manual vs a killed primary, under app traffic."""
+    from redis_ha.bench import failover as fb
+
+    chosen = tuple(scenario) if scenario else fb.SCENARIOS
+    unknown = [s for s in chosen if s not in fb.SCENARIOS]
+    if unknown:
+        raise HAError(f"unknown scenario {unknown[0]!r} (choose: {', '.join(fb.SCENARIOS)})")
+    if int(runs) < 1:
+        raise HAError("--runs must be at least 1")
+    result = fb.run_bench(
+        runs=int(runs),
+        rate=float(rate),
+        scenarios=chosen,
+        out_dir=Path(out),
+        log=lambda m: ui.console.print(m, soft_wrap=True),
+    )
+    ui.console.print(failover_table(result))
+    m = result["machine"]
+    ui.console.print(
+        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
+        f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
+    )
+
+
+bench = Collection("bench")
+bench.add_task(failover)
