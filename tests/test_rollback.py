@@ -94,6 +94,7 @@ def test_rollback_and_undo_with_the_simulator(lab: Lab, tmp_path: Path) -> None:
         s = _single(inv)
         assert all(s.get(f"session:rb-{tag}:{i}") == f"user-{i}" for i in range(200))
         assert 0 < s.ttl(f"session:rb-{tag}:7") <= 600
+        s.set(f"session:during-{tag}", "new login", ex=600)  # a user logs in meanwhile
         s.close()
         # The Sentinel cluster is still up, untouched.
         assert lab.wait_ready(10).healthy
@@ -117,6 +118,9 @@ def test_rollback_and_undo_with_the_simulator(lab: Lab, tmp_path: Path) -> None:
         while t.cfg.mode != "sentinel" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert t.cfg.mode == "sentinel", t.config_changes
+        p = _primary(lab)
+        assert p.get(f"session:during-{tag}") == "new login"  # copied back by the undo
+        p.close()
         assert list((tmp_path / "journal").glob("*-rollback-undo-report.md"))
     finally:
         t.stop()

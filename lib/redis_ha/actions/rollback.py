@@ -206,15 +206,26 @@ def _who() -> str:
 # --- warm-up --------------------------------------------------------------------------------------
 
 
+TO_SINGLE, TO_CLUSTER = "to_single", "to_cluster"
+
+
 def _describe_warm(
-    ctx: Context, max_keys: int = 200_000, max_seconds: float = 300, **_: Any
+    ctx: Context,
+    max_keys: int = 200_000,
+    max_seconds: float = 300,
+    direction: str = TO_SINGLE,
+    **_: Any,
 ) -> str:
     if ctx.params.get("no_warm"):
         return "skip the warm-up (--no-warm)"
     ep = _single(ctx.inv)
+    single = f"{ep.name} ({ep.address})"
+    src, dst = ("the Sentinel primary", single)
+    if direction == TO_CLUSTER:
+        src, dst = single, "the Sentinel primary"
     return (
-        f"copy up to {max_keys} keys (at most {max_seconds:.0f} s) from the Sentinel primary "
-        f"to {ep.name} ({ep.address}) with DUMP/RESTORE REPLACE, keeping TTLs"
+        f"copy up to {max_keys} keys (at most {max_seconds:.0f} s) from {src} to {dst} "
+        "with DUMP/RESTORE REPLACE, keeping TTLs"
     )
 
 
@@ -225,27 +236,35 @@ def warm_sessions(
     max_seconds: float = 300,
     batch: int = 500,
     match: str = "*",
+    direction: str = TO_SINGLE,
 ) -> Outcome:
-    """Copy live sessions from the Sentinel primary into the single instance (bounded)."""
+    """Copy live sessions to where the app is going (single instance or Sentinel primary)."""
+    if direction not in (TO_SINGLE, TO_CLUSTER):
+        raise InventoryError(f"direction must be {TO_SINGLE} or {TO_CLUSTER}, got {direction!r}")
     if ctx.params.get("no_warm"):
         return Outcome(True, "warm-up skipped (--no-warm): users will have to log in again", {})
+    single = _single(ctx.inv)
     _, h = ctx.health()
     if h.primary is None:
-        # Nothing to copy from: not a reason to stop a rollback whose point is an ailing cluster.
+        # Nothing to copy from (or to): not a reason to stop a switch away from an ailing cluster.
         return Outcome(True, "warm-up skipped: the Sentinel cluster has no usable primary", {})
+    primary = ctx.inv.node(h.primary)
+    src, dst = (primary, single) if direction == TO_SINGLE else (single, primary)
+    if direction == TO_CLUSTER and not node_facts(ctx.inv, single, timeout=2.0).up:
+        return Outcome(True, f"warm-up skipped: {single.name} is unreachable, nothing to copy", {})
     res = copy_keys(
         ctx.inv,
-        ctx.inv.node(h.primary),
-        _single(ctx.inv),
+        src,
+        dst,
         max_keys=max_keys,
         max_seconds=max_seconds,
         batch=batch,
         match=match,
         log=ctx.log,
     )
-    _event(ctx, "warm-up", copied=res["copied"], stopped=res["stopped"])
+    _event(ctx, f"warm-up {src.name} -> {dst.name}", copied=res["copied"], stopped=res["stopped"])
     ctx.state["warm_copied"] = res["copied"]
-    msg = f"copied {res['copied']} keys from {h.primary} in {res['seconds']:.1f} s"
+    msg = f"copied {res['copied']} keys from {src.name} to {dst.name} in {res['seconds']:.1f} s"
     if res["stopped"]:
         msg += f" (stopped early: {res['stopped']})"
     return Outcome(True, msg, res)
@@ -447,7 +466,7 @@ def sessions_ok(ctx: Context, mode: str) -> Outcome:
         return Outcome(False, f"probe session via {where} read back {got!r}", {})
     msg = f"probe session written and read back via {where}"
     copied = ctx.state.get("warm_copied")
-    if mode == SINGLE and copied:
+    if copied:
         msg += f"; {copied} warmed sessions in place"
     url = ctx.inv.app.get("health_url")
     if url:
@@ -554,8 +573,8 @@ def report_text(ctx: Context, budget_s: float, steps: list[dict[str, Any]] | Non
         ],
         f"- Previous configuration saved to `{ctx.state.get('app_backup', '-')}`",
     ]
-    if to == SINGLE:
-        lines.append(f"- Sessions copied to the single instance: {ctx.state.get('warm_copied', 0)}")
+    where = "the single instance" if to == SINGLE else "the Sentinel primary"
+    lines.append(f"- Sessions copied to {where}: {ctx.state.get('warm_copied', 0)}")
     lines += [
         f"- Sentinel cluster: {ctx.state.get('sentinel_after', 'not checked')}",
         "",

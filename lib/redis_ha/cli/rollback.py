@@ -22,10 +22,17 @@ def run(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False)
     )
 
 
-@task(help=RUN_HELP)
-def undo(c, inventory=None, dry_run=False, yes=False, resume=None):
+@task(help={**RUN_HELP, "no_warm": "do not copy the sessions back to the cluster first"})
+def undo(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False):
     """Undo the rollback: point the app at Sentinel discovery again, with the same checks."""
-    run_procedure("rollback-undo", inventory, dry_run=dry_run, yes=yes, resume=resume)
+    run_procedure(
+        "rollback-undo",
+        inventory,
+        params={"no_warm": bool(no_warm)},
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+    )
 
 
 rollback = Collection("rollback")
