@@ -107,26 +107,8 @@ class Runner:
         return out
 
     def clock(self, step_s: float, step: PlayStep) -> str:
-        """Per-step and total time, flagged against expected_s and the budget."""
         total = time.monotonic() - self.started
-        parts = [f"step {_mmss(step_s)}"]
-        if step.expected_s and step_s > step.expected_s:
-            parts[0] = f"[yellow]step {_mmss(step_s)} ⚠ over the expected {step.expected_s:g} s[/]"
-        budget = self.pb.budget_s
-        if budget:
-            left = budget - total
-            if left < 0:
-                parts.append(
-                    f"[bold red]elapsed {_mmss(total)} — OVER the {_mmss(budget)} budget by "
-                    f"{_mmss(-left)}[/]"
-                )
-            else:
-                parts.append(
-                    f"elapsed {_mmss(total)} of {_mmss(budget)} budget, {_mmss(left)} left"
-                )
-        else:
-            parts.append(f"total {_mmss(total)}")
-        return "  ⏱ " + " · ".join(parts)
+        return clock_line(step_s, step.expected_s, total, self.pb.budget_s)
 
     # --- main ---------------------------------------------------------------------------------
     def run(self) -> int:
@@ -227,6 +209,8 @@ class Runner:
                 done.pop(str(r.get("step")), None)
             if r.get("state") is not None and r["event"] in ("step-end", "resume"):
                 self.ctx.state = dict(r["state"])
+        # The clock (and the budget) counts from the original start, not from the resume.
+        self.started = time.monotonic() - max(0.0, time.time() - float(start["ts"]))
         params = {**start.get("params", {}), **{k: v for k, v in self.params.items() if v}}
         self.ctx.params = params
         for s in self.pb.steps:
@@ -425,6 +409,8 @@ class Runner:
     def _end_step(self, step: PlayStep, t0: float, result: str, error: str | None = None) -> None:
         dur = time.monotonic() - t0
         over = bool(step.expected_s and dur > step.expected_s)
+        elapsed = time.monotonic() - self.started
+        over_budget = bool(self.pb.budget_s and elapsed > self.pb.budget_s)
         self.jr.write(
             "step-end",
             step=step.id,
@@ -435,10 +421,10 @@ class Runner:
             output=self.output,
             error=error,
             state=self.ctx.state,
-            elapsed_s=round(time.monotonic() - self.started, 3),
+            elapsed_s=round(elapsed, 3),
+            over_budget=over_budget,
         )
-        if result in ("ok", "skipped"):
-            ui.console.print(self.clock(dur, step))
+        ui.console.print(self.clock(dur, step))
         if over:
             self.jr.write(
                 "note", step=step.id, message=f"took {dur:.1f} s, expected {step.expected_s:g} s"
@@ -506,7 +492,34 @@ class Runner:
         ui.console.print(
             f"[{style}]{result.upper()}[/] {message}  ({_mmss(total)})", soft_wrap=True
         )
-        ui.console.print(f"  journal: {self.jr.path}   (invoke journal.show {self.jr.run_id})")
+        ui.console.print(
+            f"  journal: {self.jr.path}   (invoke journal.show --run {self.jr.run_id})"
+        )
+        if result in ("error", "locked"):
+            ui.err_console.print(f"error: {message}", soft_wrap=True, markup=False)
+
+
+def clock_line(
+    step_s: float, expected_s: float | None, total_s: float, budget_s: float | None
+) -> str:
+    """Per-step and total time, flagged against the step's expected time and the budget."""
+    parts = [f"step {_mmss(step_s)}"]
+    if expected_s and step_s > expected_s:
+        parts[0] = f"[yellow]step {_mmss(step_s)} ⚠ over the expected {_mmss(expected_s)}[/]"
+    if budget_s:
+        left = budget_s - total_s
+        if left < 0:
+            parts.append(
+                f"[bold red]elapsed {_mmss(total_s)} ⚠ OVER the {_mmss(budget_s)} budget by "
+                f"{_mmss(-left)}[/]"
+            )
+        else:
+            parts.append(
+                f"elapsed {_mmss(total_s)} of the {_mmss(budget_s)} budget, {_mmss(left)} left"
+            )
+    else:
+        parts.append(f"total {_mmss(total_s)}")
+    return "  ⏱ " + " · ".join(parts)
 
 
 def _args(args: dict[str, Any]) -> str:
