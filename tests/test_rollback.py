@@ -207,3 +207,52 @@ def test_rollback_through_railway_stand_in(lab: Lab, tmp_path: Path) -> None:
     state = json.loads((bindir / "vars.json").read_text())
     assert state["web"] == {**sentinel_vars, "OTHER": "1"}
     assert state["redeploys"] == ["web", "web"]
+
+
+def test_app_health_failure_restores_the_config(lab: Lab, tmp_path: Path) -> None:
+    """Validation includes the app's health URL (loopback here); a failing app is rolled back."""
+    import http.server
+    import threading
+
+    from redis_ha.actions import rollback
+    from redis_ha.actions.registry import Context
+    from redis_ha.appconfig import AppConfigError
+
+    status = {"code": 503}
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(status["code"])
+            self.end_headers()
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_port}/health"
+        inv, env_path = _derived(lab, tmp_path, app={"health_url": url})
+        original = env_path.read_bytes()
+        ctx = Context(inv=inv, state={"journal_dir": str(tmp_path)}, log=lambda s: None)
+        rollback.set_mode(ctx, mode="single")
+        with pytest.raises(AppConfigError, match=r"app health check failed: .* -> 503.*restored"):
+            rollback.validate(ctx, mode="single", wait_s=0.5)
+        assert env_path.read_bytes() == original
+
+        status["code"] = 200
+        ctx.state.clear()
+        ctx.state["journal_dir"] = str(tmp_path)
+        rollback.set_mode(ctx, mode="single")
+        out = rollback.validate(ctx, mode="single", wait_s=5)
+        assert out.ok and "-> 200" in out.message
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_manual_backend_refuses_yes_in_preflight(lab: Lab, tmp_path: Path) -> None:
+    inv, _ = _derived(lab, tmp_path, app={"config_backend": "manual"})
+    r = run_invoke("rollback", "--yes", inventory=inv.path, env=_env(tmp_path))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--yes cannot be used" in r.stdout
