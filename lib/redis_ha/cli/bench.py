@@ -103,3 +103,59 @@ def failover(c, runs=5, rate=1000, scenario=None, out="bench/results"):
 
 bench = Collection("bench")
 bench.add_task(failover)
+
+
+# issue 5: replica rebuild time vs Redis's own full-sync time
+def rebuild_table(result: dict[str, Any]) -> Table:
+    """The bench.rebuild summary: one row per size and run."""
+    t = Table(
+        title="Replica rebuild vs Redis's own full sync (floor); target: floor x 1.10 + 2 s",
+        title_justify="left",
+    )
+    for col in ("size", "keys", "floor", "rebuild to in-sync", "whole procedure", "overhead"):
+        t.add_column(col, justify="right")
+    for r in result["rows"]:
+        sync = r["rebuild_to_in_sync_s"]
+        ok = "[green]ok[/]" if r["to_in_sync_within_target"] else "[red]over[/]"
+        t.add_row(
+            f"{r['size_gb']:g} GB",
+            str(r["keys"]),
+            f"{r['floor_s']:.2f} s",
+            "-" if sync is None else f"{sync:.2f} s",
+            f"{r['rebuild_total_s']:.2f} s",
+            "-"
+            if r["overhead_to_in_sync_s"] is None
+            else f"{r['overhead_to_in_sync_s']:+.2f} s {ok}",
+        )
+    return t
+
+
+@task(
+    help={
+        "sizes": "dataset sizes in GB, comma-separated (default 0.1,0.5,1)",
+        "runs": "repetitions per size (default 1)",
+        "out": "folder for the result JSON (default bench/results)",
+    }
+)
+@expected_errors
+def rebuild(c, sizes="0.1,0.5,1", runs=1, out="bench/results"):
+    """Time replica.rebuild against Redis's own full-sync time for 0.1, 0.5 and 1 GB of data."""
+    from redis_ha.bench import rebuild as rb
+
+    if int(runs) < 1:
+        raise HAError("--runs must be at least 1")
+    result = rb.run_bench(
+        rb.parse_sizes(sizes),
+        runs=int(runs),
+        out_dir=Path(out),
+        log=lambda m: ui.console.print(m, soft_wrap=True),
+    )
+    ui.console.print(rebuild_table(result))
+    m = result["machine"]
+    ui.console.print(
+        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
+        f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
+    )
+
+
+bench.add_task(rebuild)
