@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -182,13 +182,21 @@ def last_failover(
     last = switches[-1]
     a = last.args()
     old, new = _addr(a[1], a[2]), _addr(a[3], a[4])
-    same = [e for e in switches if e.args()[1:5] == a[1:5] and last.ts - e.ts < 60]
+    # This failover's switches: the same change, seen by each Sentinel within failover-timeout.
+    same: list[Event] = []
+    floor = 0.0  # the previous failover's last switch: nothing before it belongs to this one
+    for e in reversed(switches):
+        if e.args()[1:5] == a[1:5] and last.ts - e.ts <= failover_timeout_ms / 1000 + 2:
+            same.insert(0, e)
+        else:
+            floor = e.ts
+            break
     first_switch = same[0].ts
     # Look back far enough to catch detection: down-after + failover-timeout before the switch.
-    window_start = first_switch - (down_after_ms + failover_timeout_ms) / 1000 - 1
+    window_start = max(floor, first_switch - (down_after_ms + failover_timeout_ms) / 1000 - 1)
     window_end = last.ts + 2
     old_host, old_port = a[1], a[2]
-    in_window = [e for e in events if window_start <= e.ts <= window_end]
+    in_window = [e for e in events if window_start < e.ts <= window_end]
 
     def about_old(e: Event) -> bool:
         parts = e.args()
@@ -196,13 +204,13 @@ def last_failover(
 
     starts = [e for e in in_window if e.name in ("+try-failover", "user-failover")]
     starts = [e for e in starts if e.ts <= first_switch]
-    start = starts[-1] if starts else None
+    start = starts[0] if starts else None  # several Sentinels may try; the first one counts
     user = any(e.name == "user-failover" for e in starts)
     sdowns = [e for e in in_window if e.name == "+sdown" and about_old(e) and e.ts <= first_switch]
     odowns = [e for e in in_window if e.name == "+odown" and about_old(e)]
-    promoted = [e for e in in_window if e.name == "+promoted-slave"]
+    promoted = [e for e in in_window if e.name == "+promoted-slave" and e.ts <= last.ts]
     ends = [e for e in in_window if e.name in ("+failover-end", "+failover-end-for-timeout")]
-    leader = start.sentinel if start else (promoted[0].sentinel if promoted else None)
+    leader = promoted[-1].sentinel if promoted else (start.sentinel if start else None)
     story = [e for e in in_window if e.name in STORY and e.name != "+new-epoch"]
     kind = "manual (SENTINEL FAILOVER)" if user and not odowns else "automatic"
     # An automatic failover starts from the first +sdown that led to it (the earliest in window).
@@ -225,4 +233,4 @@ def last_failover(
 
 
 def fmt_ts(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
