@@ -256,3 +256,16 @@ def test_manual_backend_refuses_yes_in_preflight(lab: Lab, tmp_path: Path) -> No
     r = run_invoke("rollback", "--yes", inventory=inv.path, env=_env(tmp_path))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "--yes cannot be used" in r.stdout
+
+
+def test_preflight_checks_memory_headroom(lab: Lab, tmp_path: Path) -> None:
+    from redis_ha.actions import rollback
+    from redis_ha.actions.registry import Context
+
+    inv, _ = _derived(lab, tmp_path)
+    ctx = Context(inv=inv, log=lambda s: None)
+    ok = rollback.single_ready(ctx)
+    assert ok.ok and "auth OK" in ok.message
+    # Ask for more headroom than the machine has: refused, saying how much is free.
+    refused = rollback.single_ready(ctx, min_free_mb=10**9)
+    assert not refused.ok and "MB free" in refused.message and "needed" in refused.message

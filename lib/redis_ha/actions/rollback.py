@@ -267,6 +267,8 @@ def warm_sessions(
     msg = f"copied {res['copied']} keys from {src.name} to {dst.name} in {res['seconds']:.1f} s"
     if res["stopped"]:
         msg += f" (stopped early: {res['stopped']})"
+    if res["failed"]:
+        msg += f"; {res['failed']} keys NOT copied (first error: {res['first_error']})"
     return Outcome(True, msg, res)
 
 
@@ -293,8 +295,8 @@ def copy_keys(
     t0 = time.monotonic()
     deadline = t0 + max_seconds
     a, b = _binary_client(inv, src), _binary_client(inv, dst)
-    copied = skipped = 0
-    stopped = ""
+    copied = skipped = failed = 0
+    stopped = first_error = ""
     last_report = t0
     try:
         cursor = 0
@@ -319,7 +321,8 @@ def copy_keys(
                     n += 1
                 for r in w.execute(raise_on_error=False):
                     if isinstance(r, Exception):
-                        skipped += 1
+                        failed += 1
+                        first_error = first_error or str(r).splitlines()[0][:200]
                         n -= 1
                 copied += n
             now = time.monotonic()
@@ -342,6 +345,8 @@ def copy_keys(
     return {
         "copied": copied,
         "skipped": skipped,
+        "failed": failed,
+        "first_error": first_error,
         "stopped": stopped,
         "seconds": round(time.monotonic() - t0, 3),
     }
@@ -397,6 +402,15 @@ def _restore(ctx: Context) -> str:
     return f"previous app configuration restored from {saved} and redeployed ({how})"
 
 
+def _restore_safely(ctx: Context) -> str:
+    """`_restore`, but a failure to restore is said plainly instead of hiding the first error."""
+    try:
+        return _restore(ctx)
+    except HAError as e:
+        saved = ctx.state.get("app_backup", "-")
+        return f"putting the previous configuration back FAILED too ({e}): restore {saved} by hand"
+
+
 @action("app.redeploy")
 def redeploy(ctx: Context) -> Outcome:
     """Make the app pick up its new configuration; on failure put the old one back."""
@@ -404,8 +418,7 @@ def redeploy(ctx: Context) -> Outcome:
     try:
         how = b.redeploy()
     except HAError as e:
-        back = _restore(ctx)
-        raise AppConfigError(f"redeploy failed ({e}); {back}") from None
+        raise AppConfigError(f"redeploy failed ({e}); {_restore_safely(ctx)}") from None
     _event(ctx, "app redeployed", how=how)
     return Outcome(True, how, {})
 
@@ -499,8 +512,7 @@ def validate(ctx: Context, mode: str, wait_s: float = 30) -> Outcome:
             break
         time.sleep(0.5)
     if not out.ok:
-        back = _restore(ctx)
-        raise AppConfigError(f"validation failed ({out.message}); {back}")
+        raise AppConfigError(f"validation failed ({out.message}); {_restore_safely(ctx)}")
     _event(ctx, "validated", result=out.message)
     return out
 
