@@ -223,3 +223,16 @@ def test_journal_show_and_list(lab: Lab, jdir: Path) -> None:
     assert r.returncode == 0 and "priority-change" in r.stdout and "failed" in r.stdout
     r = run_invoke("journal.show", "--run", "nope-nope", env=env)
     assert r.returncode == 1 and "no run 'nope-nope'" in r.stderr
+
+
+def test_wrong_password_is_one_line(lab: Lab, jdir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "inventory.yaml"
+    pw = tmp_path / "wrong-password"
+    pw.write_text("not-the-password\n")
+    text = Path(lab.inv.path).read_text().replace(str(lab.inv.auth.password_file), str(pw))
+    bad.write_text(text)
+    r = run_invoke("check", inventory=bad, env={journalmod.ENV_DIR: str(jdir)})
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "error: every node and Sentinel refused us: authentication failed (wrong password?)"
+    ]

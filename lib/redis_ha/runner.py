@@ -129,11 +129,13 @@ class Runner:
         prior: list[dict[str, Any]] = []
         if self.resume:
             prior = self._load_resume()
+        # Facts first: a wrong password or a missing variable fails here, before any journal.
+        facts, health = self.ctx.health()
+        _refuse_if_no_access(facts)
+        if self.resume:
             self.jr = journalmod.Journal(journalmod.find(self.resume), self.inv.secrets())
         else:
             self.jr = journalmod.Journal.create(self.pb.name, self.inv.secrets())
-
-        facts, health = self.ctx.health()
         self._header(health)
         meta = {
             **journalmod.whoami(),
@@ -287,7 +289,8 @@ class Runner:
                     )
                 self._act(step)
                 self._verify(step)
-            except StepFailed as e:
+            except (StepFailed, RunnerError) as err:
+                e = err if isinstance(err, StepFailed) else StepFailed(str(err))
                 self._end_step(step, t0, e.result, error=str(e))
                 ui.console.print(f"  [bold red]{e.result.upper()}[/]: {e}")
                 self._undo(f"step {step.id!r} {e.result}")
@@ -497,6 +500,13 @@ class Runner:
         )
         if result in ("error", "locked"):
             ui.err_console.print(f"error: {message}", soft_wrap=True, markup=False)
+
+
+def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:
+    """Every endpoint refusing our password is one clear line, not a run of failed steps."""
+    errors = [n.error or "" for n in facts.nodes] + [s.error or "" for s in facts.sentinels]
+    if errors and all("authentication" in e for e in errors):
+        raise RunnerError(f"every node and Sentinel refused us: {errors[0]}")
 
 
 def clock_line(

@@ -76,7 +76,13 @@ def sentinels_agree(ctx: Context) -> Outcome:
     views = {s.name: s.primary_name or "nothing" for s in f.sentinels if s.up}
     data = {"views": views, "down": down}
     if down:
-        return Outcome(False, f"Sentinel(s) not answering: {', '.join(down)}", data)
+        errors = {s.error or "no answer" for s in f.sentinels if not s.up}
+        why = (
+            errors.pop()
+            if len(errors) == 1
+            else "; ".join(f"{s.name}: {s.error}" for s in f.sentinels if not s.up)
+        )
+        return Outcome(False, f"Sentinel(s) not answering: {', '.join(down)} ({why})", data)
     if len(set(views.values())) != 1:
         said = ", ".join(f"{k} says {v}" for k, v in sorted(views.items()))
         return Outcome(False, f"Sentinels disagree: {said}", data)
