@@ -119,3 +119,11 @@ def test_clock_against_expected_time_and_budget() -> None:
     assert "elapsed 3:12 of the 30:00 budget, 26:48 left" in line
     line = clock_line(5.0, None, 1830.0, 1800.0)
     assert "OVER the 30:00 budget by 30.0 s" in line
+
+
+def test_latest_run_of_a_procedure(jdir: Path) -> None:
+    a = journalmod.Journal.create("failover-manual")
+    journalmod.Journal.create("health-check")
+    assert journalmod.find("latest", "failover-manual") == a.path
+    with pytest.raises(journalmod.JournalError, match="no rollback run"):
+        journalmod.find("latest", "rollback")

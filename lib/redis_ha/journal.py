@@ -107,9 +107,21 @@ def runs(d: Path | None = None) -> list[Path]:
     return sorted(d.glob("*.jsonl")) if d.exists() else []
 
 
-def find(run: str | None) -> Path:
-    """A run by id, unique id prefix, path, or `latest`/None for the most recent."""
+def _procedure_of(path: Path) -> str:
+    """`20260101T000000Z-failover-manual-2` -> `failover-manual`."""
+    name = path.stem.split("-", 1)[-1]
+    head, _, tail = name.rpartition("-")
+    return head if tail.isdigit() and head else name
+
+
+def find(run: str | None, procedure: str | None = None) -> Path:
+    """A run by id, unique id prefix, path, or `latest`/None for the most recent (of
+    `procedure`, when given)."""
     all_runs = runs()
+    if procedure and (not run or run == "latest"):
+        all_runs = [r for r in all_runs if _procedure_of(r) == procedure]
+        if not all_runs:
+            raise JournalError(f"no {procedure} run in {journal_dir()} to resume")
     if not run or run == "latest":
         if not all_runs:
             raise JournalError(f"no journal in {journal_dir()} yet")

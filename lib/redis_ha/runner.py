@@ -133,7 +133,9 @@ class Runner:
         facts, health = self.ctx.health()
         _refuse_if_no_access(facts)
         if self.resume:
-            self.jr = journalmod.Journal(journalmod.find(self.resume), self.inv.secrets())
+            self.jr = journalmod.Journal(
+                journalmod.find(self.resume, self.pb.name), self.inv.secrets()
+            )
         else:
             self.jr = journalmod.Journal.create(self.pb.name, self.inv.secrets())
         self._header(health)
@@ -189,7 +191,7 @@ class Runner:
         return code
 
     def _load_resume(self) -> list[dict[str, Any]]:
-        path = journalmod.find(self.resume)
+        path = journalmod.find(self.resume, self.pb.name)
         recs = journalmod.read(path)
         start = next((r for r in recs if r["event"] == "start"), None)
         if start is None:
