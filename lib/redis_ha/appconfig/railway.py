@@ -1,7 +1,8 @@
 """The app's variables on Railway, changed through the Railway CLI.
 
-Targets the Railway CLI 4.x `variable` subcommands (railwayapp >= 4.x with `variable
-list|set|delete`; `railway variables` is an alias):
+Targets the Railway CLI's `variable list|set|delete` subcommands (checked against the railwayapp
+sources: present in 4.61, absent in 4.20, whose `railway variables` only had `--set` and no way
+to delete; upgrade an older CLI) and `redeploy` (unchanged since 4.0):
 
     railway variable list   --service S --kv
     railway variable set    KEY --stdin --service S --skip-deploys     (value on stdin)
