@@ -86,9 +86,33 @@ def _describe_assess(ctx: Context) -> str:
     return "\n".join(lines)
 
 
+def _failover_running(f: ClusterFacts) -> list[str]:
+    return [
+        s.name
+        for s in f.sentinels
+        if s.up
+        and (
+            s.failover_state not in (None, "", "none")
+            or "failover_in_progress" in s.flags
+            or "promoted" in s.flags
+        )
+    ]
+
+
 @action("splitbrain.assess", describe=_describe_assess, changes=False)
-def assess(ctx: Context) -> Outcome:
+def assess(ctx: Context, wait_failover_s: float = 20.0) -> Outcome:
     """Find every self-declared primary and every Sentinel's view; fix the plan in ctx.state."""
+    # While Sentinel is mid-failover the just-promoted node looks like a second primary: let it
+    # finish rather than fence the node the Sentinels are about to name.
+    deadline = time.monotonic() + wait_failover_s
+    while busy := _failover_running(ctx.facts(detail=False)):
+        if time.monotonic() > deadline:
+            raise GuardRefused(
+                f"a failover is still running ({', '.join(busy)}) after {wait_failover_s:.0f} s: "
+                "re-run when it has ended"
+            )
+        ctx.log(f"waiting for the failover in progress to end ({', '.join(busy)})")
+        time.sleep(0.5)
     ctx.state.pop("authoritative", None)
     _ensure_plan(ctx)
     _, rep = _report(ctx)
@@ -259,7 +283,7 @@ def demote(ctx: Context) -> Outcome:
             ctx.state["fenced"].remove(ep.name)
     if not done:
         return Outcome(True, "no stale primary left to demote")
-    return Outcome(True, f"{', '.join(done)} now replicate from {auth.name}", {"demoted": done})
+    return Outcome(True, f"{', '.join(done)}: now replicating from {auth.name}", {"demoted": done})
 
 
 @check("splitbrain.single_primary")
