@@ -26,12 +26,21 @@ WRAPPER_CHOICES = {"inventory": None, "on": True, "off": False}
         "delay": "seconds between the kill and the restart (default 0.3)",
         "wrapper": "start through redis_ha.safestart: on, off, or inventory (control.safestart)",
         "rate": "writes per second during the drill (default 0: none)",
+        "simulator": "drive the --rate with the app simulator (lab.traffic) instead of a writer",
         "json": "print the result as JSON",
     }
 )
 @expected_errors
 def restart_empty_drill(
-    c, inventory=None, node=None, keys=5000, delay=0.3, wrapper="inventory", rate=0, json=False
+    c,
+    inventory=None,
+    node=None,
+    keys=5000,
+    delay=0.3,
+    wrapper="inventory",
+    rate=0,
+    simulator=False,
+    json=False,
 ):
     """Lab drill: kill the primary and restart it empty at once; show keys before/after per node."""
     if wrapper not in WRAPPER_CHOICES:
@@ -47,6 +56,7 @@ def restart_empty_drill(
         delay=float(delay),
         wrapper=WRAPPER_CHOICES[wrapper],
         rate=int(rate),
+        simulator=simulator,
     )
     if json:
         ui.print_json(res.to_dict())
@@ -80,6 +90,13 @@ def _show(res: restart_empty.DrillResult) -> None:
             f"{res.writes_acked_before_marker} replicated before the kill lost, "
             f"{res.lost_after_marker} acked in the last ms before the kill lost, "
             f"longest gap {res.longest_gap_s:.2f} s"
+        )
+    if res.app:
+        sim = res.app
+        ui.console.print(
+            f"app simulator: {sim['acked_writes']} acknowledged writes, {sim['missing_writes']} "
+            f"missing, {sim['missing_keys']} keys gone, {sim['failed']} failed requests, longest "
+            f"write stall {sim['write_stall_s']:.2f} s, hit rate {sim['hit_rate'].get('overall')}"
         )
     for p in res.problems:
         ui.console.print(f"[yellow]{p}[/]")

@@ -131,6 +131,7 @@ class DrillResult:
     lost_after_marker: int = 0
     write_errors: int = 0
     longest_gap_s: float = 0.0
+    app: dict[str, Any] | None = None  # the app simulator's figures (redis_ha.lab.traffic)
 
     @property
     def lost(self) -> bool:
@@ -182,6 +183,7 @@ def run(
     delay: float = 0.3,
     wrapper: bool | None = None,
     rate: int = 0,
+    simulator: bool = False,
     settle_s: float = 30.0,
 ) -> DrillResult:
     """Run the drill on a healthy lab; the lab is left running (healthy unless data was lost)."""
@@ -200,9 +202,15 @@ def run(
         c.execute_command("WAIT", len(inv.nodes) - 1, 5000)
     finally:
         c.close()
-    writer = Writer(inv, rate=rate) if rate > 0 else None
+    writer = Writer(inv, rate=rate) if rate > 0 and not simulator else None
+    app = None
+    if rate > 0 and simulator:
+        from redis_ha.lab.traffic import Traffic
+
+        app = Traffic(inv, rate=rate, client="recommended", keys=2000).start()
     if writer:
         writer.start()
+    if writer or app:
         time.sleep(1.0)
     before, s_before = count(inv)
     marker_t = time.monotonic()
@@ -229,9 +237,11 @@ def run(
         lab.wait_ready(timeout=settle_s)
     except LabError as e:
         healthy, problems = False, [str(e)]
-    if writer:
+    if writer or app:
         time.sleep(1.0)  # writes resume against whatever primary the Sentinels name now
+    if writer:
         writer.stop()
+    report = app.stop().to_dict() if app else None
     after, s_after = count(inv)
     res = DrillResult(
         node=target.name,
@@ -248,6 +258,9 @@ def run(
     )
     if writer:
         _check_acked(lab, writer, marker_t, res)
+    if report:
+        keep = ("acked_writes", "missing_writes", "missing_keys", "write_stall_s", "failed")
+        res.app = {k: report[k] for k in (*keep, "errors", "hit_rate")}
     return res
 
 
