@@ -140,16 +140,37 @@ def test_preflight_refuses_single_down_and_wrong_password(lab: Lab, tmp_path: Pa
     assert env_path.read_bytes() == original
     assert not list(d1.glob("app.env.bak*"))
 
-    # Wrong password: the inventory reads it from an env variable the test sets wrong.
+    # The single instance refuses our password (its own was changed): refused in preflight.
     d2 = tmp_path / "auth"
     d2.mkdir()
-    inv, env_path = _derived(lab, d2, auth={"password_env": "RB_TEST_PW"})
+    inv, env_path = _derived(lab, d2)
     original = env_path.read_bytes()
-    r = run_invoke(
-        "rollback", "--yes", inventory=inv.path, env={**_env(d2), "RB_TEST_PW": "not-the-password"}
-    )
+    pw = inv.password()
+    s = _single(inv)
+    s.config_set("requirepass", "a-different-password")
+    try:
+        r = run_invoke("rollback", "--yes", inventory=inv.path, env=_env(d2))
+    finally:
+        s = redis.Redis(
+            host=s.connection_pool.connection_kwargs["host"],
+            port=s.connection_pool.connection_kwargs["port"],
+            password="a-different-password",
+        )
+        s.config_set("requirepass", pw or "")
+        s.close()
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "authentication failed" in r.stdout
+    assert "rollback.single_ready" in r.stdout and "authentication failed" in r.stdout
+    assert env_path.read_bytes() == original
+
+    # A wrong password everywhere: one readable line before anything runs, nothing changed.
+    d3 = tmp_path / "everywhere"
+    d3.mkdir()
+    inv, env_path = _derived(lab, d3, auth={"password_env": "RB_TEST_PW"})
+    original = env_path.read_bytes()
+    r = run_invoke("rollback", "--yes", inventory=inv.path, env={**_env(d3), "RB_TEST_PW": "wrong"})
+    assert r.returncode != 0
+    assert "authentication failed" in r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
     assert env_path.read_bytes() == original
 
 
