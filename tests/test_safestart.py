@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from redis_ha import facts as factsmod
 from redis_ha import inventory, safestart, units
 from redis_ha.facts import NodeFacts, SentinelFacts
 from redis_ha.lab.ports import free_ports
@@ -236,3 +237,13 @@ def test_render_units_task_and_drill_refusal():
     assert "Traceback" not in r.stderr
     r = run_invoke("drill.restart-empty", "--wrapper", "maybe")
     assert r.returncode != 0 and "--wrapper must be one of" in r.stderr
+
+
+def test_drill_dry_run_touches_nothing(lab_inv):
+    before = {n.name: n.pid for n in factsmod.gather(lab_inv).nodes}
+    r = run_invoke("drill.restart-empty", "--dry-run", inventory=lab_inv.path)
+    assert r.returncode == 0, r.stderr
+    assert "dry run: would load 5000 keys, SIGKILL the primary" in r.stdout
+    assert "directly (no wrapper)" in r.stdout
+    after = {n.name: n.pid for n in factsmod.gather(lab_inv).nodes}
+    assert before == after

@@ -28,6 +28,7 @@ WRAPPER_CHOICES = {"inventory": None, "on": True, "off": False}
         "rate": "writes per second during the drill (default 0: none)",
         "simulator": "drive the --rate with the app simulator (lab.traffic) instead of a writer",
         "json": "print the result as JSON",
+        "dry_run": "say what the drill would do; touch nothing",
     }
 )
 @expected_errors
@@ -41,6 +42,7 @@ def restart_empty_drill(
     rate=0,
     simulator=False,
     json=False,
+    dry_run=False,
 ):
     """Lab drill: kill the primary and restart it empty at once; show keys before/after per node."""
     if wrapper not in WRAPPER_CHOICES:
@@ -49,6 +51,16 @@ def restart_empty_drill(
         )
     inv = load_inventory(inventory)
     lab = Lab(inv)  # refuses inventories without `lab: true`
+    if dry_run:
+        target = inv.node(node).name if node else f"the primary ({lab.current_primary().name})"
+        on = WRAPPER_CHOICES[wrapper]
+        via = bool(inv.control.get("safestart")) if on is None else on
+        ui.console.print(
+            f"dry run: would load {keys} keys, SIGKILL {target}, start it again {delay} s later "
+            f"{'through safestart' if via else 'directly (no wrapper)'}"
+            f"{f' under {rate} writes/s' if int(rate) else ''}; nothing done"
+        )
+        return
     res = restart_empty.run(
         lab,
         node=node,
