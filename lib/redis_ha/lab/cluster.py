@@ -70,7 +70,10 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in ("Z", "X") and b"redis" in cmd
+    # An exiting process frees its memory (and with it /proc/PID/cmdline) before it closes its
+    # sockets: with a large dataset that takes long enough for a restart to find the port still
+    # bound. An empty cmdline on a non-zombie is such a dying process: still alive.
+    return state not in ("Z", "X") and (b"redis" in cmd or cmd == b"")
 
 
 def pid_frozen(pid: int) -> bool:
