@@ -247,3 +247,23 @@ def test_drill_dry_run_touches_nothing(lab_inv):
     assert "directly (no wrapper)" in r.stdout
     after = {n.name: n.pid for n in factsmod.gather(lab_inv).nodes}
     assert before == after
+
+
+def test_when_no_failover_comes_it_starts_as_a_replica_never_as_an_empty_primary(
+    monkeypatch, capsys
+):
+    """The fallback of the handover, with the I/O stubbed (the decision flow is what is tested)."""
+    inv = inventory.load(ROOT / "inventories" / "example-production.yaml")
+    me = inv.node("redis-1")
+    r2, r3 = inv.node("redis-2"), inv.node("redis-3")
+    views = [sent(me.address)] * 3
+    peers = [node(r2.address, keys=10, offset=5), node(r3.address, keys=10, offset=9)]
+    monkeypatch.setattr(safestart, "look", lambda inv, me: (views, peers))
+    monkeypatch.setattr(safestart, "hand_over", lambda inv, me, t: (None, "NOGOODSLAVE"))
+    monkeypatch.setattr(safestart.shutil, "which", lambda name: "/usr/bin/redis-server")
+    seen = {}
+    monkeypatch.setattr(safestart.os, "execv", lambda exe, argv: seen.update(argv=argv))
+    safestart.run(inv, me, ["redis-server", "r.conf"], bootstrap=False, timeout=0.1)
+    assert seen["argv"][-3:] == ["--replicaof", r3.host, str(r3.port)]
+    line = capsys.readouterr().err
+    assert "no failover" in line and "NOGOODSLAVE" in line and line.count("\n") == 1
