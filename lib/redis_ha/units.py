@@ -71,8 +71,6 @@ def systemd_unit(inv: Inventory, node: Endpoint, **kw: str) -> str:
         f"ExecStart={exec_start(inv, node, **kw)}",
         "Restart=always",
         "RestartSec=1",
-        "# the wrapper may wait for a Sentinel failover before redis-server starts",
-        "TimeoutStartSec=90",
         "LimitNOFILE=65535",
         "",
         "[Install]",
