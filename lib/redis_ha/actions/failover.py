@@ -27,7 +27,9 @@ from redis_ha.facts import ClusterFacts
 from redis_ha.health import Health
 from redis_ha.inventory import Endpoint, Inventory
 
-PAUSE_MS = 5000  # the longest writes can stay paused, even if this tool dies mid-switch
+PAUSE_MAX_MS = 5000  # the longest writes can stay paused, even if this tool dies mid-switch
+PAUSE_MIN_MS = 2000  # the switch needs ~1.2 s: Sentinel sees the promotion on a 1 s INFO cycle
+PAUSE_BELOW_DOWN_AFTER_MS = 500
 SYNC_TIMEOUT_S = 1.0  # replicas must reach the primary's offset this fast once writes pause
 STEER_PRIORITY = 1  # lowest non-zero replica-priority: Sentinel prefers it
 STEER_WAIT_S = 12.0  # Sentinels re-read a replica's INFO (and its priority) every 10 s
@@ -271,6 +273,28 @@ def choose_via(inv: Inventory, facts: ClusterFacts, via: str | None) -> Endpoint
     return inv.sentinel(up[-1].name)
 
 
+def pause_for(inv: Inventory, facts: ClusterFacts) -> int:
+    """How long to pause writes: under the Sentinels' down-after, so a dead tool's pause never
+    turns into an automatic failover.
+
+    While writes are paused, Sentinel's periodic PUBLISH to the primary waits too, and its PINGs
+    queue behind it: measured, a 5 s pause with down-after 1000 ms made the Sentinels declare the
+    primary down and fail over on their own. Down-after minus 0.5 s (2.5 s with the production
+    3000 ms), at most 5 s, at least 2 s (the switch itself takes ~1.2 s).
+    """
+    live = [_int(s.config.get("down-after-milliseconds")) for s in facts.sentinels if s.up]
+    known = [d for d in live if d]
+    down_after = min(known) if known else inv.settings.down_after_ms
+    return max(PAUSE_MIN_MS, min(PAUSE_MAX_MS, down_after - PAUSE_BELOW_DOWN_AFTER_MS))
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _offset(c: redis.Redis, key: str) -> int:
     info = c.info("replication")
     return int(info.get(key, -1))
@@ -294,12 +318,13 @@ def _majority_names(inv: Inventory, sentinels: dict[str, redis.Redis], exclude: 
 
 
 def switchover(
-    ctx: Context, *, to: str | None = None, pause_ms: int = PAUSE_MS, via: str | None = None
+    ctx: Context, *, to: str | None = None, pause_ms: int | None = None, via: str | None = None
 ) -> SwitchResult:
     """Pause, catch up, SENTINEL FAILOVER, demote + drop clients at promotion, unpause."""
     inv = ctx.inv
     f, h = _require_preflight(ctx, to)
     assert h.primary is not None
+    pause_ms = pause_ms or pause_for(inv, f)
     old = inv.node(h.primary)
     replicas = [inv.node(n) for n in h.in_sync_replicas]
     leader = choose_via(inv, f, via)
@@ -343,18 +368,30 @@ def switchover(
         except redis.ResponseError as e:
             raise ClusterError(f"{leader.name} refused SENTINEL FAILOVER: {e}") from None
         res.failover_sent_s = round(time.monotonic() - t0, 3)
-        deadline = t0 + pause_ms / 1000 - MARGIN_S
+        # Sentinel accepted: the old primary will be demoted whatever happens, so unpausing
+        # before the promotion would only let it acknowledge writes that are then lost. If
+        # Sentinel is slow, the pause is renewed (each renewal bounded) up to failover-timeout.
+        t_sent = time.monotonic()
+        give_up = t_sent + inv.settings.failover_timeout_ms / 1000
+        renew_at = t0 + pause_ms / 1000 - MARGIN_S
         new_name = None
         while new_name is None:
             new_name = _majority_names(inv, scs, exclude=old.name)
-            if new_name is None:
-                if time.monotonic() > deadline:
-                    raise ClusterError(
-                        f"no Sentinel majority named a new primary within {pause_ms} ms of the "
-                        f"pause; writes were unpaused on {old.name}. The failover may still "
-                        "complete: run `invoke failover.verify` before retrying"
-                    )
-                time.sleep(0.01)
+            if new_name is not None:
+                break
+            now = time.monotonic()
+            if now > give_up:
+                raise ClusterError(
+                    f"no Sentinel majority named a new primary within "
+                    f"{inv.settings.failover_timeout_ms} ms of SENTINEL FAILOVER; writes were "
+                    f"unpaused on {old.name}. Run `invoke failover.verify` before retrying"
+                )
+            if now > renew_at:
+                pc.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
+                renew_at = now + pause_ms / 1000 - MARGIN_S
+                note = "Sentinel was slow to promote: the pause was renewed"
+                res.notes += [] if note in res.notes else [note]
+            time.sleep(0.01)
         res.promoted_s = round(time.monotonic() - t0, 3)
         res.new_primary = new_name
         if to and new_name != to:
@@ -392,7 +429,7 @@ def switchover(
 
 
 def _describe_switch(
-    ctx: Context, pause_ms: int = PAUSE_MS, to: str | None = None, via: str | None = None
+    ctx: Context, pause_ms: int | None = None, to: str | None = None, via: str | None = None
 ) -> str:
     to = to or ctx.params.get("to")
     via = via or ctx.params.get("via")
@@ -402,6 +439,7 @@ def _describe_switch(
     except ClusterError:
         leader = "?"
     target = to or f"the replica Sentinel picks ({', '.join(h.in_sync_replicas) or 'none'})"
+    pause_ms = pause_ms or pause_for(ctx.inv, f)
     return (
         f"CLIENT PAUSE {pause_ms} WRITE on {h.primary}; wait for replica offsets; "
         f"SENTINEL FAILOVER via {leader} -> {target}; REPLICAOF + CLIENT KILL on {h.primary}; "
@@ -411,11 +449,11 @@ def _describe_switch(
 
 @action("failover.switch", describe=_describe_switch)
 def switch(
-    ctx: Context, pause_ms: int = PAUSE_MS, to: str | None = None, via: str | None = None
+    ctx: Context, pause_ms: int | None = None, to: str | None = None, via: str | None = None
 ) -> Outcome:
     """The zero-loss switch: writes paused only between the pause and the demotion."""
-    if pause_ms < 1000 or pause_ms > 30000:
-        raise GuardRefused(f"pause_ms must be between 1000 and 30000 (got {pause_ms})")
+    if pause_ms is not None and not PAUSE_MIN_MS <= pause_ms <= 30000:
+        raise GuardRefused(f"pause_ms must be between {PAUSE_MIN_MS} and 30000 (got {pause_ms})")
     to = to or ctx.params.get("to")
     via = via or ctx.params.get("via")
     r = switchover(ctx, to=to, pause_ms=pause_ms, via=via)

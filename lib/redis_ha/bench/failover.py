@@ -138,7 +138,7 @@ def event(lab: Lab, scenario: str) -> dict[str, Any]:
         info["via"] = first.name
     elif scenario == "failover-manual":
         ctx = Context(inv=inv, log=lambda _m: None)
-        r = fo.switchover(ctx, pause_ms=fo.PAUSE_MS)
+        r = fo.switchover(ctx)
         info.update(r.to_dict())
     elif scenario == "crash":
         lab.stop(old.name, kill=True)
@@ -288,7 +288,7 @@ def run_bench(
             "failover_timeout_ms": failover_timeout_ms,
             "min_replicas_to_write": inv.settings.min_replicas_to_write,
             "repl_diskless_sync_delay": inv.settings.repl_diskless_sync_delay,
-            "pause_ms": fo.PAUSE_MS,
+            "pause_ms": "down-after - 500, within 1500..5000",
         },
         "runs": runs,
         "rate_per_client": rate,
