@@ -32,6 +32,7 @@ import redis
 from redis_ha import facts as factsmod
 from redis_ha import inventory
 from redis_ha.conn import client
+from redis_ha.control.local import wait_port_free
 from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab
@@ -83,12 +84,14 @@ def fill(inv: Inventory, primary: Endpoint, target_bytes: int, start: int = 0) -
         c.close()
 
 
-def wait_linked(inv: Inventory, node: Endpoint, timeout: float = SYNC_TIMEOUT_S) -> float:
+def wait_linked(lab: Lab, node: Endpoint, timeout: float = SYNC_TIMEOUT_S) -> float:
     """Poll every 10 ms until the node's link is up and it is not loading; returns monotonic."""
     deadline = time.monotonic() + timeout
-    c = client(inv, node, timeout=2.0)
+    c = client(lab.inv, node, timeout=2.0)
     try:
         while time.monotonic() < deadline:
+            if lab.pid(node.name) is None:
+                raise LabError(f"{node.name} exited during its full sync ({lab.log(node.name)})")
             try:
                 info = c.info("replication") | c.info("persistence")
                 if (
@@ -108,14 +111,16 @@ def wait_linked(inv: Inventory, node: Endpoint, timeout: float = SYNC_TIMEOUT_S)
 def floor(lab: Lab, primary: Endpoint, node: Endpoint) -> float:
     """Redis alone: start the killed node empty as a replica, time to link up."""
     lab.stop(node.name, kill=True)
+    wait_port_free(node)
     t0 = time.monotonic()
     lab.start_node(node, replicaof=primary)
-    return wait_linked(lab.inv, node) - t0
+    return wait_linked(lab, node) - t0
 
 
 def rebuild(lab: Lab, node: Endpoint, journal_dir: Path) -> dict[str, Any]:
     """The tool: `invoke replica.rebuild --yes` on the killed node, as an operator runs it."""
     lab.stop(node.name, kill=True)
+    wait_port_free(node)  # the dying process's teardown is not the tool's time
     before = set(journal_dir.glob("*.jsonl")) if journal_dir.exists() else set()
     env = {**os.environ, "REDIS_HA_JOURNAL_DIR": str(journal_dir), "NO_COLOR": "1"}
     argv = [sys.executable, "-m", "invoke", "replica.rebuild", "--node", node.name, "--yes"]
