@@ -22,6 +22,7 @@ from redis_ha.conn import client
 from redis_ha.health import authoritative_primary
 from redis_ha.lab import partition, scenarios
 from redis_ha.lab.cluster import Lab
+from redis_ha.lab.traffic import Traffic
 from tests.conftest import run_invoke
 
 pytestmark = pytest.mark.lab
@@ -149,43 +150,49 @@ def test_isolated_primary_split_brain_detect_recover_heal(plab: Lab) -> None:
     """The acceptance scenario: writes acknowledged on both sides all survive."""
     inv = plab.inv
     old = plab.current_primary()
-    writer = scenarios.Writer(inv, old).start()  # a client that still reaches the old primary
-    time.sleep(0.3)
-    partition.isolate(plab, old.name)
-    # The split exists once the Sentinel majority names another node while the old one still
-    # says it is primary (and acknowledges writes).
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        f = factsmod.gather(inv, detail=False)
-        auth, _ = authoritative_primary(f)
-        if auth and inv.name_of(auth) != old.name and f.node(old.name).role == "master":
-            break
-        time.sleep(0.05)
-    t_split = time.monotonic()
-    code, out = _detect_json(inv)
-    took = time.monotonic() - t_split
-    assert code == 1 and out["split_brain"] is True, out
-    assert out["stale_primaries"] == [old.name]
-    assert took < 2.0, f"detect --json took {took:.2f} s after the split"
-    new = scenarios.wait_new_primary(inv, old.name, 30)
-    # The authoritative side takes writes too (cluster-side clients).
-    cluster_side = scenarios.Writer(inv, inv.node(new), prefix="session:main:").start()
-    time.sleep(2)
-    stale_acked = writer.stop()
-    main_acked = cluster_side.stop()
-    assert stale_acked and main_acked
+    app = Traffic(inv, rate=200, keys=400, workers=2, settle_s=15).start()  # via Sentinel
+    try:
+        writer = scenarios.Writer(inv, old).start()  # a client that still reaches the old primary
+        time.sleep(0.3)
+        partition.isolate(plab, old.name)
+        # The split exists once the Sentinel majority names another node while the old one still
+        # says it is primary (and acknowledges writes).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            f = factsmod.gather(inv, detail=False)
+            auth, _ = authoritative_primary(f)
+            if auth and inv.name_of(auth) != old.name and f.node(old.name).role == "master":
+                break
+            time.sleep(0.05)
+        t_split = time.monotonic()
+        code, out = _detect_json(inv)
+        took = time.monotonic() - t_split
+        assert code == 1 and out["split_brain"] is True, out
+        assert out["stale_primaries"] == [old.name]
+        assert took < 2.0, f"detect --json took {took:.2f} s after the split"
+        new = scenarios.wait_new_primary(inv, old.name, 30)
+        # The authoritative side takes writes too (cluster-side clients).
+        cluster_side = scenarios.Writer(inv, inv.node(new), prefix="session:main:").start()
+        time.sleep(2)
+        stale_acked = writer.stop()
+        main_acked = cluster_side.stop()
+        assert stale_acked and main_acked
 
-    _recover(inv)  # before healing
-    rep = _detect(inv)
-    assert rep.consistent and rep.authoritative == new
-    assert [p["name"] for p in rep.primaries] == [new]
-    assert _keys_on(inv, new, stale_acked + main_acked) == []
+        _recover(inv)  # before healing
+        rep = _detect(inv)
+        assert rep.consistent and rep.authoritative == new
+        assert [p["name"] for p in rep.primaries] == [new]
+        assert _keys_on(inv, new, stale_acked + main_acked) == []
 
-    partition.heal(plab)
-    rep = _wait_consistent(inv, 30)
-    assert rep.consistent and rep.authoritative == new and not rep.partitioned
-    assert _keys_on(inv, new, stale_acked + main_acked) == []
-    assert factsmod.gather(inv).node(old.name).role == "replica"
+        partition.heal(plab)
+        rep = _wait_consistent(inv, 30)
+        assert rep.consistent and rep.authoritative == new and not rep.partitioned
+        assert _keys_on(inv, new, stale_acked + main_acked) == []
+        report = app.stop().to_dict()
+        assert report["acked_writes"] > 0 and report["missing_keys"] == 0, report
+        assert factsmod.gather(inv).node(old.name).role == "replica"
+    finally:
+        app.stop_event.set()  # no worker thread outlives a failed test
 
 
 def test_disagreeing_sentinel_repaired_with_quorum_kept(plab: Lab) -> None:
@@ -222,11 +229,25 @@ def test_disagreeing_sentinel_repaired_with_quorum_kept(plab: Lab) -> None:
     assert code == 0 and out["consistent"], out
 
 
-def test_manual_promotion_detected_and_recovered(plab: Lab) -> None:
+def test_manual_promotion_detected_dry_run_then_recovered(plab: Lab) -> None:
     inv = plab.inv
     promoted = scenarios.manual_promotion(plab)
     code, out = _detect_json(inv)
     assert code == 1 and out["stale_primaries"] == [promoted]
+
+    r = run_invoke("splitbrain.recover", "--dry-run", inventory=inv.path)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert f"make {promoted} replicate from" in r.stdout
+    assert factsmod.gather(inv).node(promoted).role == "master"
+    c = client(inv, inv.node(promoted), timeout=1.0)
+    try:  # not paused: the write is refused at once (no replica), it does not block
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            c.set("session:dry-run-probe", "x")
+    finally:
+        c.close()
+    r = run_invoke("splitbrain.recover", "--yes", "--policy", "bogus", inventory=inv.path)
+    assert r.returncode != 0 and "unknown --policy" in r.stderr and "Traceback" not in r.stderr
+
     _recover(inv)
     rep = _detect(inv)
     assert rep.consistent and rep.authoritative != promoted
@@ -240,20 +261,3 @@ def test_freeze_and_return_ends_consistent(plab: Lab) -> None:
     rep = _wait_consistent(inv, 20)
     assert rep.consistent and rep.authoritative == new, (seen_split, rep.findings)
     assert factsmod.gather(inv).node(old).role == "replica"
-
-
-def test_recover_dry_run_changes_nothing(plab: Lab) -> None:
-    inv = plab.inv
-    promoted = scenarios.manual_promotion(plab)
-    r = run_invoke("splitbrain.recover", "--dry-run", inventory=inv.path)
-    assert r.returncode == 0, r.stdout[-2000:]
-    assert f"make {promoted} replicate from" in r.stdout
-    assert factsmod.gather(inv).node(promoted).role == "master"
-    c = client(inv, inv.node(promoted), timeout=1.0)
-    try:  # not paused: the write is refused at once (no replica), it does not block
-        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
-            c.set("session:dry-run-probe", "x")
-    finally:
-        c.close()
-    r = run_invoke("splitbrain.recover", "--yes", "--policy", "bogus", inventory=inv.path)
-    assert r.returncode != 0 and "unknown --policy" in r.stderr and "Traceback" not in r.stderr
