@@ -50,12 +50,15 @@ def test_operator_answers_prompts(lab: Lab, jdir: Path) -> None:
         c.expect("The previous value is kept so that the change can be undone")
         c.expect(r"Run step 'Set the replica priority' \(node.set_config\)\?")
         c.expect("quit now")
+        assert "skip this step" not in c.before  # set-priority is not skippable
         c.send("y")
         c.send("\r")
         c.expect(f"{node}: replica-priority 100 -> 42")
         c.expect("verify node.config_is")
         c.expect("Step 4/4: Restore the priority")
         c.expect(r"Run step 'Restore the priority' \(node.restore_config\)\?")
+        c.expect("skip this step")  # restore is
+        c.expect("quit now")
         c.send("\r")  # Enter takes the default, which is No for a changing step
         c.expect(r"Undo the completed steps in reverse order \(set-priority\)\?")
         c.send("y")
