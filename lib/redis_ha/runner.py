@@ -237,9 +237,8 @@ class Runner:
         ui.console.print(
             f"  primary:   {health.primary or 'none'}   cluster: [{style}]{health.level}[/]"
         )
-        ui.console.print(
-            f"  operator:  {journalmod.operator()}   when to use: {rb.meta.get('when')}"
-        )
+        ui.console.print(f"  operator:  {journalmod.operator()}")
+        ui.console.print(f"  use when:  {rb.meta.get('when')}")
         exp = rb.meta.get("duration")
         budget = f"   budget: {_mmss(self.pb.budget_s)}" if self.pb.budget_s else ""
         ui.console.print(f"  expected duration: {exp}{budget}")

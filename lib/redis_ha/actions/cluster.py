@@ -160,7 +160,11 @@ def replicas_in_sync(ctx: Context) -> Outcome:
     return Outcome(True, f"{', '.join(others)} in sync with {p.name}", data)
 
 
-@action("cluster.show_status", changes=False)
+def _describe_status(ctx: Context) -> str:
+    return "print the status tables of every node and Sentinel (read-only)"
+
+
+@action("cluster.show_status", changes=False, describe=_describe_status)
 def show_status(ctx: Context) -> Outcome:
     """Print the status tables (nodes, Sentinels, verdict): read-only."""
     f, h = ctx.health()
