@@ -261,3 +261,22 @@ def test_freeze_and_return_ends_consistent(plab: Lab) -> None:
     rep = _wait_consistent(inv, 20)
     assert rep.consistent and rep.authoritative == new, (seen_split, rep.findings)
     assert factsmod.gather(inv).node(old).role == "replica"
+
+
+def test_sentinel_remonitor_keeps_settings_and_quorum(plab: Lab) -> None:
+    """The REMOVE + MONITOR repair (for a Sentinel naming the wrong primary), run directly."""
+    from redis_ha.actions import splitbrain as sba
+    from redis_ha.actions.registry import Context
+
+    inv = plab.inv
+    auth = plab.current_primary()
+    target = inv.sentinels[-1]
+    ctx = Context(inv=inv, yes=True, log=lambda _m: None)
+    how = sba._repair_one(ctx, target, auth, wrong_primary=True)
+    assert "MONITOR" in how
+    sba._wait_settled(ctx, target.name, "{}:{}".format(*auth.announced), 20)
+    s = factsmod.gather(inv).sentinel(target.name)
+    assert s.primary_name == auth.name and s.quorum_ok
+    assert s.config["down-after-milliseconds"] == str(inv.settings.down_after_ms)
+    assert s.config["failover-timeout"] == str(inv.settings.failover_timeout_ms)
+    assert _detect(inv).consistent
