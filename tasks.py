@@ -52,3 +52,8 @@ ns.add_collection(splitbrain_cli.splitbrain)
 lab.lab.add_task(splitbrain_cli.partition)
 lab.lab.add_task(splitbrain_cli.heal)
 drill.drill.add_task(splitbrain_cli.drill_splitbrain, "splitbrain")
+
+# issue 4: the README demo (switchover + crash under traffic)
+from redis_ha.cli import demo as demo_cli  # noqa: E402
+
+ns.add_task(demo_cli.demo)
