@@ -57,3 +57,8 @@ drill.drill.add_task(splitbrain_cli.drill_splitbrain, "splitbrain")
 from redis_ha.cli import demo as demo_cli  # noqa: E402
 
 ns.add_task(demo_cli.demo)
+
+# guided incident response (triage -> runbook)
+from redis_ha.cli import incident as incident_cli  # noqa: E402
+
+ns.add_task(incident_cli.incident)
