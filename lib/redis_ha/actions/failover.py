@@ -166,8 +166,7 @@ def steer(ctx: Context, to: str | None = None, wait_s: float = STEER_WAIT_S) -> 
         finally:
             c.close()
     ctx.state["priority_restore"] = restore
-    want = {name: prio for name, prio in changes.items()}
-    want.setdefault(to, STEER_PRIORITY)
+    want = {**changes, to: STEER_PRIORITY}
     seen = _wait_sentinels_see_priority(inv, want, wait_s)
     data = {"set": changes, "restore": restore, "sentinels_see_it_after_s": seen}
     if seen is None:
@@ -468,10 +467,6 @@ def switch(
 
 
 # --- after the switch --------------------------------------------------------------------------
-
-
-def _roles(ctx: Context) -> tuple[str | None, str | None]:
-    return ctx.state.get("old_primary"), ctx.state.get("new_primary")
 
 
 @check("failover.old_primary_replicates")

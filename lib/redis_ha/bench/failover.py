@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from redis_ha import facts as factsmod
+from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha.actions import failover as fo
 from redis_ha.actions.registry import Context
@@ -72,8 +73,6 @@ class Sample:
 def settled(inv: Inventory) -> bool:
     """Healthy, and no Sentinel flags any node down or is in the middle of a failover."""
     f = factsmod.gather(inv)
-    from redis_ha import health as healthmod
-
     if not healthmod.assess(inv, f).healthy:
         return False
     for s in f.sentinels:
