@@ -79,6 +79,13 @@ def test_refuses_the_primary_and_changes_nothing(lab: Lab, tmp_path: Path):
     assert "is the current primary" in out
     assert "Traceback" not in out
     assert _snapshot(lab) == before
+    r = run_invoke(
+        "replica.rebuild", "--node", "redis-9", "--yes", inventory=lab.inv.path, env=_env(tmp_path)
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "unknown node 'redis-9'" in out and "Traceback" not in out
+    d = run_invoke("replica.diagnose", "--node", primary.name, "--json", inventory=lab.inv.path)
+    assert d.returncode == 0 and '"refusals"' in d.stdout and "current primary" in d.stdout
 
 
 def test_refuses_the_last_in_sync_replica_and_changes_nothing(lab: Lab, tmp_path: Path):
