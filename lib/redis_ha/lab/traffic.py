@@ -80,6 +80,7 @@ from redis_ha.lab.cluster import require_lab
 CLIENTS = ("naive", "recommended")
 MAX_BACKLOG_S = 1.0  # a worker further behind its schedule skips ahead instead of bursting
 SAMPLE_S = 0.02
+STABLE_S = 0.5  # the primary must stay the same this long before the end-of-run check
 ENV_POLL_S = 0.5
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -276,6 +277,7 @@ class Traffic:
         self.addr_changes: list[tuple[float, str | None, str]] = []
         self.config_changes: list[dict[str, Any]] = []
         self.primary_start: str | None = None
+        self._last_addr: str | None = None
         self.t0 = 0.0
         self.t_stop: float | None = None
         self.started_at = ""
@@ -347,7 +349,7 @@ class Traffic:
     def start(self) -> Traffic:
         """Warm the cache, then start the workers and the monitor; returns at once."""
         self.warm()
-        self.primary_start = hac.primary_address(self.client)
+        self.primary_start = self._last_addr = hac.primary_address(self.client)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.t0 = time.perf_counter()
         for w in self.workers:
@@ -438,20 +440,21 @@ class Traffic:
 
     def _monitor(self) -> None:
         """Watch the discovered primary (failover detection), the env file, and report progress."""
-        last_addr = self.primary_start
         next_env = next_progress = time.perf_counter()
         while not self.stop_event.wait(SAMPLE_S):
-            addr = hac.primary_address(self.client)
-            if addr and addr != last_addr:
-                self.addr_changes.append((self.elapsed(), last_addr, addr))
-                last_addr = addr
             now = time.perf_counter()
             if self.env_file and now >= next_env:
                 next_env = now + ENV_POLL_S
                 self._poll_env()
+            self._note_address(self.elapsed(), hac.primary_address(self.client))
             if self.progress and now >= next_progress:
                 next_progress = now + 1.0
                 self.progress(self.snapshot())
+
+    def _note_address(self, t: float, addr: str | None) -> None:
+        if addr and addr != self._last_addr:
+            self.addr_changes.append((t, self._last_addr, addr))
+            self._last_addr = addr
 
     def _poll_env(self) -> None:
         m = self._mtime()
@@ -469,9 +472,12 @@ class Traffic:
             return
         new = self._build(cfg)
         self.old_clients.append(self.client)
+        t = self.elapsed()
         self.cfg, self.client = cfg, new
         self.gen += 1
-        self.config_changes.append({"at_s": round(self.elapsed(), 3), "config": cfg.describe()})
+        self.config_changes.append({"at_s": round(t, 3), "config": cfg.describe()})
+        if cfg.mode == "url":  # a URL client knows its address before it connects
+            self._note_address(t, hac.primary_address(new))
 
     def snapshot(self) -> dict[str, Any]:
         """Counters so far (racy reads of the workers' arrays; fine for a progress line)."""
@@ -528,7 +534,7 @@ class Traffic:
 
     # --- the end-of-run check ---------------------------------------------------------------
     def _settled_primary(self) -> tuple[str, float]:
-        """The address the app's config leads to once it has been stable for a second."""
+        """The address the app's config leads to once it has stayed the same for STABLE_S."""
         t0 = time.monotonic()
         deadline = t0 + self.settle_s
         last, since, err = None, t0, "no answer"
@@ -538,7 +544,7 @@ class Traffic:
                 addr = self._resolve(cfg)
                 if addr != last:
                     last, since = addr, time.monotonic()
-                elif time.monotonic() - since >= 1.0:
+                elif time.monotonic() - since >= STABLE_S:
                     return addr, time.monotonic() - t0
             except (redis.RedisError, OSError) as e:
                 err = f"{error_kind(e)}: {str(e).splitlines()[0] if str(e) else ''}"

@@ -1,0 +1,195 @@
+"""The app simulator on real clusters: rate, report, failovers, lost writes, env-file switch."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from redis_ha.conn import client
+from redis_ha.lab import faults
+from redis_ha.lab.cluster import Lab
+from redis_ha.lab.traffic import Traffic, error_kind, longest_stall, percentile
+from tests.conftest import run_invoke
+
+REPORT_KEYS = {
+    "client", "mode", "config", "rate_target", "workers", "keys", "write_ratio", "run_id",
+    "started_at", "duration_s", "ops", "ops_per_s", "ok", "failed", "reads", "writes",
+    "writes_ok", "errors", "error_samples", "write_stall_s", "write_stall_at_s", "latency_ms",
+    "hit_rate", "failovers", "primary_start", "primary_end", "config_changes", "acked_writes",
+    "checked_writes", "missing_writes", "missing_keys", "stale_reads", "check", "timeline",
+}  # fmt: skip
+
+
+# --- pure logic ---------------------------------------------------------------------------------
+def test_longest_stall_between_successes_and_after_failures() -> None:
+    assert longest_stall([0.0, 0.1, 0.2, 1.7, 1.8], [], 2.0) == pytest.approx((1.5, 0.2))
+    # failures before the first success bound the gap from the first failure
+    assert longest_stall([3.0, 3.1], [0.5, 1.0], 4.0) == pytest.approx((2.5, 0.5))
+    # no success after the failures: the stall runs to the end of the run
+    gap, at = longest_stall([0.0, 0.1], [0.5, 0.6], 5.0)
+    assert (gap, at) == pytest.approx((4.5, 0.5))
+
+
+def test_error_kinds_are_short_and_stable() -> None:
+    assert error_kind(redis.ResponseError("NOREPLICAS Not enough good replicas to write.")) == (
+        "NOREPLICAS"
+    )
+    assert error_kind(redis.ConnectionError("The previous master is now a slave")) == "READONLY"
+    assert error_kind(redis.TimeoutError("Timeout reading from x")) == "timeout"
+    assert error_kind(redis.ConnectionError("Error 111 connecting. Connection refused.")) == (
+        "connection-refused"
+    )
+    assert error_kind(redis.ConnectionError("Connection closed by server.")) == "connection-lost"
+
+
+def test_percentile() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([float(i) for i in range(101)], 0.99) == 99.0
+
+
+# --- real clusters ------------------------------------------------------------------------------
+@pytest.mark.lab
+def test_sustains_1000_ops_with_no_errors_and_no_lost_writes(lab: Lab) -> None:
+    rep = Traffic(lab.inv, rate=1000, keys=2000).run(3.0)
+    assert rep.ops_per_s >= 900, rep.ops_per_s
+    assert rep.failed == 0, rep.errors
+    assert rep.check["ok"], rep.check
+    assert rep.missing_writes == 0 and rep.missing_keys == 0 and rep.stale_reads == 0
+    assert rep.hit_rate["overall"] == 1.0  # everything was warmed and nothing was lost
+    assert rep.failovers == []
+    assert rep.latency_ms["p50"] is not None and rep.latency_ms["p50"] < 50
+
+
+@pytest.mark.lab
+def test_json_report_is_one_object_with_the_documented_keys(lab: Lab, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    res = run_invoke(
+        "lab.traffic", "--duration", "1", "--rate", "200", "--keys", "500", "--json",
+        "--out", str(out), "--client", "naive", inventory=lab.inv.path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert set(d) == REPORT_KEYS
+    assert json.loads(out.read_text()) == d
+    assert d["client"] == "naive" and d["failed"] == 0 and d["missing_writes"] == 0
+    assert 150 <= d["ops"] <= 260
+    primary = lab.current_primary()
+    keys = list(client(lab.inv, primary).scan_iter("session:*", count=1000))
+    assert len(keys) >= 500  # namespaced: every session key is countable
+    raw = client(lab.inv, primary).get(keys[0])
+    value = json.loads(raw)
+    assert {"v", "ts", "run"} <= set(value) and value["ts"] > 1.7e9
+
+
+def _careful_switchover(lab: Lab) -> None:
+    """Pause writes, wait for the replicas, SENTINEL FAILOVER, demote + drop clients, unpause."""
+    inv = lab.inv
+    old = lab.current_primary()
+    replicas = [n for n in inv.nodes if n != old]
+    po = client(inv, old, timeout=2)
+    po.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+    try:
+        offset = po.info("replication")["master_repl_offset"]
+        deadline = time.monotonic() + 5
+        while any(
+            client(inv, r).info("replication").get("slave_repl_offset", -1) < offset
+            for r in replicas
+        ):
+            assert time.monotonic() < deadline, "replicas did not catch up"
+            time.sleep(0.002)
+        client(inv, inv.sentinels[0]).execute_command("SENTINEL", "FAILOVER", inv.master_name)
+        new = None
+        while new is None:
+            assert time.monotonic() < deadline + 10, "no replica was promoted"
+            for r in replicas:
+                try:
+                    if client(inv, r).info("replication")["role"] == "master":
+                        new = r
+                except redis.ConnectionError:
+                    pass  # Sentinel drops the promoted node's clients
+            time.sleep(0.002)
+        po.execute_command("REPLICAOF", new.host, new.port)
+        po.execute_command("CLIENT", "KILL", "TYPE", "normal")
+    finally:
+        po.execute_command("CLIENT", "UNPAUSE")
+
+
+@pytest.mark.lab
+def test_recommended_client_sees_a_careful_switchover_as_latency_not_errors(lab: Lab) -> None:
+    t = Traffic(lab.inv, rate=1000, keys=2000, client="recommended").start()
+    try:
+        time.sleep(1.0)
+        _careful_switchover(lab)
+        deadline = time.monotonic() + 15
+        while not t.addr_changes and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        rep = t.stop()
+    assert len(rep.failovers) == 1, rep.failovers
+    assert rep.failed == 0, (rep.errors, rep.error_samples)
+    assert rep.missing_writes == 0 and rep.stale_reads == 0
+    assert 0 < rep.write_stall_s < 5.0  # the stall is there, as latency
+    assert rep.timeline[-1]["writes_ok"] > 0
+
+
+@pytest.mark.lab
+def test_primary_crash_loses_no_acknowledged_write_and_traffic_recovers(fresh_lab: Lab) -> None:
+    lab = fresh_lab
+    lab.up(timeout=60)
+    t = Traffic(lab.inv, rate=1000, keys=2000, client="recommended").start()
+    try:
+        time.sleep(1.0)
+        old = lab.current_primary()
+        res = faults.inject(lab.inv, "crash", old.name)
+        assert res.role == "master"
+        deadline = time.monotonic() + 20
+        while not t.addr_changes and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)
+    finally:
+        rep = t.stop()
+    assert rep.failovers and rep.failovers[0]["from"].endswith(f"({old.name})")
+    assert rep.check["ok"], rep.check
+    assert rep.missing_writes == 0 and rep.stale_reads == 0
+    assert rep.timeline[-1]["writes_ok"] > 0 and rep.timeline[-1]["failed"] == 0  # recovered
+    assert rep.write_stall_s < 10
+
+
+@pytest.mark.lab
+def test_env_file_switch_to_the_single_instance_is_followed(lab: Lab, tmp_path: Path) -> None:
+    inv = lab.inv
+    assert inv.single is not None and inv.auth.password_file is not None
+    env = tmp_path / "app.env"
+    sentinels = ",".join(s.address for s in inv.sentinels)
+    env.write_text(
+        f"REDIS_SENTINELS={sentinels}\nREDIS_SENTINEL_MASTER={inv.master_name}\n"
+        f"REDIS_PASSWORD_FILE={inv.auth.password_file}\n"
+    )
+    client(inv, inv.single).flushall()
+    t = Traffic(inv, rate=500, keys=1000, env_file=env).start()
+    try:
+        time.sleep(1.0)
+        tmp = env.with_suffix(".tmp")
+        tmp.write_text(
+            f"REDIS_URL=redis://{inv.single.address}/0\n"
+            f"REDIS_PASSWORD_FILE={inv.auth.password_file}\n"
+        )
+        tmp.replace(env)  # atomic, like the rollback's envfile backend
+        deadline = time.monotonic() + 5
+        while not t.config_changes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+    finally:
+        rep = t.stop()
+    assert [c.get("config") for c in rep.config_changes] == [f"url redis://{inv.single.address}/0"]
+    assert rep.mode == "url" and rep.failed == 0
+    assert rep.failovers and rep.failovers[-1]["to"] == inv.single.address
+    assert rep.hit_rate["before_failover"] == 1.0
+    assert rep.hit_rate["after_failover"] is not None and rep.hit_rate["after_failover"] < 0.9
+    assert rep.check["ok"] and rep.missing_writes == 0
+    assert client(inv, inv.single).dbsize() > 0
