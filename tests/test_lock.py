@@ -19,7 +19,7 @@ from redis_ha.lab.cluster import Lab
 from redis_ha.lock import ClusterLock, LockHeld
 
 from .conftest import ROOT, run_invoke
-from .test_runner import PB, priority, replica_of
+from .test_runner import PB, priority, replica_of, standard_priorities
 
 
 def test_second_holder_is_refused_and_named(lab: Lab, tmp_path: Path) -> None:
@@ -124,3 +124,6 @@ def test_falls_back_to_lock_file_when_primary_refuses_writes(lab: Lab, tmp_path:
         lk.release()
         call(lab.inv, ep, "CONFIG", "SET", "min-replicas-to-write", "1")
     assert not list(tmp_path.glob(".lock-*"))
+
+
+_ = standard_priorities  # autouse: every test here starts from replica-priority 100

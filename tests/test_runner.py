@@ -32,6 +32,19 @@ def jdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True)
+def standard_priorities(lab: Lab) -> None:
+    """replica-priority back to the inventory's value on every node: other tests (a failover
+    steering Sentinel) may leave another one, and these tests read it back."""
+    reset_priorities(lab)
+
+
+def reset_priorities(lab: Lab) -> None:
+    want = str(lab.inv.settings.replica_priority)
+    for n in lab.inv.nodes:
+        call(lab.inv, n, "CONFIG", "SET", "replica-priority", want)
+
+
 def replica_of(lab: Lab) -> str:
     primary = lab.current_primary().name
     return next(n.name for n in lab.inv.nodes if n.name != primary)

@@ -15,7 +15,7 @@ from redis_ha import journal as journalmod
 from redis_ha.lab.cluster import Lab
 
 from .conftest import ROOT, run_invoke
-from .test_runner import PB, events, priority, records, replica_of
+from .test_runner import PB, events, priority, records, replica_of, standard_priorities
 
 
 def spawn(lab: Lab, jdir: Path, node: str, *extra: str) -> pexpect.spawn:
@@ -111,3 +111,6 @@ def test_crashed_run_is_resumed(lab: Lab, jdir: Path) -> None:
     assert events(recs, "resume")[0]["from_step"] == "restore"
     assert events(recs, "lock")[-1]["mode"] == "cluster+file"
     assert events(recs, "end")[-1]["result"] == "completed"
+
+
+_ = standard_priorities  # autouse: every test here starts from replica-priority 100
