@@ -8,12 +8,13 @@ twice from a killed state:
            process), timed until it exits, and, from its journal, until the full-sync step is
            verified (the data is safe; the rest is restoring the priority and waiting for every
            Sentinel to list the replica again, which takes up to one Sentinel INFO period, 10 s).
-Data is generated with pipelined MSETs of ~1 KB session values. No app traffic runs, so the two
-timings compare like with like.
+Data is generated with pipelined MSETs of ~1 KB incompressible (random base64) session values.
+No app traffic runs, so the two timings compare like with like.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -63,7 +64,9 @@ def parse_sizes(text: str) -> list[float]:
 def fill(inv: Inventory, primary: Endpoint, target_bytes: int, start: int = 0) -> int:
     """Add session keys until used_memory reaches `target_bytes`; returns the next key index."""
     c = client(inv, primary, timeout=30)
-    value = "v" * VALUE_BYTES
+    # Incompressible values: the RDB compresses each string (LZF), so "vvvv..." would shrink a
+    # GB to a few MB on the wire and flatter every timing. Random base64 is the worst case.
+    pool = [base64.b64encode(os.urandom(VALUE_BYTES * 3 // 4)).decode() for _ in range(256)]
     i = start
     try:
         while True:
@@ -76,7 +79,7 @@ def fill(inv: Inventory, primary: Endpoint, target_bytes: int, start: int = 0) -
             end = i + n
             while i < end:
                 batch = min(200, end - i)
-                p.mset({f"session:{k:09d}": value for k in range(i, i + batch)})
+                p.mset({f"session:{k:09d}": pool[k % 256] for k in range(i, i + batch)})
                 i += batch
                 if len(p) >= 100:
                     p.execute()
