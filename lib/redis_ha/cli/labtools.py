@@ -23,9 +23,11 @@ from redis_ha.lab.traffic import CLIENTS, Report, Traffic
 
 @contextmanager
 def _stop_on_signals(event: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM end the run cleanly (with a report) instead of killing it."""
+    """SIGINT/SIGTERM end the run cleanly (with a report); a second Ctrl-C gives up at once."""
 
     def handler(signum: int, frame: Any) -> None:
+        if event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         event.set()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

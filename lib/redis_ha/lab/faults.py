@@ -105,15 +105,41 @@ def resume(lab: Lab, ep: Endpoint) -> FaultResult:
     )
 
 
+# Files a redis-server may load at start. Even with `save ""` and `appendonly no`, a replica
+# writes dump.rdb to disk at every full sync (repl-diskless-load is disabled by default) and loads
+# it when it starts again: a "non-persistent" node on a VM comes back with stale data, not empty.
+DATA_FILES = ("dump.rdb", "appendonly.aof", "appendonlydir")
+
+
+def wipe_data(lab: Lab, ep: Endpoint) -> list[str]:
+    """Remove what a stopped node could load at start (its folder is its `dir`)."""
+    import shutil
+
+    removed = []
+    for name in DATA_FILES:
+        p = lab.proc_dir(ep.name) / name
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
 def restart_empty(lab: Lab, ep: Endpoint) -> FaultResult:
     """Kill, then start again at once from the node's own config file with no data.
 
-    This is what a platform restart policy does to a node without persistence: the process comes
-    back within a second, possibly still believing it is the primary, and empty.
+    This is what a platform restart policy does to a container without a volume: the process
+    comes back within a second, possibly still believing it is the primary, and empty. Data files
+    left on disk (see DATA_FILES) are removed first, as a fresh container would not have them.
     """
     pid = _running_pid(lab, ep)
     role = role_of(lab, ep)
     lab.stop(ep.name, kill=True)
+    if not is_sentinel(lab, ep):
+        wipe_data(lab, ep)
     if is_sentinel(lab, ep):
         new = lab.start_sentinel(ep, primary=lab.inv.nodes[0])  # existing config: `primary` unused
     else:

@@ -380,10 +380,13 @@ class Traffic:
             if w.gen != self.gen:
                 w.reset_acked(self.gen)
             k = w.keys[rng.randrange(len(w.keys))]
-            if rng.random() < self.write_ratio:
-                self._write(w, k)
-            else:
-                self._read(w, k)
+            try:
+                if rng.random() < self.write_ratio:
+                    self._write(w, k)
+                else:
+                    self._read(w, k)
+            except Exception as e:  # noqa: BLE001 - a surprise must show in the report, not kill
+                self._fail(w, e, 0, time.perf_counter())
 
     def _fail(self, w: _Worker, e: Exception, flags: int, t_start: float) -> None:
         t = time.perf_counter()
@@ -522,6 +525,12 @@ class Traffic:
             for w in self.workers:
                 w.db.close()
         return self.report
+
+    def __enter__(self) -> Traffic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def run(self, duration: float) -> Report:
         """start(), wait `duration` seconds (or until stop_event), stop()."""
