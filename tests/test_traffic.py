@@ -193,3 +193,40 @@ def test_env_file_switch_to_the_single_instance_is_followed(lab: Lab, tmp_path: 
     assert rep.hit_rate["after_failover"] is not None and rep.hit_rate["after_failover"] < 0.9
     assert rep.check["ok"] and rep.missing_writes == 0
     assert client(inv, inv.single).dbsize() > 0
+
+
+@pytest.mark.lab
+def test_sigterm_ends_a_background_run_with_a_report(lab: Lab, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "bg.json"
+    argv = [sys.executable, "-m", "invoke", "lab.traffic", "--duration", "60", "--rate", "300"]
+    argv += ["--keys", "300", "--json", "--out", str(out), "--inventory", str(lab.inv.path)]
+    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr is not None
+        first = p.stderr.readline()  # the first progress line: running, signals handled
+        assert first.startswith("t="), first
+        time.sleep(1.0)
+        os.kill(p.pid, signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, stderr
+    d = json.loads(out.read_text())
+    assert json.loads(stdout) == d
+    assert d["duration_s"] < 30 and d["ops"] > 100 and d["failed"] == 0
+
+
+def test_a_typo_in_a_number_is_one_line(lab_inv) -> None:
+    res = run_invoke("lab.traffic", "--rate", "fast", inventory=lab_inv.path)
+    assert res.returncode != 0
+    assert "--rate must be a number, got 'fast'" in res.stderr
+    assert "Traceback" not in res.stderr

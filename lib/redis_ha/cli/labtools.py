@@ -86,6 +86,17 @@ def _summary(r: Report) -> None:
         c.print(f"[yellow]acknowledged writes not checked[/]: {r.check['error']}")
 
 
+def _number(option: str, value: str | None, default: float, *, whole: bool = False) -> float:
+    """Parse a numeric option here, so a typo is one line, not invoke's traceback."""
+    if value is None:
+        return default
+    try:
+        return float(int(value)) if whole else float(value)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise HAError(f"--{option} must be {kind}, got {value!r}") from None
+
+
 @task(
     help={
         "inventory": INVENTORY_HELP,
@@ -107,14 +118,14 @@ def _summary(r: Report) -> None:
 def traffic(
     c,
     inventory=None,
-    rate=1000,
-    duration=0,
+    rate=None,
+    duration=None,
     client="recommended",
-    workers=4,
-    keys=10000,
-    write_ratio=0.5,
+    workers=None,
+    keys=None,
+    write_ratio=None,
     env_file=None,
-    settle=30,
+    settle=None,
     json=False,
     out=None,
     quiet=False,
@@ -123,21 +134,18 @@ def traffic(
     inv = load_inventory(inventory)
     if client not in CLIENTS:
         raise HAError(f"--client must be one of {', '.join(CLIENTS)}, not {client!r}")
-    try:
-        t = Traffic(
-            inv,
-            rate=float(rate),
-            client=client,
-            workers=int(workers),
-            keys=int(keys),
-            write_ratio=float(write_ratio),
-            env_file=env_file,
-            settle_s=float(settle),
-            progress=None if quiet else _progress,
-        )
-    except ValueError as e:
-        raise HAError(f"bad number: {e}") from None
-    dur = float(duration)
+    t = Traffic(
+        inv,
+        rate=_number("rate", rate, 1000.0),
+        client=client,
+        workers=int(_number("workers", workers, 4, whole=True)),
+        keys=int(_number("keys", keys, 10000, whole=True)),
+        write_ratio=_number("write-ratio", write_ratio, 0.5),
+        env_file=env_file,
+        settle_s=_number("settle", settle, 30.0),
+        progress=None if quiet else _progress,
+    )
+    dur = _number("duration", duration, 0.0)
     with _stop_on_signals(t.stop_event):
         t.start()
         try:
