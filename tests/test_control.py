@@ -65,6 +65,6 @@ def test_local_restart_applies_overrides_from_the_first_instant(lab: Lab):
     c = client(inv, node)
     try:
         assert c.config_get("replica-priority")["replica-priority"] == "0"
-        c.config_set("replica-priority", "100")
     finally:
+        c.config_set("replica-priority", str(inv.settings.replica_priority))
         c.close()

@@ -23,6 +23,24 @@ from tests.conftest import ROOT, run_invoke
 pytestmark = pytest.mark.lab
 
 
+@pytest.fixture(autouse=True)
+def _leave_priorities_as_found(request: pytest.FixtureRequest):
+    """A failing test must not leave a shared-lab node unpromotable or hidden for others."""
+    if "lab" not in request.fixturenames:
+        yield
+        return
+    lab: Lab = request.getfixturevalue("lab")  # set up first, so torn down after this fixture
+    yield
+    for n in lab.inv.nodes:
+        try:
+            c = client(lab.inv, n)
+            c.config_set("replica-priority", str(lab.inv.settings.replica_priority))
+            c.config_set("replica-announced", "yes")
+            c.close()
+        except Exception:  # noqa: BLE001 - a node that is down gets a fresh config on restart
+            pass
+
+
 def _env(tmp_path: Path) -> dict[str, str]:
     return {"REDIS_HA_JOURNAL_DIR": str(tmp_path / "journal")}
 
