@@ -17,7 +17,7 @@ from tests.conftest import run_invoke
 
 REPORT_KEYS = {
     "client", "mode", "config", "rate_target", "workers", "keys", "write_ratio", "run_id",
-    "started_at", "duration_s", "ops", "ops_per_s", "ok", "failed", "reads", "writes",
+    "started_at", "duration_s", "ops", "ops_per_s", "skipped", "ok", "failed", "reads", "writes",
     "writes_ok", "errors", "error_samples", "write_stall_s", "write_stall_at_s", "latency_ms",
     "hit_rate", "failovers", "primary_start", "primary_end", "config_changes", "acked_writes",
     "checked_writes", "missing_writes", "missing_keys", "stale_reads", "check", "timeline",

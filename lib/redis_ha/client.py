@@ -6,18 +6,23 @@ stock Sentinel client turns every failover into seconds of failed requests:
 * `NOREPLICAS` from an old primary that lost its replica (min-replicas-to-write 1) is a plain
   `ResponseError`: redis-py neither retries it nor asks the Sentinels again, so writes keep failing
   until the connection happens to break.
+* `READONLY` does make redis-py drop the connection (`SentinelManagedConnection` turns it into
+  "The previous master is now a slave"), but with no retries the request fails anyway, and the
+  next connection is often sent to the same old primary again, because:
 * It discovers the primary with `SENTINEL MASTERS` from the first Sentinel that answers, and the
-  Sentinel that led a failover reports the new address last (only at `+failover-end`).
+  Sentinel that led a failover reports the new address last (only at `+failover-end`, ~1 s after
+  the others).
 * The default `Retry` is three quick attempts: a few milliseconds, far shorter than a switchover.
 
-The recommended client is still a stock `redis.Redis` (apps keep their code), built on redis-py's
-own `SentinelConnectionPool`, with four changes:
+The recommended client is still a `redis.Redis` (a thin subclass; apps keep their code), built on
+redis-py's own `SentinelConnectionPool`, with these changes:
 
 1. Retries with exponential backoff and jitter within a time budget (`retry_budget_s`, default
-   5 s) instead of a count, so a planned switchover becomes latency, not errors. Measured on the
-   lab: the Sentinels name the promoted replica ~1 s after the promotion (the leader's INFO poll),
-   so a careful switchover stalls requests for 1.2-1.4 s, once 2.8 s. A request that still fails
-   after the budget raises, so the app never hangs for long.
+   5 s, counted from the moment the command is called, reconnects included) instead of a count,
+   so a planned switchover becomes latency, not errors. Measured on the lab: the Sentinels name
+   the promoted replica ~1 s after the promotion (the leader's INFO poll), so a careful switchover
+   stalls requests for 1.2-1.4 s, once 2.8 s. A request that still fails after the budget raises,
+   so the app never hangs for long.
 2. Rediscovery on `READONLY`, `NOREPLICAS`, `MASTERDOWN` and `LOADING` as well as on connection
    errors: the connection is dropped and the next attempt asks the Sentinels again. Each of these
    replies means the command was *not* executed, so retrying it is safe.
@@ -26,6 +31,11 @@ own `SentinelConnectionPool`, with four changes:
    app to the wrong side of a partition).
 4. A `ROLE` check on every new connection: a node that is no longer primary is never used, even
    for reads.
+
+What no client setting fixes: a plain `SENTINEL FAILOVER` without pausing writes first still
+loses acknowledged writes (the old primary keeps acknowledging until Sentinel demotes it, and a
+retrying client even hides that as a perfect run). Only the careful procedure (failover.manual)
+fixes that.
 
 Timeouts: `socket_timeout` 1 s (a frozen primary costs one second per attempt, not forever),
 `socket_connect_timeout` 0.5 s, Sentinel queries 0.3 s each.
@@ -174,6 +184,25 @@ class BudgetRetry(Retry):
         finally:
             if outer is None:
                 self._local.deadline = None
+
+
+class HARedis(redis.Redis):
+    """redis.Redis whose commands share one retry deadline from the moment they are called.
+
+    redis-py connects a pooled connection before its command retry starts; without this, a slow
+    reconnect and the command's retries would each get a full budget.
+    """
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        retry = self.connection_pool.connection_kwargs.get("retry")
+        local = BudgetRetry._local
+        if not isinstance(retry, BudgetRetry) or getattr(local, "deadline", None) is not None:
+            return super().execute_command(*args, **options)
+        local.deadline = time.monotonic() + retry.budget_s
+        try:
+            return super().execute_command(*args, **options)
+        finally:
+            local.deadline = None
 
 
 class HAConnection(SentinelManagedConnection):
@@ -377,6 +406,7 @@ def recommended(
     )
     return s.master_for(
         master,
+        redis_class=HARedis,
         connection_class=HAConnection,
         socket_timeout=socket_timeout,
         socket_connect_timeout=CONNECT_TIMEOUT,
@@ -399,7 +429,7 @@ def from_url(
     extra: dict[str, Any] = {}
     if password and not urlparse(url).password:
         extra["password"] = password
-    return redis.Redis.from_url(
+    return HARedis.from_url(
         url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=CONNECT_TIMEOUT,

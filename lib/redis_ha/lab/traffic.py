@@ -31,9 +31,11 @@ Report (JSON, one object; `Report.to_dict()`):
 
 ``client`` naive|recommended, ``mode`` sentinel|url, ``config`` (where the app connected, no
 password), ``rate_target``, ``workers``, ``keys``, ``write_ratio``, ``run_id``, ``started_at``
-(ISO), ``duration_s``; ``ops`` (finished requests), ``ops_per_s``, ``ok``, ``failed`` (requests that
-returned an error to the app after the client's own retries), ``reads``, ``writes``,
-``writes_ok``; ``errors`` {kind: count} with kinds like NOREPLICAS, READONLY, LOADING, MASTERDOWN,
+(ISO), ``duration_s``; ``ops`` (finished requests), ``ops_per_s``, ``skipped`` (scheduled
+requests never sent because their worker was blocked for over a second, e.g. in the client's
+retries: load a real app would have queued or shed), ``ok``, ``failed`` (requests that returned
+an error to the app after the client's own retries), ``reads``, ``writes``, ``writes_ok``;
+``errors`` {kind: count} with kinds like NOREPLICAS, READONLY, LOADING, MASTERDOWN,
 timeout, connection-refused, connection-lost, no-primary; ``error_samples`` {kind: first message};
 ``write_stall_s`` (longest time between two successful writes, or from a failed write to the next
 success, or to the end of the run if none came) and ``write_stall_at_s`` (when it began);
@@ -167,6 +169,7 @@ class Report:
     duration_s: float
     ops: int
     ops_per_s: float
+    skipped: int
     ok: int
     failed: int
     reads: int
@@ -210,6 +213,7 @@ class _Worker:
         self.last_acked: dict[int, int] = {}
         self.acked: list[tuple[int, int]] = []  # (key index, version) under the current config
         self.acked_total = 0
+        self.skipped = 0
         self.gen = 0
         self.thread: threading.Thread | None = None
 
@@ -375,6 +379,7 @@ class Traffic:
                 time.sleep(min(due - now, 0.05))
                 continue
             if now - due > MAX_BACKLOG_S:
+                w.skipped += int((now - due) / period)
                 due = now
             due += period
             if w.gen != self.gen:
@@ -685,6 +690,7 @@ class Traffic:
             duration_s=round(end, 3),
             ops=ops,
             ops_per_s=round(ops / end, 1) if end > 0 else 0.0,
+            skipped=sum(w.skipped for w in self.workers),
             ok=ok,
             failed=ops - ok,
             reads=ops - writes,
