@@ -5,17 +5,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from redis_ha import inventory
+from redis_ha import conn, inventory
 from redis_ha.inventory import Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Journals written by tasks under test go to a throwaway folder, never into the repository's
+# journal/ (a test may set its own REDIS_HA_JOURNAL_DIR on top of this).
+os.environ.setdefault("REDIS_HA_JOURNAL_DIR", tempfile.mkdtemp(prefix="redis-ha-test-journal-"))
 
 
 def run_invoke(
@@ -54,6 +60,31 @@ def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.down()
 
 
+def reset_settings(lab: Lab) -> None:
+    """Undo what a test may leave on live nodes: changed settings, paused writes, the lock key.
+
+    Processes and roles are repaired by `Lab.up`; this puts back the inventory's run-time
+    settings so no test inherits another's (e.g. replica-priority 0 from an interrupted rebuild).
+    """
+    s = lab.inv.settings
+    pw = lab.inv.password() or ""
+    for ep in lab.inv.nodes:
+        c = conn.client(lab.inv, ep, timeout=1.0)
+        try:
+            c.execute_command("CLIENT", "UNPAUSE")
+            c.config_set("replica-priority", s.replica_priority)
+            c.config_set("replica-announced", "yes")
+            c.config_set("min-replicas-to-write", s.min_replicas_to_write)
+            c.config_set("min-replicas-max-lag", s.min_replicas_max_lag)
+            c.config_set("masterauth", pw)
+            if c.info("replication").get("role") == "master":
+                c.delete(*[k for k in c.scan_iter("redis-ha-runbooks:*")] or ["-"])
+        except redis.RedisError:
+            pass  # down or frozen: Lab.up deals with it
+        finally:
+            c.close()
+
+
 @pytest.fixture
 def lab(lab_session: Lab) -> Iterator[Lab]:
     """The shared lab, healthy at the start of the test and repaired after it."""
@@ -61,6 +92,7 @@ def lab(lab_session: Lab) -> Iterator[Lab]:
     yield lab_session
     try:
         lab_session.up(timeout=30)
+        reset_settings(lab_session)
     except Exception:
         # A test left it beyond repair: start over from nothing.
         lab_session.down()
