@@ -24,17 +24,21 @@ def client(
     *,
     timeout: float = FAST_TIMEOUT,
     password: str | None = None,
+    binary: bool = False,
     **kw: Any,
 ) -> redis.Redis:
-    """A redis-py client for one node or Sentinel with the inventory's password."""
+    """A redis-py client for one node or Sentinel with the inventory's password.
+
+    `binary` returns bytes (DUMP payloads, keys of any encoding) instead of decoded strings.
+    """
     return redis.Redis(
         host=ep.host,
         port=ep.port,
         password=password if password is not None else inv.password(),
         socket_timeout=timeout,
-        socket_connect_timeout=timeout,
+        socket_connect_timeout=min(timeout, 2.0),
         retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
+        decode_responses=not binary,
         client_name="redis-ha-runbooks",
         **kw,
     )

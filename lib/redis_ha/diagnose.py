@@ -150,16 +150,7 @@ def refusals(
         )
     if health.primary is None:
         refuse.append("there is no usable primary to copy from: " + "; ".join(health.problems[:2]))
-    busy = [
-        s.name
-        for s in facts.sentinels
-        if s.up
-        and (
-            (s.failover_state not in (None, "", "none"))
-            or "failover_in_progress" in s.flags
-            or "promoted" in s.flags
-        )
-    ]
+    busy = [s.name for s in facts.sentinels if s.up and s.failing_over]
     if busy:
         refuse.append(f"a failover is in progress ({', '.join(busy)}); wait until it ends")
     need = inv.settings.min_replicas_to_write

@@ -26,7 +26,7 @@ from redis_ha import journal
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
 from redis_ha.lab import faults
-from redis_ha.lab.cluster import Lab
+from redis_ha.lab.cluster import Lab, proc_state
 from redis_ha.lab.scenarios import manual_promotion
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -309,12 +309,8 @@ def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
 
 def traffic_alive(pid: int) -> bool:
     """Is `pid` still our background simulator (not a zombie, not a recycled PID)?"""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X") and b"lab.traffic" in cmd
+    state, cmd = proc_state(pid)
+    return state not in (None, "Z", "X") and b"lab.traffic" in cmd
 
 
 def stop_traffic(state: dict[str, Any], timeout: float = 60.0) -> dict[str, Any] | None:

@@ -95,6 +95,15 @@ class SentinelFacts:
     config: dict[str, str] = field(default_factory=dict)
     elapsed_ms: int = 0
 
+    @property
+    def failing_over(self) -> bool:
+        """This Sentinel is in the middle of a failover: acting now would race it."""
+        return (
+            self.failover_state not in (None, "", "none")
+            or "failover_in_progress" in self.flags
+            or "promoted" in self.flags
+        )
+
 
 @dataclass
 class ClusterFacts:

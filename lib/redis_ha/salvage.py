@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from redis_ha import conn
 from redis_ha.errors import ClusterError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.splitbrain import DEFAULT_POLICY, Decision, KeyVersion, decide
@@ -32,16 +31,7 @@ INTERNAL_PREFIX = b"redis-ha-runbooks:"  # the tool's own probe keys are never s
 
 def raw_client(inv: Inventory, ep: Endpoint, timeout: float = 5.0) -> redis.Redis:
     """A binary-safe client (DUMP payloads are bytes) to a node's own address."""
-    return redis.Redis(
-        host=ep.host,
-        port=ep.port,
-        password=inv.password(),
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 2.0),
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
-        client_name="redis-ha-runbooks",
-    )
+    return conn.client(inv, ep, timeout=timeout, binary=True)
 
 
 @dataclass

@@ -44,9 +44,7 @@ class Finding:
 def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]:
     """Every finding, most urgent first. An empty list means nothing needs doing."""
     out: list[Finding] = []
-    failing_over = [
-        s.name for s in facts.sentinels if s.up and s.failover_state not in (None, "", "none")
-    ]
+    failing_over = [s.name for s in facts.sentinels if s.up and s.failing_over]
     odown = [s.name for s in facts.sentinels if s.up and "o_down" in s.flags]
     s_up = [s for s in facts.sentinels if s.up]
 

@@ -97,12 +97,7 @@ def no_failover_in_progress(ctx: Context) -> Outcome:
     busy = {
         s.name: s.failover_state or "failover_in_progress"
         for s in f.sentinels
-        if s.up
-        and (
-            (s.failover_state not in (None, "", "none"))
-            or "failover_in_progress" in s.flags
-            or "promoted" in s.flags
-        )
+        if s.up and s.failing_over
     }
     if busy:
         said = ", ".join(f"{k}: {v}" for k, v in sorted(busy.items()))

@@ -80,12 +80,7 @@ def preflight(
     busy = [
         f"{s.name} ({s.failover_state or 'failover_in_progress'})"
         for s in facts.sentinels
-        if s.up
-        and (
-            s.failover_state not in (None, "", "none")
-            or "failover_in_progress" in s.flags
-            or "promoted" in s.flags
-        )
+        if s.up and s.failing_over
     ]
     if busy:
         problems.append(f"a failover is already in progress: {', '.join(busy)}")

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from redis_ha import appconfig
+from redis_ha import appconfig, conn
 from redis_ha import client as appclient
 from redis_ha import journal as journalmod
 from redis_ha.actions.registry import Context, Outcome, action, check
@@ -58,15 +58,7 @@ def _single(inv: Inventory) -> Endpoint:
 
 def _binary_client(inv: Inventory, ep: Endpoint, timeout: float = 5.0) -> redis.Redis:
     """A client returning bytes (DUMP payloads are binary)."""
-    return redis.Redis(
-        host=ep.host,
-        port=ep.port,
-        password=inv.password(),
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 2.0),
-        decode_responses=False,
-        client_name="redis-ha-runbooks",
-    )
+    return conn.client(inv, ep, timeout=timeout, binary=True)
 
 
 def journal_dir(ctx: Context) -> Path:

@@ -87,16 +87,7 @@ def _describe_assess(ctx: Context) -> str:
 
 
 def _failover_running(f: ClusterFacts) -> list[str]:
-    return [
-        s.name
-        for s in f.sentinels
-        if s.up
-        and (
-            s.failover_state not in (None, "", "none")
-            or "failover_in_progress" in s.flags
-            or "promoted" in s.flags
-        )
-    ]
+    return [s.name for s in f.sentinels if s.up and s.failing_over]
 
 
 @action("splitbrain.assess", describe=_describe_assess, changes=False)

@@ -11,8 +11,6 @@ no failover in progress, no replica flagged down by any Sentinel.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -30,6 +28,7 @@ from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha.actions import failover as fo
 from redis_ha.actions.registry import Context
+from redis_ha.bench import machine
 from redis_ha.conn import client
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
@@ -222,20 +221,6 @@ def summarize(samples: list[Sample]) -> list[dict[str, Any]]:
                 }
             )
     return rows
-
-
-def machine() -> dict[str, Any]:
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (0.0, 0.0, 0.0)
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "redis_py": redis.__version__,
-        "loadavg_at_start": [round(x, 2) for x in load],
-    }
 
 
 def run_bench(

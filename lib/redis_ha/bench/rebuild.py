@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ import redis
 
 from redis_ha import facts as factsmod
 from redis_ha import inventory
+from redis_ha.bench import machine
 from redis_ha.conn import client
 from redis_ha.control.local import wait_port_free
 from redis_ha.errors import HAError, LabError
@@ -172,20 +172,6 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def machine() -> dict[str, Any]:
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (0.0, 0.0, 0.0)
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "redis_py": redis.__version__,
-        "loadavg_at_start": [round(x, 2) for x in load],
-    }
 
 
 def run_bench(

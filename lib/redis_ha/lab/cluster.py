@@ -55,6 +55,16 @@ def require_lab(inv: Inventory) -> None:
             raise LabError(f"lab inventories must use loopback addresses; {ep.name} is {ep.host}")
 
 
+def proc_state(pid: int) -> tuple[str | None, bytes]:
+    """The kernel's state letter of `pid` (R, S, T, Z ...) and its command line; None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None, b""
+    return stat.rsplit(")", 1)[-1].split()[0], cmd
+
+
 def pid_alive(pid: int) -> bool:
     """True when `pid` is a live (not zombie) redis process."""
     child = _CHILDREN.get(pid)
@@ -64,25 +74,16 @@ def pid_alive(pid: int) -> bool:
             return True
         _CHILDREN.pop(pid, None)
         return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
+    state, cmd = proc_state(pid)
     # An exiting process frees its memory (and with it /proc/PID/cmdline) before it closes its
     # sockets: with a large dataset that takes long enough for a restart to find the port still
     # bound. An empty cmdline on a non-zombie is such a dying process: still alive.
-    return state not in ("Z", "X") and (b"redis" in cmd or cmd == b"")
+    return state not in (None, "Z", "X") and (b"redis" in cmd or cmd == b"")
 
 
 def pid_frozen(pid: int) -> bool:
     """True when the process is stopped (SIGSTOP), i.e. a hung node."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] in ("T", "t")
+    return proc_state(pid)[0] in ("T", "t")
 
 
 @dataclass
