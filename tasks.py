@@ -6,7 +6,9 @@ from redis_ha.cli import check, cluster, drill, lab
 from redis_ha.cli import journal as journal_cli
 from redis_ha.cli import labtools as labtools_cli
 from redis_ha.cli import runbooks as runbooks_cli
+from redis_ha.cli.common import friendly_parse_errors
 
+friendly_parse_errors()
 ns = Collection()
 ns.add_task(cluster.status)
 ns.add_task(cluster.health)

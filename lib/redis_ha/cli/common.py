@@ -35,3 +35,30 @@ def expected_errors(fn: F) -> F:
             raise Exit("interrupted by the operator", code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def friendly_parse_errors() -> None:
+    """Make invoke report a badly typed option in one line instead of a traceback.
+
+    invoke casts `--runs x` with int() while parsing, before any task body runs, and lets the
+    ValueError escape. Turning it into invoke's own ParseError gives the same one-line message
+    and exit code 1 as an unknown option, for every task at once.
+    """
+    from invoke.exceptions import ParseError
+    from invoke.parser.argument import Argument
+
+    original = Argument.set_value
+    if getattr(original, "_friendly", False):
+        return
+
+    def set_value(self: Argument, value: Any, cast: bool = True) -> None:
+        try:
+            original(self, value, cast=cast)
+        except ValueError:
+            kind = getattr(self.kind, "__name__", str(self.kind))
+            name = str(self.name).replace("_", "-")
+            article = "an" if kind[:1] in "aeiou" else "a"
+            raise ParseError(f"--{name} must be {article} {kind}, got {value!r}") from None
+
+    set_value._friendly = True  # type: ignore[attr-defined]
+    Argument.set_value = set_value  # type: ignore[method-assign]

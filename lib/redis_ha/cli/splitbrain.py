@@ -39,9 +39,16 @@ def print_report(rep: sb.Report) -> None:
         style = "yellow" if f.kind == sb.NOTE else "red"
         c.print(f"  [{style}]{f.kind}[/]: {f.text}")
     if rep.consistent:
-        c.print(
-            f"[bold green]consistent[/]: one primary, all Sentinels agree ({rep.elapsed_ms} ms)"
-        )
+        s_up = sum(1 for s in rep.sentinels if s["up"])
+        if len(rep.primaries) == 1 and s_up == rep.sentinels_total:
+            what = "one primary, all Sentinels agree"
+        else:
+            # Nothing contradicts itself, but that is not health: say what was actually seen.
+            what = (
+                f"no split-brain or disagreement seen, but {len(rep.primaries)} primary(ies) "
+                f"reachable and {s_up} of {rep.sentinels_total} Sentinels answer: see invoke status"
+            )
+        c.print(f"[bold green]consistent[/]: {what} ({rep.elapsed_ms} ms)")
     else:
         what = "SPLIT-BRAIN" if rep.split_brain else "INCONSISTENT"
         c.print(

@@ -1,0 +1,35 @@
+"""Bad input to any task: one readable line, a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from redis_ha.lab.cluster import Lab
+
+from .conftest import run_invoke
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bench.failover", "--runs", "x"),
+        ("bench.rebuild", "--runs", "two"),
+        ("lab.up", "--timeout", "soon"),
+        ("drill.start", "--scenario", "replica-crash", "--rate", "fast"),
+    ],
+)
+def test_badly_typed_option_is_one_line(args: tuple[str, ...]) -> None:
+    r = run_invoke(*args, timeout=60)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "must be an int, got" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_splitbrain_detect_on_a_dead_cluster_does_not_claim_one_primary(lab: Lab) -> None:
+    for n in lab.inv.nodes:
+        lab.stop(n.name, kill=True)
+    r = run_invoke("splitbrain.detect", inventory=lab.inv.path)
+    assert "one primary, all Sentinels agree" not in r.stdout
+    assert "0 primary(ies) reachable" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
