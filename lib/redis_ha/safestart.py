@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -275,6 +276,43 @@ def final_argv(argv: list[str], decision: Decision, replicaof: str | None) -> li
     return [*out, "--replicaof", host, port]
 
 
+def _directives(argv: list[str]) -> dict[str, str]:
+    """dir, dbfilename, save and appendonly as redis-server will see them (file, then argv)."""
+    found: dict[str, str] = {}
+    wanted = ("dir", "dbfilename", "save", "appendonly")
+    conf = next((a for a in argv[1:] if not a.startswith("--")), None)
+    if conf:
+        try:
+            lines = Path(conf).read_text().splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:
+                continue
+            if words and words[0].lower() in wanted:
+                found[words[0].lower()] = " ".join(words[1:])
+    for i, a in enumerate(argv[:-1]):
+        if a.startswith("--") and a[2:].lower() in wanted:
+            found[a[2:].lower()] = argv[i + 1]
+    return found
+
+
+def stale_snapshot(argv: list[str]) -> Path | None:
+    """The RDB a replica wrote at its last full sync, when the node runs without persistence.
+
+    Redis writes the replication snapshot to `dir/dbfilename` even with `save ""`, and loads it
+    at the next start: a node that "has no persistence" would come back with old sessions (a
+    logged-out session among them). With `save ""` and `appendonly no` the file is not data.
+    """
+    d = _directives(argv)
+    if d.get("save", None) != "" or d.get("appendonly", "no").lower() == "yes":
+        return None
+    p = Path(d.get("dir") or ".") / (d.get("dbfilename") or "dump.rdb")
+    return p if p.is_file() else None
+
+
 def run(inv: Inventory, me: Endpoint, argv: list[str], *, bootstrap: bool, timeout: float) -> None:
     """Decide, log one line, exec redis-server (never returns on success)."""
     exe = shutil.which(argv[0])
@@ -297,6 +335,10 @@ def run(inv: Inventory, me: Endpoint, argv: list[str], *, bootstrap: bool, timeo
                 f"; no failover within {took:.0f} s ({why}): starting as replica of {target}, "
                 "never as an empty primary (see runbooks/safe-restart.md)"
             )
+    stale = stale_snapshot(argv)
+    if stale is not None:
+        stale.unlink()
+        reason += f"; removed {stale} left by an earlier full sync (persistence is off)"
     role = "as configured" if d.mode == "configured" else f"replicaof {target or 'no one'}"
     log(me.name if me.name != "self" else me.address, f"{reason} [{role}]")
     os.execv(exe, final_argv(argv, d, target))
