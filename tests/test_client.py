@@ -121,3 +121,19 @@ def test_discovery_without_sentinels_fails_fast_and_says_why() -> None:
             r.get("x")
     finally:
         hac.close(r)
+
+
+def test_read_env_file_agrees_with_the_rollback_rewriter(tmp_path: Path) -> None:
+    """The simulator reads what `appconfig.envfile` writes: quotes with inline comments, escapes."""
+    from redis_ha.appconfig import envfile
+
+    p = tmp_path / "app.env"
+    p.write_text(
+        "export REDIS_URL='redis://127.0.0.1:6390/0'  # legacy\n"
+        'REDIS_SENTINEL_MASTER="my\\"master"\n'
+        "REDIS_PASSWORD=secret\t# tab before the comment\n"
+    )
+    envfile.update(p, {"REDIS_URL": "redis://127.0.0.1:6391/0"})  # keeps quote and comment
+    assert hac.read_env_file(p) == envfile.read(p)
+    assert hac.read_env_file(p)["REDIS_URL"] == "redis://127.0.0.1:6391/0"
+    assert hac.config_from_env(hac.read_env_file(p)).url == "redis://127.0.0.1:6391/0"

@@ -344,27 +344,27 @@ def config_from_env(env: Mapping[str, str]) -> AppConfig:
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
-    """Parse a dotenv file: KEY=value lines, '#' comments, optional 'export ' and quotes."""
+    """Parse a dotenv file: KEY=value lines, '#' comments, optional 'export ' and quotes.
+
+    The rollback rewrites this file with `appconfig.envfile`; its parser is used here too, so the
+    app (and the simulator) read exactly the values the rollback wrote.
+    """
+    from redis_ha.appconfig import envfile  # here: apps importing this module need no YAML
+
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as e:
         raise ClientConfigError(f"{p}: cannot read env file ({e.strerror})") from None
     out: dict[str, str] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().replace("_", "").isalnum():
-            raise ClientConfigError(f"{p}:{n}: expected KEY=value")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[key.strip()] = value
+    for n, line in enumerate(envfile.parse(text), 1):
+        if line.key is None:
+            if line.text.strip() and not line.text.lstrip().startswith("#"):
+                raise ClientConfigError(f"{p}:{n}: expected KEY=value")
+        elif line.opaque:
+            raise ClientConfigError(f"{p}:{n}: {line.key} has an unterminated quote")
+        else:
+            out[line.key] = line.value or ""
     return out
 
 
