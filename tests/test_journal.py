@@ -127,3 +127,16 @@ def test_latest_run_of_a_procedure(jdir: Path) -> None:
     assert journalmod.find("latest", "failover-manual") == a.path
     with pytest.raises(journalmod.JournalError, match="no rollback run"):
         journalmod.find("latest", "rollback")
+
+
+def test_secrets_in_values_json_cannot_encode_are_redacted(jdir: Path) -> None:
+    # json.dumps(default=str) turns such values into text after redaction ran: they must not
+    # carry the secret to the disk (an exception or a set in an Outcome's data, say).
+    j = journalmod.Journal.create("demo", secrets=["s3cret-pw"])
+    j.write("note", error=ValueError("AUTH s3cret-pw refused"), data={"seen": {"s3cret-pw"}})
+    assert "s3cret-pw" not in j.path.read_text()
+
+
+def test_a_secret_inside_a_longer_one_leaks_nothing_of_either() -> None:
+    out = journalmod.redact("pw=s3cret-sentinel", ["s3cret", "s3cret-sentinel"])
+    assert out == "pw=***"

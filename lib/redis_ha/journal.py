@@ -51,11 +51,16 @@ def utc(ts: float) -> str:
 
 
 def redact(obj: Any, secrets: list[str]) -> Any:
-    """`obj` with every secret string replaced, at any depth."""
+    """`obj` with every secret string replaced, at any depth.
+
+    Values JSON has no type for become text here, as `json.dumps(default=str)` would make them,
+    so the secret cannot come back in that text. Longer secrets go first: one that contains
+    another is replaced whole.
+    """
     if not secrets:
         return obj
     if isinstance(obj, str):
-        for s in secrets:
+        for s in sorted(secrets, key=len, reverse=True):
             if s:
                 obj = obj.replace(s, REDACTED)
         return obj
@@ -63,7 +68,9 @@ def redact(obj: Any, secrets: list[str]) -> Any:
         return {redact(k, secrets): redact(v, secrets) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact(v, secrets) for v in obj]
-    return obj
+    if obj is None or isinstance(obj, (int, float)):
+        return obj
+    return redact(str(obj), secrets)
 
 
 class Journal:
