@@ -17,7 +17,7 @@ from redis_ha import control as controlmod
 from redis_ha import diagnose as diag
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
-from redis_ha.errors import ClusterError, GuardRefused
+from redis_ha.errors import ClusterError, GuardRefused, HAError
 from redis_ha.facts import ClusterFacts
 from redis_ha.health import Health
 from redis_ha.inventory import Endpoint
@@ -65,23 +65,37 @@ def evidence(ctx: Context, facts: ClusterFacts, health: Health, node: str) -> di
     """Best-effort extra evidence: counters, buffer limit, memory and log tails."""
     ev = diag.Evidence()
     ep = ctx.inv.node(node)
-    ctl = controlmod.for_node(ctx.inv, ep)
     n = facts.node(node)
     if n.up:
         rinfo = _info(ctx, ep, "replication")
         if "master_link_down_since_seconds" in rinfo:
             ev.link_down_s = int(rinfo["master_link_down_since_seconds"])
-    ev.replica_log = ctl.log_tail(ep, 300)
+    ctl = _evidence_control(ctx, ep)
+    if ctl is not None:
+        ev.replica_log = ctl.log_tail(ep, 300)
     if health.primary and health.primary != node:
         pep = ctx.inv.node(health.primary)
         pinfo = _info(ctx, pep, "stats")
         if "sync_full" in pinfo:
             ev.full_syncs = int(pinfo["sync_full"])
         ev.obl_hard = _obl_hard(ctx, pep)
-        pctl = controlmod.for_node(ctx.inv, pep)
-        ev.mem_available = pctl.mem_available(pep)
-        ev.primary_log = pctl.log_tail(pep, 300)
+        pctl = _evidence_control(ctx, pep)
+        if pctl is not None:
+            ev.mem_available = pctl.mem_available(pep)
+            ev.primary_log = pctl.log_tail(pep, 300)
     return ev
+
+
+def _evidence_control(ctx: Context, ep: Endpoint) -> controlmod.Control | None:
+    """The node's control backend for reading logs and memory, or None when it refuses.
+
+    The default `local` backend refuses inventories not marked `lab: true`: the evidence it
+    would give is optional, the read-only diagnosis must not fail for it.
+    """
+    try:
+        return controlmod.for_node(ctx.inv, ep)
+    except HAError:
+        return None
 
 
 def diagnosis(ctx: Context, node: str, allow_write_outage: bool = False) -> diag.Diagnosis:
