@@ -188,8 +188,8 @@ def from_env(
 
 def addresses(me: Endpoint) -> tuple[str, ...]:
     """Every address this node is known by: the tool's and the one it announces to the cluster."""
-    announced = getattr(me, "announced", (me.host, me.port))
-    return (me.address, f"{announced[0]}:{announced[1]}")
+    host, port = me.announced
+    return (me.address, f"{host}:{port}")
 
 
 def cluster_address(inv: Inventory, address: str) -> str:
@@ -198,7 +198,7 @@ def cluster_address(inv: Inventory, address: str) -> str:
     node = inv.node_by_address(host, port) if port.isdigit() else None
     if node is None:
         return address
-    h, p = getattr(node, "announced", (node.host, node.port))
+    h, p = node.announced
     return f"{h}:{p}"
 
 

@@ -19,7 +19,7 @@ DEFAULT_CONF_DIR = "/etc/redis-ha"
 
 
 def _addr(ep: Endpoint) -> str:
-    host, port = getattr(ep, "announced", (ep.host, ep.port))
+    host, port = ep.announced
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
