@@ -8,7 +8,7 @@ import pytest
 from redis_ha.actions import registry
 from redis_ha.actions.registry import Context
 from redis_ha.conn import call
-from redis_ha.errors import InventoryError
+from redis_ha.errors import HAError, InventoryError
 from redis_ha.lab.cluster import Lab
 
 registry.load_all()
@@ -70,3 +70,27 @@ def test_writes_refused_names_the_cause(lab: Lab) -> None:
         call(lab.inv, ep, "CONFIG", "SET", "min-replicas-to-write", "1")
     assert not out.ok
     assert out.message.startswith(f"{ep.name} refused a probe write: NOREPLICAS")
+
+
+def test_password_settings_never_reach_the_screen(lab: Lab) -> None:
+    # node.set_config refuses auth settings when it runs; its dry-run text and node.config_is
+    # must not print the password either (CONFIG GET also takes patterns like '*pass*').
+    ctx = Context(lab.inv)
+    pw = lab.inv.password()
+    assert pw
+    node = lab.inv.nodes[0].name
+    describe = registry.ACTIONS["node.set_config"].describe
+    assert describe is not None
+    seen = []
+    for parameter in ("requirepass", "masterauth", "*pass*"):
+        try:
+            seen.append(describe(ctx, node=node, parameter=parameter, value="x"))
+        except HAError as e:
+            seen.append(str(e))
+        try:
+            out = chk(ctx, "node.config_is", node=node, parameter=parameter, value="x")
+            seen.append(out.message)
+        except HAError as e:
+            seen.append(str(e))
+    assert not [s for s in seen if pw in s], seen
+    assert "not a setting node.set_config may change" in seen[0]

@@ -25,6 +25,7 @@ SAFE_SETTINGS = (
     "slowlog-log-slower-than",
     "latency-monitor-threshold",
 )
+SECRET_SETTINGS = ("requirepass", "masterauth")
 
 
 def _state_key(node: str, parameter: str) -> str:
@@ -40,22 +41,26 @@ def _safe(parameter: str) -> None:
 
 
 def get_config(ctx: Context, node: str, parameter: str) -> str:
-    """The live value of one setting on one node."""
+    """The live value of one setting on one node (never a password: those are refused)."""
     ep = ctx.inv.node(node)
     try:
         res = call(ctx.inv, ep, "CONFIG", "GET", parameter)
     except redis.ResponseError as e:
         raise ClusterError(f"{node}: CONFIG GET {parameter} failed: {e}") from None
     if isinstance(res, dict):
-        values = list(res.values())
+        found = dict(res)
     else:
-        values = list(res[1::2]) if isinstance(res, list) else []
-    if not values:
+        found = dict(zip(res[::2], res[1::2], strict=False)) if isinstance(res, list) else {}
+    if not found:
         raise ClusterError(f"{node} has no setting {parameter!r}")
-    return str(values[0])
+    secret = [k for k in found if k in SECRET_SETTINGS]
+    if secret:  # checked on the answer: CONFIG GET also takes patterns ('*pass*')
+        raise HAError(f"{parameter!r} reads {', '.join(secret)}: passwords are never shown")
+    return str(next(iter(found.values())))
 
 
 def _describe_set(ctx: Context, node: str, parameter: str, value: str) -> str:
+    _safe(parameter)  # a dry run refuses what the run would refuse
     try:
         now = get_config(ctx, node, parameter)
     except HAError as e:
