@@ -229,6 +229,15 @@ def test_stale_peer_is_reported() -> None:
     assert any("9999" in f.text and "not in the inventory" in f.text for f in rep.findings)
 
 
+def test_sentinel_listing_itself_under_another_loopback_name_is_a_stale_peer() -> None:
+    ss = all_say(P1)
+    ss[2] = sentinel("sentinel-3", S3, P1, peers=[S1, S2])
+    ss[2].sentinels.append({"ip": "localhost", "port": str(S3), "runid": "idself"})
+    rep = detect(INV, facts(healthy_nodes(), ss))
+    assert rep.stale_peer_sentinels == ["sentinel-3"]
+    assert any("lists itself" in f.text for f in rep.findings)
+
+
 def test_report_json_shape() -> None:
     d = detect(INV, facts(healthy_nodes(), all_say(P1))).to_dict()
     for key in ("authoritative", "primaries", "sentinels", "split_brain", "consistent", "problems"):

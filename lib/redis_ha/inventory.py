@@ -23,6 +23,7 @@ ENV_INVENTORY = "REDIS_HA_INVENTORY"
 CONTROL_BACKENDS = ("local", "ssh", "railway", "docker")
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,11 @@ class Inventory:
     def node_by_address(self, host: str, port: int | str) -> Endpoint | None:
         """Map an address a Sentinel or replica reports back to a stable node name."""
         for n in self.nodes:
-            if n.port == int(port) and _same_host(n.host, host):
+            if n.port == int(port) and same_host(n.host, host):
                 return n
         for n in self.nodes:
             ahost, aport = n.announced
-            if aport == int(port) and _same_host(ahost, host):
+            if aport == int(port) and same_host(ahost, host):
                 return n
         return None
 
@@ -156,9 +157,9 @@ class Inventory:
         return [pw] if pw else []
 
 
-def _same_host(a: str, b: str) -> bool:
-    loop = {"127.0.0.1", "localhost", "::1"}
-    return a == b or (a in loop and b in loop)
+def same_host(a: str, b: str) -> bool:
+    """Host equality where every loopback spelling is the same host."""
+    return a == b or (a in LOOPBACK and b in LOOPBACK)
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
 from redis_ha.health import authoritative_primary, majority
-from redis_ha.inventory import Inventory
+from redis_ha.inventory import Inventory, same_host
 
 SPLIT, DISAGREE, STALE_PEER, NOTE = "split-brain", "disagreement", "stale-peer", "note"
 POLICIES = ("authoritative-wins", "newest-wins", "stale-only")
@@ -70,26 +70,22 @@ class Report:
         return d
 
 
-def _sentinel_flags(s: SentinelFacts, entry: dict[str, Any]) -> list[str]:
+def _flags(entry: dict[str, Any]) -> list[str]:
     return [f for f in str(entry.get("flags", "")).split(",") if f]
 
 
 def stale_peers(inv: Inventory, s: SentinelFacts) -> list[str]:
     """Peers a Sentinel lists that are not (or no longer) part of this cluster, in plain words."""
     out: list[str] = []
-    known = {(e.host, e.port) for e in inv.sentinels}
+    self_host, _, self_port = s.address.rpartition(":")
     seen: dict[str, str] = {}
     for entry in s.sentinels:
         addr = f"{entry.get('ip')}:{entry.get('port')}"
         runid = str(entry.get("runid", "?"))
         host, port = str(entry.get("ip")), int(entry.get("port") or 0)
-        in_inv = any(
-            p == port and (h == host or {h, host} <= {"127.0.0.1", "localhost", "::1"})
-            for h, p in known
-        )
-        if (host, port) == (s.address.rpartition(":")[0], int(s.address.rpartition(":")[2])):
+        if port == int(self_port) and same_host(host, self_host):
             out.append(f"lists itself ({addr}) as a peer")
-        elif not in_inv:
+        elif not any(e.port == port and same_host(e.host, host) for e in inv.sentinels):
             out.append(f"lists a Sentinel {addr} (id {runid[:8]}) that is not in the inventory")
         elif addr in seen:
             out.append(f"lists {addr} twice (ids {seen[addr][:8]} and {runid[:8]})")
@@ -116,7 +112,7 @@ def _unreachable_by_sentinels(inv: Inventory, facts: ClusterFacts, n: NodeFacts)
             views.append("s_down" in s.flags or "o_down" in s.flags)
         for entry in s.replicas:
             if inv.name_of(f"{entry.get('ip')}:{entry.get('port')}") == n.name:
-                flags = _sentinel_flags(s, entry)
+                flags = _flags(entry)
                 views.append("s_down" in flags or "disconnected" in flags)
     return bool(views) and all(views)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha.errors import LabError
-from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
 from redis_ha.render import redis_conf, sentinel_conf, write_private
 
 INSTALL_HINT = (
@@ -51,7 +51,7 @@ def require_lab(inv: Inventory) -> None:
             f"{inv.path}: this inventory is not marked 'lab: true'; refusing to touch it", code=2
         )
     for ep in (*inv.nodes, *inv.sentinels, *((inv.single,) if inv.single else ())):
-        if ep.host not in ("127.0.0.1", "localhost", "::1"):
+        if ep.host not in LOOPBACK:
             raise LabError(f"lab inventories must use loopback addresses; {ep.name} is {ep.host}")
 
 
