@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +19,9 @@ import redis
 from redis_ha import facts as factsmod
 from redis_ha.conn import client
 from redis_ha.errors import LabError
-from redis_ha.health import majority
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab
+from redis_ha.safestart import named_primary
 
 LOAD_PREFIX = "drill:restart:"
 WRITE_PREFIX = "drill:w:"
@@ -40,23 +39,9 @@ class Writer:
     _thread: threading.Thread | None = None
 
     def primary(self) -> Endpoint | None:
-        votes: Counter[str] = Counter()
-        for s in self.inv.sentinels:
-            c = client(self.inv, s, timeout=0.3)
-            try:
-                addr = c.execute_command(
-                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.inv.master_name
-                )
-                if addr:
-                    votes[f"{addr[0]}:{addr[1]}"] += 1
-            except redis.RedisError:
-                pass
-            finally:
-                c.close()
-        if not votes:
-            return None
-        addr, n = votes.most_common(1)[0]
-        if n < majority(len(self.inv.sentinels)):
+        """The node a majority of the Sentinels names (None while they do not agree)."""
+        addr = named_primary(self.inv)
+        if addr is None:
             return None
         host, _, port = addr.rpartition(":")
         return self.inv.node_by_address(host, port)
