@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from redis_ha import facts as factsmod
@@ -32,7 +33,7 @@ from redis_ha.actions import registry
 from redis_ha.actions.registry import Context, Outcome
 from redis_ha.errors import HAError
 from redis_ha.inventory import Inventory
-from redis_ha.lock import ClusterLock
+from redis_ha.lock import ClusterLock, LockHeld
 from redis_ha.playbook import CheckRef, Playbook, PlayStep
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -126,16 +127,12 @@ class Runner:
             log=self.log,
             yes=self.yes,
         )
-        prior: list[dict[str, Any]] = []
-        if self.resume:
-            prior = self._load_resume()
+        resumed = self._load_resume() if self.resume else None
         # Facts first: a wrong password or a missing variable fails here, before any journal.
         facts, health = self.ctx.health()
         _refuse_if_no_access(facts)
-        if self.resume:
-            self.jr = journalmod.Journal(
-                journalmod.find(self.resume, self.pb.name), self.inv.secrets()
-            )
+        if resumed:
+            self.jr = journalmod.Journal(resumed, self.inv.secrets())
         else:
             self.jr = journalmod.Journal.create(self.pb.name, self.inv.secrets())
         self._header(health)
@@ -154,7 +151,7 @@ class Runner:
             "budget_s": self.pb.budget_s,
             "facts": healthmod.status_dict(self.inv, facts, health),
         }
-        if prior:
+        if resumed:
             first = next((s.id for s in self.pb.steps if s.id not in self.skip_ids), None)
             self.jr.write("resume", **meta, from_step=first, state=self.ctx.state)
         else:
@@ -181,16 +178,16 @@ class Runner:
             )
             self.jr.write("interrupted", message=message)
         except HAError as e:
-            code, result, message = getattr(e, "code", 1) or 1, "error", str(e)
-            if type(e).__name__ == "LockHeld":
-                result = "locked"
+            code, message = e.code or 1, str(e)
+            result = "locked" if isinstance(e, LockHeld) else "error"
         finally:
             if lock is not None:
                 lock.release()
             self._finish(code, result, message)
         return code
 
-    def _load_resume(self) -> list[dict[str, Any]]:
+    def _load_resume(self) -> Path:
+        """The journal to continue; restores its state, parameters, clock and finished steps."""
         path = journalmod.find(self.resume, self.pb.name)
         recs = journalmod.read(path)
         start = next((r for r in recs if r["event"] == "start"), None)
@@ -225,7 +222,7 @@ class Runner:
                 self.done.append(_Done(s, dict(done[s.id].get("state") or {})))
         if len(self.skip_ids) == len(self.pb.steps):
             raise RunnerError(f"run {path.stem}: every step is done already")
-        return recs
+        return path
 
     def _header(self, health: healthmod.Health) -> None:
         rb = self.pb.runbook
@@ -306,16 +303,24 @@ class Runner:
             return EXIT_OK, "dry-run", "plan shown, nothing changed"
         return EXIT_OK, "completed", f"{self.pb.name} completed"
 
-    def _plan(self, step: PlayStep, *, indicative: bool) -> None:
+    def _check_guards(self, step: PlayStep, note: str = "") -> list[tuple[CheckRef, Outcome]]:
+        """Evaluate, journal and show every guard of `step`; the ones that failed."""
+        failed = []
         for ref in step.guard:
             out = self.run_check("guard", step, ref)
             self.jr.write(
                 "guard", step=step.id, check=ref.name, ok=out.ok, message=out.message, data=out.data
             )
-            note = " (now; earlier steps may change this)" if indicative and not out.ok else ""
-            ui.check_line("guard", out.ok, ref.name, out.message + note)
-            if not out.ok and not indicative:
-                self._dry_refusals.append(f"{step.id}: {out.message}")
+            ui.check_line("guard", out.ok, ref.name, out.message + ("" if out.ok else note))
+            if not out.ok:
+                failed.append((ref, out))
+        return failed
+
+    def _plan(self, step: PlayStep, *, indicative: bool) -> None:
+        note = " (now; earlier steps may change this)" if indicative else ""
+        failed = self._check_guards(step, note)
+        if not indicative:
+            self._dry_refusals += [f"{step.id}: {out.message}" for _, out in failed]
         if step.action:
             spec = registry.ACTIONS[step.action]
             try:
@@ -334,17 +339,10 @@ class Runner:
             ui.console.print(f"  [dim]then waits up to {ref.timeout:g} s for {ref.name}[/]")
 
     def _guards(self, step: PlayStep) -> None:
-        failed = []
-        for ref in step.guard:
-            out = self.run_check("guard", step, ref)
-            self.jr.write(
-                "guard", step=step.id, check=ref.name, ok=out.ok, message=out.message, data=out.data
-            )
-            ui.check_line("guard", out.ok, ref.name, out.message)
-            if not out.ok:
-                failed.append(f"{ref.name}: {out.message}")
+        failed = self._check_guards(step)
         if failed:
-            raise StepFailed("guard refused — " + "; ".join(failed), result="refused")
+            why = "; ".join(f"{ref.name}: {out.message}" for ref, out in failed)
+            raise StepFailed("guard refused — " + why, result="refused")
 
     def _confirm(self, step: PlayStep, title: str) -> str:
         if not step.confirm:
@@ -473,8 +471,7 @@ class Runner:
     def _finish(self, code: int, result: str, message: str) -> None:
         after: dict[str, Any] = {}
         try:
-            f = factsmod.gather(self.inv)
-            h = healthmod.assess(self.inv, f)
+            f, h = self.ctx.health()
             after = {
                 "facts_after": healthmod.status_dict(self.inv, f, h),
                 "primary_after": h.primary,
@@ -597,7 +594,6 @@ def run_playbook(
     resume: str | None = None,
 ) -> int:
     """Run playbooks/<name>.yaml (or a playbook path) against `inv`; returns the exit code."""
-    registry.load_all()
-    pb = playbookmod.load(name)
+    pb = playbookmod.load(name)  # loads the registry too
     clean = {k: v for k, v in (params or {}).items() if v is not None}
     return Runner(pb, inv, clean, dry_run=dry_run, yes=yes, resume=resume).run()
