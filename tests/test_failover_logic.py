@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis
 
 from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha import sentinel_events as se
+from redis_ha.actions import failover as fo
 from redis_ha.actions.failover import preflight
-from redis_ha.errors import InventoryError
+from redis_ha.actions.registry import Context
+from redis_ha.errors import ClusterError, InventoryError
 from redis_ha.facts import ClusterFacts, NodeFacts, ReplicaLink, SentinelFacts
 from redis_ha.lab.ports import lab_inventory_dict
 
@@ -116,6 +119,54 @@ def test_preflight_refuses(change: dict[str, object], to: str | None, expected: 
 def test_unknown_target_is_an_inventory_error() -> None:
     with pytest.raises(InventoryError, match="unknown node 'redis-9'"):
         check(facts(), "redis-9")
+
+
+class _FakeNode:
+    """Stands in for a node client: CONFIG SET fails on the nodes named in `broken`."""
+
+    def __init__(self, name: str, broken: set[str], calls: list[tuple[str, int]]) -> None:
+        self.name, self.broken, self.calls = name, broken, calls
+
+    def config_set(self, key: str, value: int) -> None:
+        if self.name in self.broken:
+            raise redis.ConnectionError("Connection refused")
+        self.calls.append((self.name, value))
+
+    def close(self) -> None:
+        pass
+
+
+def _fake_clients(monkeypatch: pytest.MonkeyPatch, broken: set[str]) -> list[tuple[str, int]]:
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(fo, "client", lambda inv, ep, **kw: _FakeNode(ep.name, broken, calls))
+    return calls
+
+
+def test_steer_records_what_to_restore_before_a_later_change_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    f = facts(**{"redis-3.replica_priority": 1})  # a rival as preferred as the target
+    monkeypatch.setattr(fo, "_require_preflight", lambda ctx, to: (f, healthmod.assess(INV, f)))
+    calls = _fake_clients(monkeypatch, broken={"redis-3"})
+    ctx = Context(inv=INV, log=lambda _m: None)
+    with pytest.raises(ClusterError, match="redis-3"):
+        fo.steer(ctx, to="redis-2")
+    assert calls == [("redis-2", fo.STEER_PRIORITY)]
+    # The undo (restore_priority) must find redis-2's original priority.
+    assert ctx.state["priority_restore"]["redis-2"] == 100
+
+
+def test_restore_priority_keeps_only_what_it_could_not_restore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_clients(monkeypatch, broken={"redis-3"})
+    ctx = Context(
+        inv=INV, log=lambda _m: None, state={"priority_restore": {"redis-2": 100, "redis-3": 1}}
+    )
+    out = fo.restore_priority(ctx)
+    assert not out.ok and "redis-3" in out.message
+    assert calls == [("redis-2", 100)]
+    assert ctx.state["priority_restore"] == {"redis-3": 1}
 
 
 MANUAL_LOG = {

@@ -154,13 +154,18 @@ def steer(ctx: Context, to: str | None = None, wait_s: float = STEER_WAIT_S) -> 
             changes[n.name] = inv.settings.replica_priority  # a rival as preferred as the target
         if n.name in changes:
             restore.setdefault(n.name, n.replica_priority)
+    # Recorded before the first change: if a later one fails, the undo still restores the earlier.
+    ctx.state["priority_restore"] = restore
     for name, prio in changes.items():
         c = client(inv, inv.node(name), timeout=2.0)
         try:
             c.config_set("replica-priority", prio)
+        except (redis.RedisError, OSError) as e:
+            raise ClusterError(
+                f"{name}: CONFIG SET replica-priority {prio} failed ({describe_error(e)})"
+            ) from None
         finally:
             c.close()
-    ctx.state["priority_restore"] = restore
     want = {**changes, to: STEER_PRIORITY}
     seen = _wait_sentinels_see_priority(inv, want, wait_s)
     data = {"set": changes, "restore": restore, "sentinels_see_it_after_s": seen}
@@ -211,19 +216,21 @@ def restore_priority(ctx: Context) -> Outcome:
     restore: dict[str, int] = dict(ctx.state.get("priority_restore") or {})
     if not restore:
         return Outcome(True, "no replica-priority was changed: nothing to restore")
-    done, failed = [], []
+    done: list[str] = []
+    failed: dict[str, str] = {}
     for name, prio in restore.items():
         c = client(ctx.inv, ctx.inv.node(name), timeout=2.0)
         try:
             c.config_set("replica-priority", prio)
             done.append(f"{name}={prio}")
         except (redis.RedisError, OSError) as e:
-            failed.append(f"{name}: {describe_error(e)}")
+            failed[name] = describe_error(e)
         finally:
             c.close()
     if failed:
-        ctx.state["priority_restore"] = {k: v for k, v in restore.items() if f"{k}=" not in done}
-        return Outcome(False, f"could not restore replica-priority on {'; '.join(failed)}")
+        ctx.state["priority_restore"] = {k: v for k, v in restore.items() if k in failed}
+        why = "; ".join(f"{k}: {v}" for k, v in failed.items())
+        return Outcome(False, f"could not restore replica-priority on {why}")
     ctx.state["priority_restore"] = {}
     return Outcome(True, f"replica-priority restored: {', '.join(done)}", {"restored": restore})
 
