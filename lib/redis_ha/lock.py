@@ -32,8 +32,8 @@ import redis
 from redis_ha import journal as journalmod
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import HAError
-from redis_ha.facts import sentinel_facts
 from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.safestart import named_primary
 
 KEY_PREFIX = "redis-ha-runbooks:lock:"
 TTL_MS = 30_000
@@ -76,15 +76,8 @@ def describe_holder(h: dict[str, Any], where: str) -> str:
 
 def _primary(inv: Inventory) -> Endpoint | None:
     """The primary a majority of Sentinels name, asked directly (a lock must not need INFO)."""
-    votes: dict[str, int] = {}
-    for s in inv.sentinels:
-        f = sentinel_facts(inv, s, detail=False)
-        if f.up and f.primary:
-            votes[f.primary] = votes.get(f.primary, 0) + 1
-    if not votes:
-        return None
-    addr, n = max(votes.items(), key=lambda kv: kv[1])
-    if n < len(inv.sentinels) // 2 + 1:
+    addr = named_primary(inv)
+    if addr is None:
         return None
     host, _, port = addr.rpartition(":")
     return inv.node_by_address(host, port)
