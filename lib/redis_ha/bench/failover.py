@@ -75,9 +75,7 @@ def settled(inv: Inventory) -> bool:
     if not healthmod.assess(inv, f).healthy:
         return False
     for s in f.sentinels:
-        if not s.up or (s.failover_state not in (None, "", "none")):
-            return False
-        if any(x in s.flags for x in ("s_down", "o_down", "failover_in_progress")):
+        if not s.up or s.failing_over or any(x in s.flags for x in ("s_down", "o_down")):
             return False
         for r in s.replicas:
             flags = str(r.get("flags", ""))
