@@ -15,6 +15,7 @@ import redis
 
 from redis_ha import control as controlmod
 from redis_ha import diagnose as diag
+from redis_ha.actions.cluster import current_primary
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import ClusterError, GuardRefused, HAError
@@ -126,13 +127,6 @@ def _set(ctx: Context, ep: Endpoint, settings: dict[str, str], *, rewrite: bool 
         c.close()
 
 
-def _primary_ep(ctx: Context) -> tuple[ClusterFacts, Health, Endpoint]:
-    f, h = ctx.health()
-    if h.primary is None:
-        raise ClusterError("no usable primary: " + "; ".join(h.problems[:3]))
-    return f, h, ctx.inv.node(h.primary)
-
-
 # --- diagnosis and guards -------------------------------------------------------------------
 @action("replica.diagnose", changes=False)
 def diagnose(ctx: Context, node: str, allow_write_outage: bool = False) -> Outcome:
@@ -241,7 +235,7 @@ def _describe_restart(ctx: Context, node: str) -> str:
 def restart(ctx: Context, node: str) -> Outcome:
     """Restart the node empty, as a replica of the current primary, unpromotable from its start."""
     ep = ctx.inv.node(node)
-    _, h, pep = _primary_ep(ctx)
+    pep = ctx.inv.node(current_primary(ctx)[2].name)
     if pep.name == node:
         raise GuardRefused(f"{node} is the current primary; refusing to restart it")
     ctl = controlmod.for_node(ctx.inv, ep)
@@ -398,7 +392,7 @@ def keys_match(ctx: Context, node: str, attempts: int = 20) -> Outcome:
     after `attempts` tries the counts are compared within what the write rate changes meanwhile.
     """
     ep = ctx.inv.node(node)
-    _, _, pep = _primary_ep(ctx)
+    pep = ctx.inv.node(current_primary(ctx)[2].name)
     pc, rc = client(ctx.inv, pep, timeout=2.0), client(ctx.inv, ep, timeout=2.0)
     try:
         for _ in range(attempts):
