@@ -270,7 +270,8 @@ def run_bench(
             "failover_timeout_ms": failover_timeout_ms,
             "min_replicas_to_write": inv.settings.min_replicas_to_write,
             "repl_diskless_sync_delay": inv.settings.repl_diskless_sync_delay,
-            "pause_ms": "down-after - 500, within 1500..5000",
+            "pause_ms": f"down-after - {fo.PAUSE_BELOW_DOWN_AFTER_MS}, "
+            f"within {fo.PAUSE_MIN_MS}..{fo.PAUSE_MAX_MS}",
         },
         "runs": runs,
         "rate_per_client": rate,
