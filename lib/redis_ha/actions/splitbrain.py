@@ -19,10 +19,11 @@ import redis
 from redis_ha import salvage as salvagemod
 from redis_ha import splitbrain as sb
 from redis_ha.actions.registry import Context, Outcome, action, check
-from redis_ha.conn import client, describe_error
+from redis_ha.conn import call
+from redis_ha.drift import expected_sentinel_config
 from redis_ha.errors import ClusterError, GuardRefused
 from redis_ha.facts import ClusterFacts
-from redis_ha.health import majority
+from redis_ha.health import in_sync, majority
 from redis_ha.inventory import Endpoint
 from redis_ha.journal import journal_dir
 
@@ -52,27 +53,27 @@ def _authoritative(ctx: Context, rep: sb.Report) -> Endpoint:
     return ctx.inv.node(name)
 
 
-def _cmd(ctx: Context, ep: Endpoint, *args: Any, timeout: float = 3.0) -> Any:
-    c = client(ctx.inv, ep, timeout=timeout)
-    try:
-        return c.execute_command(*args)
-    except (redis.ConnectionError, redis.TimeoutError) as e:
-        raise ClusterError(f"{ep.name} ({ep.address}): {describe_error(e)}") from None
-    finally:
-        c.close()
+def _cmd(ctx: Context, ep: Endpoint, *args: Any) -> Any:
+    return call(ctx.inv, ep, *args, timeout=3.0)
 
 
 # --- assess ---------------------------------------------------------------------------------
-def _ensure_plan(ctx: Context) -> sb.Report | None:
-    """Fill ctx.state from fresh facts when assess has not run (dry run); read-only."""
-    if "authoritative" in ctx.state:
-        return None
-    _, rep = _report(ctx)
+def _fix_plan(ctx: Context, rep: sb.Report) -> Endpoint:
+    """Record the authoritative primary and the stale ones in ctx.state; read-only."""
     auth = _authoritative(ctx, rep)
     ctx.state["authoritative"] = auth.name
     ctx.state["stale"] = list(rep.stale_primaries)
     ctx.state.setdefault("salvaged", [])
     ctx.state.setdefault("fenced", [])
+    return auth
+
+
+def _ensure_plan(ctx: Context) -> sb.Report | None:
+    """Fill ctx.state from fresh facts when assess has not run (dry run); read-only."""
+    if "authoritative" in ctx.state:
+        return None
+    _, rep = _report(ctx)
+    _fix_plan(ctx, rep)
     return rep
 
 
@@ -105,9 +106,8 @@ def assess(ctx: Context, wait_failover_s: float = 20.0) -> Outcome:
         ctx.log(f"waiting for the failover in progress to end ({', '.join(busy)})")
         time.sleep(0.5)
     ctx.state.pop("authoritative", None)
-    _ensure_plan(ctx)
     _, rep = _report(ctx)
-    auth = ctx.inv.node(ctx.state["authoritative"])
+    auth = _fix_plan(ctx, rep)
     for f in rep.findings:
         ctx.log(f"{'note' if f.kind == sb.NOTE else f.kind}: {f.text}")
     stale = ", ".join(rep.stale_primaries) or "none"
@@ -304,7 +304,7 @@ def _describe_repair(ctx: Context) -> str:
     return f"repair {', '.join(names)} one at a time (SENTINEL RESET, or REMOVE + MONITOR)"
 
 
-def _quorum_without(ctx: Context, f: ClusterFacts, name: str, auth_addr: str) -> int:
+def _quorum_without(f: ClusterFacts, name: str, auth_addr: str) -> int:
     """Sentinels other than `name` that are up and name the authoritative primary."""
     return sum(1 for s in f.sentinels if s.name != name and s.up and s.primary == auth_addr)
 
@@ -325,10 +325,11 @@ def repair_sentinels(ctx: Context, settle_s: float = SENTINEL_SETTLE_S) -> Outco
     auth = _authoritative(ctx, rep)
     auth_addr = rep.authoritative_address or ""
     need = max(ctx.inv.settings.quorum, majority(len(ctx.inv.sentinels)))
-    done = []
+    done: list[str] = []
     for name in names:
-        f = ctx.facts()
-        others = _quorum_without(ctx, f, name, auth_addr)
+        if done:
+            f = ctx.facts()  # the last repair changed what the Sentinels say
+        others = _quorum_without(f, name, auth_addr)
         if others < need:
             raise GuardRefused(
                 f"refusing to touch {name}: only {others} other Sentinel(s) agree on {auth.name}, "
@@ -353,12 +354,9 @@ def _repair_one(ctx: Context, ep: Endpoint, auth: Endpoint, wrong_primary: bool)
     with contextlib.suppress(redis.ResponseError):  # not monitored at all
         _cmd(ctx, ep, "SENTINEL", "REMOVE", m)
     _cmd(ctx, ep, "SENTINEL", "MONITOR", m, host, str(port), str(s.quorum))
-    settings = [
-        "down-after-milliseconds", str(s.down_after_ms),
-        "failover-timeout", str(s.failover_timeout_ms),
-        "parallel-syncs", str(s.parallel_syncs),
-    ]  # fmt: skip
-    _cmd(ctx, ep, "SENTINEL", "SET", m, *settings)
+    # The settings `config.drift` checks, so a re-monitored Sentinel shows no drift.
+    settings = expected_sentinel_config(s)
+    _cmd(ctx, ep, "SENTINEL", "SET", m, *(x for kv in settings.items() for x in kv))
     pw = ctx.inv.password()
     if pw:
         _cmd(ctx, ep, "SENTINEL", "SET", m, "auth-pass", pw)
@@ -403,13 +401,12 @@ def resolved(ctx: Context) -> Outcome:
     notes = []
     by = {n.name: n for n in f.nodes}
     primary = by.get(rep.authoritative or "")
-    in_sync = []
+    synced = []
     for n in f.nodes:
         if primary is None or n is primary or not n.up:
             continue
-        ok = n.role == "replica" and n.replicating_from == primary.name and n.link_up
-        if ok and not n.sync_in_progress:
-            in_sync.append(n.name)
+        if in_sync(n, primary):
+            synced.append(n.name)
         elif n.name in rep.partitioned:
             notes.append(f"{n.name} replicates from {n.replicating_from} but is still cut off")
         elif n.role == "replica" and n.replicating_from == primary.name:
@@ -417,15 +414,15 @@ def resolved(ctx: Context) -> Outcome:
         else:
             problems.append(f"{n.name} is a {n.role} of {n.replicating_from}")
     need = ctx.inv.settings.min_replicas_to_write
-    if primary is not None and len(in_sync) < need:
-        problems.append(f"{primary.name} has {len(in_sync)} in-sync replica(s), {need} needed")
-    data = {"problems": problems, "notes": notes, "in_sync": in_sync}
+    if primary is not None and len(synced) < need:
+        problems.append(f"{primary.name} has {len(synced)} in-sync replica(s), {need} needed")
+    data = {"problems": problems, "notes": notes, "in_sync": synced}
     if problems:
         return Outcome(False, "; ".join(problems), data)
     extra = f" ({'; '.join(notes)})" if notes else ""
     return Outcome(
         True,
         f"one primary {rep.authoritative}, all Sentinels agree, quorum OK, "
-        f"in sync: {', '.join(in_sync) or 'none'}{extra}",
+        f"in sync: {', '.join(synced) or 'none'}{extra}",
         data,
     )
