@@ -182,3 +182,19 @@ def test_runbooks_list_and_show() -> None:
     assert r.returncode == 1
     assert "no playbook 'no-such-thing'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_file_not_in_utf8_is_a_problem_not_a_traceback(pair: tuple[Path, Path]) -> None:
+    rb, pb = pair  # an editor that saved the files in Latin-1
+    rb.write_bytes(
+        rb.read_bytes().replace(b"Set the replica priority", b"R\xe9gler la priorit\xe9")
+    )
+    pb.write_bytes(pb.read_bytes() + b"# r\xe9glage\n")
+    r = run_invoke("runbooks.check", "--root", str(pb.parent.parent))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    last = len(pb.read_bytes().splitlines())
+    assert f"{pb}:{last}: cannot read playbook: not UTF-8 (byte 0xe9)" in r.stdout
+    _, probs = runbookmod.parse(rb)
+    line = next(i for i, ln in enumerate(rb.read_bytes().splitlines(), 1) if b"\xe9" in ln)
+    assert [str(p) for p in probs] == [f"{rb}:{line}: cannot read runbook: not UTF-8 (byte 0xe9)"]

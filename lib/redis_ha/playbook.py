@@ -158,10 +158,11 @@ def validate(path: Path) -> tuple[Playbook | None, list[Problem]]:
     def bad(line: int | None, msg: str) -> None:
         problems.append(Problem(path, line, msg))
 
+    text, unreadable = runbookmod.read(path, "playbook")
+    if text is None:
+        return None, unreadable
     try:
-        data = yaml.load(path.read_text(), Loader=_LineLoader)
-    except OSError as e:
-        return None, [Problem(path, None, f"cannot read playbook ({e.strerror})")]
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]

@@ -72,13 +72,23 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def parse(path: Path) -> tuple[Runbook, list[Problem]]:
-    """The runbook at `path` and every problem found in it (missing file -> one problem)."""
-    rb = Runbook(path=path, meta={})
+def read(path: Path, what: str) -> tuple[str | None, list[Problem]]:
+    """The text of `path`, or None and the one problem that says why it cannot be read."""
     try:
-        text = path.read_text()
+        return path.read_text(encoding="utf-8"), []
     except OSError as e:
-        return rb, [Problem(path, None, f"cannot read runbook ({e.strerror})")]
+        return None, [Problem(path, None, f"cannot read {what} ({e.strerror})")]
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        byte = f"0x{e.object[e.start]:02x}"
+        return None, [Problem(path, line, f"cannot read {what}: not UTF-8 (byte {byte})")]
+
+
+def parse(path: Path) -> tuple[Runbook, list[Problem]]:
+    """The runbook at `path` and every problem found in it (unreadable file -> one problem)."""
+    text, problems = read(path, "runbook")
+    if text is None:
+        return Runbook(path=path, meta={}), problems
     return parse_text(text, path)
 
 
