@@ -179,10 +179,10 @@ def validate(path: Path) -> tuple[Playbook | None, list[Problem]]:
         bad(kl.get("runbook", 1), "runbook: must name the Markdown file (runbooks/<name>.md)")
         return None, problems
     rb_path = resolve_runbook(ref, path)
-    rb, rb_problems = runbookmod.parse(rb_path)
     if not rb_path.exists():
         bad(kl.get("runbook"), f"runbook {ref} does not exist")
         return None, problems
+    rb, rb_problems = runbookmod.parse(rb_path)
     problems += rb_problems
     declared = rb.meta.get("playbook")
     if declared and resolve_runbook(str(declared), rb_path).resolve() != path.resolve():
