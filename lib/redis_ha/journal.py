@@ -242,7 +242,7 @@ def to_markdown(records: list[dict[str, Any]], run_id: str = "") -> str:
     end = next((r for r in reversed(records) if r["event"] == "end"), None)
     if end:
         lines += ["", f"Total time: {_dur(end.get('duration_s'))}."]
-        if end.get("primary_after") is not None or "primary_after" in end:
+        if "primary_after" in end:
             lines.append(f"Primary at the end: {end.get('primary_after') or 'none'}.")
         if end.get("problems_after"):
             lines += ["", "Problems at the end:", ""]
