@@ -172,3 +172,9 @@ def test_target_vars_and_url_without_password(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="carries a password"):
         appconfig.single_url(bad)
     assert appconfig.env_file(inv) == (tmp_path / "app.env").resolve()
+
+
+def test_unwritable_backup_folder_is_one_readable_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(AppConfigError, match="cannot save the app config backup"):
+        appconfig.write_backup(tmp_path / "a-file" / "journal", "manual", {"REDIS_URL": "x"}, [])

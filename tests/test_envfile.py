@@ -96,3 +96,27 @@ def test_multiline_value_is_refused_not_mangled(tmp_path: Path) -> None:
 def test_missing_file_is_one_readable_error(tmp_path: Path) -> None:
     with pytest.raises(envfile.EnvFileError, match="app env file not found"):
         envfile.update(tmp_path / "nope.env", {"A": "1"})
+
+
+def test_disk_full_is_one_readable_error_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backup is written first: its failure must be an EnvFileError too, not a bare OSError
+    (the runner would report that as a bug, and a restore failing this way would hide the first
+    error)."""
+    p = tmp_path / "app.env"
+    p.write_text(ORIGINAL)
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(envfile.os, "replace", boom)
+    with pytest.raises(envfile.EnvFileError, match="No space left on device"):
+        envfile.update(p, {"REDIS_URL": "redis://b:2/0"})
+    assert p.read_text() == ORIGINAL
+    assert [x.name for x in tmp_path.iterdir()] == ["app.env"]
+    saved = tmp_path / "app.env.bak.x"
+    saved.write_text("REDIS_URL=redis://a:1/0\n")
+    with pytest.raises(envfile.EnvFileError, match="No space left on device"):
+        envfile.restore(p, saved)
+    assert p.read_text() == ORIGINAL

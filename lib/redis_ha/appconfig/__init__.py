@@ -170,14 +170,20 @@ def write_backup(backup_dir: Path, label: str, old: dict[str, str], absent: list
     """Save replaced values into a private (0600) JSON file; they may hold secrets."""
     from redis_ha.appconfig.envfile import atomic_write
 
-    backup_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = backup_dir / f"app-config-{label}-{stamp}.json"
     n = 1
     while path.exists():
         n += 1
         path = backup_dir / f"app-config-{label}-{stamp}-{n}.json"
-    atomic_write(path, json.dumps({"set": old, "absent": absent}, indent=2) + "\n", mode=0o600)
+    text = json.dumps({"set": old, "absent": absent}, indent=2) + "\n"
+    try:
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, text, mode=0o600)
+    except OSError as e:
+        raise AppConfigError(
+            f"{path}: cannot save the app config backup ({e.strerror}); nothing changed"
+        ) from None
     return path
 
 

@@ -197,7 +197,12 @@ def update(path: Path, changes: dict[str, str | None]) -> Path:
     """Back up `path`, then apply `changes` atomically; returns the backup's path."""
     text = _read_text(path)
     new = render(parse(text), changes)
-    saved = backup(path)
+    try:
+        saved = backup(path)
+    except OSError as e:
+        raise EnvFileError(
+            f"{path}: cannot back up the app env file ({e.strerror}); nothing changed"
+        ) from None
     try:
         atomic_write(path, new)
     except OSError as e:
@@ -207,7 +212,11 @@ def update(path: Path, changes: dict[str, str | None]) -> Path:
 
 def restore(path: Path, saved: Path) -> None:
     """Put a backup back in place, atomically."""
-    atomic_write(path, _read_text(saved))
+    text = _read_text(saved)
+    try:
+        atomic_write(path, text)
+    except OSError as e:
+        raise EnvFileError(f"{path}: cannot put {saved} back ({e.strerror})") from None
 
 
 class EnvFileBackend:
