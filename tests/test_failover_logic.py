@@ -15,6 +15,7 @@ from redis_ha.actions.failover import preflight
 from redis_ha.actions.registry import Context
 from redis_ha.errors import ClusterError, InventoryError
 from redis_ha.facts import ClusterFacts, NodeFacts, ReplicaLink, SentinelFacts
+from redis_ha.inventory import Endpoint
 from redis_ha.lab.ports import lab_inventory_dict
 
 INV = inventory.from_dict(lab_inventory_dict(Path("/tmp/failover-logic")), Path("/tmp/x.yaml"))
@@ -167,6 +168,42 @@ def test_restore_priority_keeps_only_what_it_could_not_restore(
     assert not out.ok and "redis-3" in out.message
     assert calls == [("redis-2", 100)]
     assert ctx.state["priority_restore"] == {"redis-3": 1}
+
+
+def test_switch_with_a_node_gone_silent_is_one_error_and_closes_its_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica that stops answering between the preflight and the switch: nothing paused."""
+    f = facts()
+    monkeypatch.setattr(fo, "_require_preflight", lambda ctx, to: (f, healthmod.assess(INV, f)))
+    opened: list[_FakeConn] = []
+
+    def fake_client(inv: object, ep: Endpoint, **kw: object) -> _FakeConn:
+        opened.append(_FakeConn(ep.name, dead={"redis-3"}))
+        return opened[-1]
+
+    monkeypatch.setattr(fo, "client", fake_client)
+    with pytest.raises(ClusterError, match="redis-3 does not answer.*nothing was switched"):
+        fo.switchover(Context(inv=INV, log=lambda _m: None))
+    assert all(c.closed for c in opened)
+    assert not any(c.commands for c in opened)  # no CLIENT PAUSE, no SENTINEL FAILOVER
+
+
+class _FakeConn:
+    def __init__(self, name: str, dead: set[str]) -> None:
+        self.name, self.dead, self.closed, self.commands = name, dead, False, []
+
+    def ping(self) -> bool:
+        if self.name in self.dead:
+            raise redis.TimeoutError("Timeout reading from socket")
+        return True
+
+    def execute_command(self, *args: object) -> object:
+        self.commands.append(args)
+        return True
+
+    def close(self) -> None:
+        self.closed = True
 
 
 MANUAL_LOG = {

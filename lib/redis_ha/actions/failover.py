@@ -330,15 +330,20 @@ def switchover(
     replicas = [inv.node(n) for n in h.in_sync_replicas]
     leader = choose_via(inv, f, via)
     res = SwitchResult(old_primary=old.name, new_primary="", via=leader.name, pause_ms=pause_ms)
-    # Connect to everything before pausing: no handshake inside the stall.
     pc = client(inv, old, timeout=1.0)
     rcs = {r.name: client(inv, r, timeout=0.5) for r in replicas}
     scs = {s.name: client(inv, s, timeout=0.3) for s in inv.sentinels}
-    for c in (pc, *rcs.values(), scs[leader.name]):
-        c.ping()
     paused = False
     t0 = time.monotonic()
     try:
+        # Connect to everything before pausing: no handshake inside the stall.
+        for name, c in ((old.name, pc), *rcs.items(), (leader.name, scs[leader.name])):
+            try:
+                c.ping()
+            except (redis.RedisError, OSError) as e:
+                raise ClusterError(
+                    f"{name} does not answer ({describe_error(e)}); nothing was switched"
+                ) from None
         pc.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
         paused = True
         t0 = time.monotonic()
