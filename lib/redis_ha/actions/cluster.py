@@ -150,7 +150,7 @@ def replicas_in_sync(ctx: Context) -> Outcome:
     behind = [n for n in others if n not in h.in_sync_replicas]
     data = {"primary": p.name, "in_sync": h.in_sync_replicas, "not_in_sync": behind}
     if behind:
-        why = [x for x in h.problems if any(x.startswith(b) or b in x for b in behind)]
+        why = [x for x in h.problems if any(b in x for b in behind)]
         return Outcome(False, "; ".join(why) or f"not in sync: {', '.join(behind)}", data)
     return Outcome(True, f"{', '.join(others)} in sync with {p.name}", data)
 
