@@ -198,3 +198,20 @@ def test_file_not_in_utf8_is_a_problem_not_a_traceback(pair: tuple[Path, Path]) 
     _, probs = runbookmod.parse(rb)
     line = next(i for i, ln in enumerate(rb.read_bytes().splitlines(), 1) if b"\xe9" in ln)
     assert [str(p) for p in probs] == [f"{rb}:{line}: cannot read runbook: not UTF-8 (byte 0xe9)"]
+
+
+def test_empty_front_matter_lacks_every_required_field(tmp_path: Path) -> None:
+    p = tmp_path / "x.md"
+    p.write_text("---\n---\n# X\n\n## 1. A {#a}\ntext\n")
+    _, probs = runbookmod.parse(p)
+    msgs = [str(x) for x in probs]
+    for key in ("title", "when", "duration"):
+        assert any(f"front matter lacks {key!r}" in m for m in msgs), msgs
+
+
+def test_broken_front_matter_is_one_problem(tmp_path: Path) -> None:
+    p = tmp_path / "x.md"
+    for head in ("---\ntitle: [x\n---\n", "---\n- a list\n---\n", "# no front matter\n"):
+        p.write_text(head + "# X\n\n## 1. A {#a}\ntext\n")
+        _, probs = runbookmod.parse(p)
+        assert len(probs) == 1, (head, [str(x) for x in probs])

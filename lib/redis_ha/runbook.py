@@ -97,6 +97,7 @@ def parse_text(text: str, path: Path) -> tuple[Runbook, list[Problem]]:
     rb = Runbook(path=path, meta={})
     lines = text.splitlines()
     start = 0
+    front_matter_read = False  # when it is missing or broken, that is the one problem to report
     if lines and lines[0].strip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
         if end is None:
@@ -109,18 +110,18 @@ def parse_text(text: str, path: Path) -> tuple[Runbook, list[Problem]]:
                 line = mark.line + 2 if mark else 1
                 why = getattr(e, "problem", None) or str(e).splitlines()[0]
                 problems.append(Problem(path, line, f"invalid front matter YAML: {why}"))
-                meta = {}
-            if not isinstance(meta, dict):
-                problems.append(Problem(path, 2, "front matter must be a mapping"))
-                meta = {}
-            rb.meta = meta
+            else:
+                if isinstance(meta, dict):
+                    rb.meta, front_matter_read = meta, True
+                else:
+                    problems.append(Problem(path, 2, "front matter must be a mapping"))
             start = end + 1
     else:
         problems.append(
             Problem(path, 1, "no front matter (--- title/when/duration --- at the top)")
         )
     for key in REQUIRED_FRONT_MATTER:
-        if rb.meta and not rb.meta.get(key):
+        if front_matter_read and not rb.meta.get(key):
             problems.append(Problem(path, 1, f"front matter lacks {key!r}"))
     for key in rb.meta:
         if key not in FRONT_MATTER_FIELDS:
