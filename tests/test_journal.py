@@ -140,3 +140,14 @@ def test_secrets_in_values_json_cannot_encode_are_redacted(jdir: Path) -> None:
 def test_a_secret_inside_a_longer_one_leaks_nothing_of_either() -> None:
     out = journalmod.redact("pw=s3cret-sentinel", ["s3cret", "s3cret-sentinel"])
     assert out == "pw=***"
+
+
+def test_runs_started_in_the_same_second_never_share_a_journal(
+    jdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process can create the same name between a look and the creation: simulate it
+    # by hiding every file from the look.
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    a = journalmod.Journal.create("failover-manual")
+    b = journalmod.Journal.create("failover-manual")
+    assert a.path != b.path

@@ -89,13 +89,16 @@ class Journal:
         d = journal_dir()
         d.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = d / f"{stamp}-{procedure}.jsonl"
         n = 1
-        while path.exists():
-            n += 1
-            path = d / f"{stamp}-{procedure}-{n}.jsonl"
-        path.touch()
-        return cls(path, secrets)
+        while True:
+            suffix = f"-{n}" if n > 1 else ""
+            path = d / f"{stamp}-{procedure}{suffix}.jsonl"
+            try:
+                path.open("x").close()  # exclusive: a run started in the same second gets -2
+            except FileExistsError:
+                n += 1
+                continue
+            return cls(path, secrets)
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         rec = {"ts": time.time(), "event": event, **fields}
