@@ -142,7 +142,7 @@ def find(run: str | None, procedure: str | None = None) -> Path:
     exact = [r for r in all_runs if r.stem == run]
     if exact:
         return exact[0]
-    hits = [r for r in all_runs if r.stem.startswith(run) or run in r.stem]
+    hits = [r for r in all_runs if run in r.stem]
     if len(hits) == 1:
         return hits[0]
     if not hits:
