@@ -230,3 +230,23 @@ def test_a_typo_in_a_number_is_one_line(lab_inv) -> None:
     assert res.returncode != 0
     assert "--rate must be a number, got 'fast'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.lab
+def test_url_with_the_password_in_it_is_checked_too(lab: Lab, tmp_path: Path) -> None:
+    """REDIS_URL=redis://:pw@host/0 (no password file): the end-of-run check must log in too."""
+    from urllib.parse import quote
+
+    inv = lab.inv
+    assert inv.single is not None and inv.password()
+    env = tmp_path / "app.env"
+    env.write_text(f"REDIS_URL=redis://:{quote(inv.password() or '')}@{inv.single.address}/0\n")
+    t = Traffic(inv, rate=200, keys=200, env_file=env, settle_s=3).start()
+    try:
+        time.sleep(0.5)
+    finally:
+        rep = t.stop()
+    assert rep.failed == 0
+    assert rep.check["ok"], rep.check
+    assert rep.missing_writes == 0
+    assert (inv.password() or "") not in json.dumps(rep.to_dict())

@@ -64,6 +64,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import redis
 from redis.exceptions import (
@@ -578,8 +579,6 @@ class Traffic:
             finally:
                 s.close()
         else:
-            from urllib.parse import urlparse
-
             u = urlparse(cfg.url or "")
             host, port = u.hostname or "", u.port or 6379
         c = self._direct(f"{host}:{port}")
@@ -594,17 +593,18 @@ class Traffic:
 
     def _direct(self, addr: str) -> redis.Redis:
         host, _, port = addr.rpartition(":")
-        db = 0
+        db, password = 0, self.cfg.password
         if self.cfg.mode == "url":
-            from urllib.parse import urlparse
-
-            path = urlparse(self.cfg.url or "").path.strip("/")
+            u = urlparse(self.cfg.url or "")
+            path = u.path.strip("/")
             db = int(path) if path.isdigit() else 0
+            if u.password:  # a password in REDIS_URL wins, as in the app's client
+                password = unquote(u.password)
         return redis.Redis(
             host=host,
             port=int(port),
             db=db,
-            password=self.cfg.password,
+            password=password,
             socket_timeout=2,
             socket_connect_timeout=1,
         )
