@@ -140,7 +140,6 @@ def diagnose(ctx: Context, node: str, allow_write_outage: bool = False) -> Outco
         ctx.log(f"  REFUSED: {line}")
     for i, line in enumerate(d.plan, 1):
         ctx.log(f"  plan {i}: {line}")
-    ctx.state["rebuild_primary"] = d.primary
     verdict = "rebuild recommended" if d.needs_rebuild else "no reason to rebuild found"
     return Outcome(True, f"{node}: {verdict}", d.to_dict())
 
@@ -241,8 +240,6 @@ def restart(ctx: Context, node: str) -> Outcome:
     ctl = controlmod.for_node(ctx.inv, ep)
     was_running = ctl.is_running(ep)
     ctl.restart(ep, replicaof=pep, overrides=dict(UNPROMOTABLE))
-    ctx.state["rebuild_primary"] = pep.name
-    ctx.state["restarted_at"] = time.time()
     how = "restarted" if was_running else "started"
     return Outcome(
         True,
@@ -330,7 +327,6 @@ def wait_sync(ctx: Context, node: str, max_wait_s: float = 900.0) -> Outcome:
     finally:
         c.close()
     took = time.monotonic() - t0
-    ctx.state["sync_s"] = round(took, 3)
     return Outcome(
         True,
         f"{node}: full sync done in {took:.1f} s ({' -> '.join(phases)})",
