@@ -306,18 +306,7 @@ def _suggest(name: str, known: dict[str, Any]) -> str:
 def _arg_problems(spec: registry.Spec, args: dict[str, Any]) -> list[str]:
     """Signature problems; `$name` values are resolved at run time so only their names count."""
     late = {k for k, v in args.items() if isinstance(v, str) and v.startswith("$")}
-    fixed = {k: v for k, v in args.items() if k not in late}
-    params = spec.params()
-    out = [
-        p
-        for p in spec.check_args(fixed)
-        if not any(p.endswith(f"missing required argument {k!r}") for k in late)
-    ]
-    for k in sorted(late):
-        if k not in params:
-            known = ", ".join(params) or "none"
-            out.append(f"{spec.name}: unknown argument {k!r} (accepts: {known})")
-    return out
+    return spec.check_args(args, late)
 
 
 def _check_ref(item: Any, where: str, key: str, bad: Any) -> CheckRef | None:

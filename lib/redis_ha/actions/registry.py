@@ -20,7 +20,7 @@ Contract for authors of actions and checks:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,14 +75,20 @@ class Spec:
         ps = list(inspect.signature(self.fn).parameters.values())[1:]
         return {p.name: p for p in ps if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
-    def check_args(self, args: dict[str, Any]) -> list[str]:
-        """Problems with `args` for this action: unknown, missing, or of the wrong type."""
+    def check_args(self, args: dict[str, Any], late: Collection[str] = ()) -> list[str]:
+        """Problems with `args` for this action: unknown, missing, or of the wrong type.
+
+        `late` names arguments whose values are only known at run time (`$name`): they must
+        exist, but their type is not checked.
+        """
         problems = []
         params = self.params()
         for k, v in args.items():
             if k not in params:
                 known = ", ".join(params) or "none"
                 problems.append(f"{self.name}: unknown argument {k!r} (accepts: {known})")
+                continue
+            if k in late:
                 continue
             want = params[k].annotation
             if isinstance(want, str):
