@@ -54,3 +54,19 @@ def test_demo_runs_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
         assert lab.running() == {}  # lab down at the end
     finally:
         lab.down()
+
+
+def test_a_procedure_that_hangs_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from redis_ha.cli import demo
+    from redis_ha.errors import HAError
+
+    def hang(argv: list[str], **kw: object) -> None:
+        raise subprocess.TimeoutExpired(argv, 120)
+
+    monkeypatch.setattr(demo.subprocess, "run", hang)
+    with pytest.raises(HAError, match="failover.manual did not finish within 120 s"):
+        demo._procedure(["failover.manual", "--yes"], tmp_path / "lab.yaml")

@@ -20,25 +20,30 @@ from rich.table import Table
 from redis_ha import ui
 from redis_ha.bench.failover import wait_agree, wait_settled
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+from redis_ha.errors import LabError
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import Traffic
 
 ROOT = Path(__file__).resolve().parents[3]
+PROCEDURE_TIMEOUT_S = 120
 SHOW = ("✓", "✗", "writes paused on", "COMPLETED", "FAILED", "REFUSED", "error:")
 
 
 def _procedure(args: list[str], inv_path: Path) -> int:
     """Run an invoke task as an operator would; print only its result lines."""
     argv = [sys.executable, "-m", "invoke", *args, "--inventory", str(inv_path)]
-    p = subprocess.run(
-        argv,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={"COLUMNS": "160", **os.environ},
-    )
+    try:
+        p = subprocess.run(
+            argv,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=PROCEDURE_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+            env={"COLUMNS": "160", **os.environ},
+        )
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{args[0]} did not finish within {PROCEDURE_TIMEOUT_S} s") from None
     for line in (p.stdout + p.stderr).splitlines():
         if any(s in line for s in SHOW):
             ui.console.print(f"    {line.strip()}", soft_wrap=True, markup=False)
