@@ -19,7 +19,7 @@ import yaml
 
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
-from redis_ha.lab.cluster import _CHILDREN, Lab, pid_alive
+from redis_ha.lab.cluster import _CHILDREN, Lab
 from redis_ha.lab.ports import free_ports, lab_inventory_dict
 
 PROXY = "partition-proxy"
@@ -42,11 +42,7 @@ def require_partitionable(lab: Lab) -> None:
 
 
 def proxy_pid(lab: Lab) -> int | None:
-    try:
-        pid = int((_state_dir(lab) / "pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    return lab.pid(PROXY)
 
 
 def ensure_proxy(lab: Lab, timeout: float = 10.0) -> int | None:
@@ -139,6 +135,8 @@ def heal(lab: Lab) -> list[str]:
     was = isolated(lab)
     if partitionable(lab.inv) and proxy_pid(lab) is not None:
         _apply(lab, [])
+    elif was:
+        _write_state(_state_dir(lab), [])  # a proxy started later must not cut them again
     return was
 
 
