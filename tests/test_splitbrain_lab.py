@@ -19,6 +19,7 @@ from redis_ha import facts as factsmod
 from redis_ha import inventory
 from redis_ha import splitbrain as sb
 from redis_ha.conn import client
+from redis_ha.errors import LabError
 from redis_ha.health import authoritative_primary
 from redis_ha.lab import partition, scenarios
 from redis_ha.lab.cluster import Lab
@@ -280,3 +281,22 @@ def test_sentinel_remonitor_keeps_settings_and_quorum(plab: Lab) -> None:
     assert s.config["down-after-milliseconds"] == str(inv.settings.down_after_ms)
     assert s.config["failover-timeout"] == str(inv.settings.failover_timeout_ms)
     assert _detect(inv).consistent
+
+
+def test_partition_scenario_writes_to_the_isolated_primary(plab: Lab) -> None:
+    old = plab.current_primary().name
+    out = scenarios.run(plab, "partition", write_s=1.0)
+    assert out["isolated"] == out["old_primary"] == old and out["new_primary"] != old
+    assert out["acked_on_isolated"], out  # a count, > 0
+
+
+def test_partition_scenario_refused_before_any_write(lab: Lab) -> None:
+    """On a lab without proxies nothing is written, and no writer is left running."""
+    with pytest.raises(LabError, match="no partition proxies"):
+        scenarios.run(lab, "partition", write_s=5.0)
+    time.sleep(0.3)
+    c = client(lab.inv, lab.current_primary(), timeout=2)
+    try:
+        assert list(c.scan_iter(match="session:stale:*")) == []
+    finally:
+        c.close()

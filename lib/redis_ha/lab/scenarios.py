@@ -91,12 +91,14 @@ class Writer:
         return self.acked
 
 
-def partition_primary(lab: Lab, timeout: float = 30.0) -> tuple[str, str]:
-    """Isolate the current primary and wait for Sentinel to promote another: (old, new)."""
+def partition_primary(
+    lab: Lab, old: Endpoint | None = None, timeout: float = 30.0
+) -> tuple[str, str]:
+    """Isolate the primary (`old`, else the current one) until another is promoted: (old, new)."""
     partition.require_partitionable(lab)
-    old = lab.current_primary().name
-    partition.isolate(lab, old)
-    return old, wait_new_primary(lab.inv, old, timeout)
+    name = (old or lab.current_primary()).name
+    partition.isolate(lab, name)
+    return name, wait_new_primary(lab.inv, name, timeout)
 
 
 def freeze_and_return(lab: Lab, timeout: float = 30.0) -> tuple[str, str]:
@@ -161,12 +163,17 @@ def run(lab: Lab, scenario: str, write_s: float = 0.0) -> dict[str, object]:
         raise LabError(f"unknown scenario {scenario!r} (choose from {', '.join(SCENARIOS)})")
     out: dict[str, object] = {"scenario": scenario}
     if scenario == "partition":
+        partition.require_partitionable(lab)  # before any write reaches the lab
         old = lab.current_primary()
         w = Writer(lab.inv, old).start() if write_s > 0 else None
-        old_name, new = partition_primary(lab)
+        try:
+            old_name, new = partition_primary(lab, old)
+            if w:
+                time.sleep(write_s)
+        finally:
+            if w:
+                w.stop()
         if w:
-            time.sleep(write_s)
-            w.stop()
             out.update(acked_on_isolated=len(w.acked), write_errors=w.errors)
         out.update(isolated=old_name, old_primary=old_name, new_primary=new)
     elif scenario == "freeze":
