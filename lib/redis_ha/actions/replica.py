@@ -483,9 +483,3 @@ def sentinels_list_healthy(ctx: Context, node: str) -> Outcome:
     if bad:
         return Outcome(False, "; ".join(bad), {})
     return Outcome(True, f"all {len(f.sentinels)} Sentinels list {node} as a healthy replica", {})
-
-
-def refuse_reason(ctx: Context, node: str, allow_write_outage: bool = False) -> str | None:
-    """The refusal message for rebuilding `node` now, or None (for tasks and tests)."""
-    out = safe_to_rebuild(ctx, node, allow_write_outage)
-    return None if out.ok else out.message
