@@ -209,6 +209,19 @@ def test_sentinel_with_old_view_disagrees() -> None:
     assert DISAGREE in kinds(rep)
 
 
+def test_disagreement_names_the_majority_epoch_not_the_dissenter_epoch() -> None:
+    nodes = [
+        replica("redis-1", P1, "redis-2"),
+        primary("redis-2", P2, ["redis-1", "redis-3"]),
+        replica("redis-3", P3, "redis-2"),
+    ]
+    ss = all_say(P2, epoch=2)
+    ss[2] = sentinel("sentinel-3", S3, P1, epoch=5)
+    rep = detect(INV, facts(nodes, ss))
+    text = next(f.text for f in rep.findings if f.node == "sentinel-3")
+    assert "(epoch 5); the majority says redis-2 (epoch 2)" in text
+
+
 def test_no_majority_is_a_disagreement() -> None:
     ss = [
         sentinel("sentinel-1", S1, P1),

@@ -134,8 +134,7 @@ def detect(inv: Inventory, facts: ClusterFacts) -> Report:
             findings.append(Finding(DISAGREE, f"{s.name}: {s.error}", s.name))
 
     # The authoritative primary and who disagrees with it.
-    epochs = [s.config_epoch or 0 for s in s_up]
-    top_epoch = max(epochs) if epochs else None
+    auth_epoch = max((s.config_epoch or 0 for s in s_up if s.primary == auth_addr), default=None)
     disagreeing: list[str] = []
     if s_up and auth_addr is None:
         said = ", ".join(f"{s.name} says {s.primary_name or 'nothing'}" for s in s_up)
@@ -153,7 +152,7 @@ def detect(inv: Inventory, facts: ClusterFacts) -> Report:
                 Finding(
                     DISAGREE,
                     f"{s.name} believes the primary is {s.primary_name or 'nothing'} "
-                    f"(epoch {s.config_epoch}); the majority says {auth} (epoch {top_epoch})",
+                    f"(epoch {s.config_epoch}); the majority says {auth} (epoch {auth_epoch})",
                     s.name,
                 )
             )
