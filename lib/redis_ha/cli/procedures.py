@@ -6,8 +6,7 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
-from redis_ha.cli.common import load_inventory
-from redis_ha.errors import HAError
+from redis_ha.cli.common import expected_errors, load_inventory
 from redis_ha.runner import run_playbook
 
 RUN_HELP = {
@@ -19,6 +18,7 @@ RUN_HELP = {
 }
 
 
+@expected_errors
 def run_procedure(
     name: str,
     inventory: str | None,
@@ -29,14 +29,9 @@ def run_procedure(
     resume: str | None = None,
 ) -> None:
     """Run a playbook by name (or path) as a task: raises invoke.Exit with the run's exit code."""
-    try:
-        inv = load_inventory(inventory)
-        code = run_playbook(
-            name, inv, params=params or {}, dry_run=dry_run, yes=yes, resume=resume or None
-        )
-    except HAError as e:
-        raise Exit(f"error: {e}", code=e.code) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted by the operator", code=130) from None
+    inv = load_inventory(inventory)
+    code = run_playbook(
+        name, inv, params=params or {}, dry_run=dry_run, yes=yes, resume=resume or None
+    )
     if code:
         raise Exit(code=code)
