@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -22,3 +25,13 @@ def machine() -> dict[str, Any]:
         "redis_py": redis.__version__,
         "loadavg_at_start": [round(x, 2) for x in load],
     }
+
+
+def save(result: dict[str, Any], started: datetime, out_dir: Path | None) -> dict[str, Any]:
+    """Write `result` to out_dir/<bench>-<UTC start>.json (unless out_dir is None); add its path."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{result['bench']}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        result["path"] = str(path)
+    return result

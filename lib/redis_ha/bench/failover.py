@@ -10,7 +10,6 @@ no failover in progress, no replica flagged down by any Sentinel.
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import tempfile
@@ -28,7 +27,7 @@ from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha.actions import failover as fo
 from redis_ha.actions.registry import Context
-from redis_ha.bench import machine
+from redis_ha.bench import machine, save
 from redis_ha.conn import client
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
@@ -278,9 +277,4 @@ def run_bench(
         "summary": summarize(samples),
         "samples": [asdict(s) for s in samples],
     }
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"failover-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        result["path"] = str(path)
-    return result
+    return save(result, started, out_dir)

@@ -32,7 +32,7 @@ import redis
 
 from redis_ha import facts as factsmod
 from redis_ha import inventory
-from redis_ha.bench import machine
+from redis_ha.bench import machine, save
 from redis_ha.conn import client
 from redis_ha.control.local import wait_port_free
 from redis_ha.errors import HAError, LabError
@@ -259,9 +259,4 @@ def run_bench(
         "rows": rows,
         "summary": summarize(rows),
     }
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"rebuild-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        result["path"] = str(path)
-    return result
+    return save(result, started, out_dir)

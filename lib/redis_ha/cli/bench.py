@@ -65,6 +65,15 @@ def failover_table(result: dict[str, Any]) -> Table:
     return t
 
 
+def _footer(result: dict[str, Any]) -> None:
+    """What the figures were measured on, how long it took, where the JSON went."""
+    m = result["machine"]
+    ui.console.print(
+        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
+        f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
+    )
+
+
 @task(
     help={
         "runs": "repetitions of each scenario (default 5)",
@@ -94,11 +103,7 @@ def failover(c, runs=5, rate=1000, scenario=None, out="bench/results"):
         log=lambda m: ui.console.print(m, soft_wrap=True),
     )
     ui.console.print(failover_table(result))
-    m = result["machine"]
-    ui.console.print(
-        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
-        f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
-    )
+    _footer(result)
 
 
 bench = Collection("bench")
@@ -151,11 +156,7 @@ def rebuild(c, sizes="0.1,0.5,1", runs=1, out="bench/results"):
         log=lambda m: ui.console.print(m, soft_wrap=True),
     )
     ui.console.print(rebuild_table(result))
-    m = result["machine"]
-    ui.console.print(
-        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
-        f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
-    )
+    _footer(result)
 
 
 bench.add_task(rebuild)
