@@ -110,6 +110,21 @@ def test_config_drift_detects_a_changed_setting(lab: Lab) -> None:
         c.close()
 
 
+def test_config_drift_detects_a_changed_sentinel_setting(lab: Lab) -> None:
+    s = lab.inv.sentinels[0]
+    m = lab.inv.master_name
+    c = conn.client(lab.inv, s)
+    try:
+        c.execute_command("SENTINEL", "SET", m, "parallel-syncs", "2")
+        r = run_invoke("config.drift", inventory=lab.inv.path)
+        assert r.returncode == 1
+        assert f"{s.name}: parallel-syncs is '2', inventory says '1'" in r.stdout
+    finally:
+        want = str(lab.inv.settings.parallel_syncs)
+        c.execute_command("SENTINEL", "SET", m, "parallel-syncs", want)
+        c.close()
+
+
 def test_config_render_writes_private_files(lab: Lab, tmp_path: Path) -> None:
     r = run_invoke("config.render", "--out", str(tmp_path / "out"), inventory=lab.inv.path)
     assert r.returncode == 0, r.stderr
