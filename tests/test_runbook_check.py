@@ -215,3 +215,9 @@ def test_broken_front_matter_is_one_problem(tmp_path: Path) -> None:
         p.write_text(head + "# X\n\n## 1. A {#a}\ntext\n")
         _, probs = runbookmod.parse(p)
         assert len(probs) == 1, (head, [str(x) for x in probs])
+
+
+def test_cli_root_without_playbooks_is_an_error(tmp_path: Path) -> None:
+    r = run_invoke("runbooks.check", "--root", str(tmp_path / "typo"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "no playbooks" in r.stderr and "Traceback" not in r.stderr

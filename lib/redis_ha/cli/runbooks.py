@@ -18,10 +18,12 @@ from redis_ha.cli.procedures import RUN_HELP, run_procedure
 def check(c, root=None):
     """Validate every runbook/playbook pair (steps, order, actions, args); exit 1 on problems."""
     base = Path(root) if root else playbookmod.ROOT
+    pbs = playbookmod.discover(base)
+    if not pbs:  # a mistyped --root must not pass as "consistent"
+        raise Exit(f"runbooks.check: no playbooks in {base / 'playbooks'}", code=1)
     problems = playbookmod.check_all(base)
     for p in problems:
         print(p)
-    pbs = playbookmod.discover(base)
     if problems:
         raise Exit(f"runbooks.check: {len(problems)} problem(s) in {len(pbs)} playbook(s)", code=1)
     print(f"runbooks.check: {len(pbs)} playbook(s) and their runbooks are consistent")
