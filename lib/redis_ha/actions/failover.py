@@ -515,9 +515,9 @@ def _last_failover(ctx: Context) -> tuple[events.Failover | None, list[str]]:
 def old_primary_status(ctx: Context, old: str | None = None) -> Outcome:
     """Where the old primary is now (a replica again, down, or a rival primary); what to do."""
     old = old or ctx.params.get("old")
-    fo, _ = _last_failover(ctx)
-    if not old and fo and fo.old_primary:
-        old = ctx.inv.name_of(fo.old_primary)
+    if not old:  # the logs are read only when --old does not name it
+        fo, _ = _last_failover(ctx)
+        old = ctx.inv.name_of(fo.old_primary) if fo and fo.old_primary else None
     if not old:
         return Outcome(
             True,
