@@ -59,6 +59,15 @@ def test_split_brain_first(tmp_path: Path) -> None:
     assert out[0].runbook == "split-brain" and out[0].severity == CRITICAL
 
 
+def test_split_brain_command_reaches_recover(tmp_path: Path) -> None:
+    """`detect` exits 1 exactly when there is a split-brain: `detect && recover` never recovers."""
+    i, f = setup(tmp_path)
+    f.nodes[1].role, f.nodes[1].replicating_from = "master", None
+    cmd = triage(i, f, assess(i, f))[0].command or ""
+    assert "&&" not in cmd
+    assert cmd.startswith("invoke splitbrain.recover --dry-run")
+
+
 def test_restart_empty_primary_is_critical(tmp_path: Path) -> None:
     i, f = setup(tmp_path)
     f.nodes[0].uptime_s, f.nodes[0].keys = 2, 0

@@ -68,7 +68,7 @@ def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]
                 "split-brain: more than one primary, or Sentinels disagree",
                 "writes acknowledged by a stale primary are lost when it is demoted",
                 "split-brain",
-                "invoke splitbrain.detect && invoke splitbrain.recover",
+                "invoke splitbrain.recover --dry-run, then invoke splitbrain.recover",
             )
         )
 
