@@ -7,12 +7,15 @@ through `Lab`, which refuses inventories that are not `lab: true`.
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis_ha import facts as factsmod
+from redis_ha.conn import client
 from redis_ha.errors import InventoryError, LabError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab, pid_frozen
@@ -113,8 +116,6 @@ DATA_FILES = ("dump.rdb", "appendonly.aof", "appendonlydir")
 
 def wipe_data(lab: Lab, ep: Endpoint) -> list[str]:
     """Remove what a stopped node could load at start (its folder is its `dir`)."""
-    import shutil
-
     removed = []
     for name in DATA_FILES:
         p = lab.proc_dir(ep.name) / name
@@ -138,11 +139,10 @@ def restart_empty(lab: Lab, ep: Endpoint) -> FaultResult:
     pid = _running_pid(lab, ep)
     role = role_of(lab, ep)
     lab.stop(ep.name, kill=True)
-    if not is_sentinel(lab, ep):
-        wipe_data(lab, ep)
     if is_sentinel(lab, ep):
         new = lab.start_sentinel(ep, primary=lab.inv.nodes[0])  # existing config: `primary` unused
     else:
+        wipe_data(lab, ep)
         new = lab.start_node(ep)
     return FaultResult(
         "restart-empty",
@@ -164,10 +164,6 @@ def diverge(lab: Lab, ep: Endpoint) -> FaultResult:
     stale sessions (replica-serve-stale-data), and it falls further behind with every write:
     only a rebuild (a restart from the rendered config) brings it back.
     """
-    import secrets
-
-    from redis_ha.conn import client
-
     pid = _running_pid(lab, ep)
     role = role_of(lab, ep)
     if role != "replica":

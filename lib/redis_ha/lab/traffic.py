@@ -50,6 +50,7 @@ success, or to the end of the run if none came) and ``write_stall_at_s`` (when i
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import random
@@ -140,8 +141,6 @@ def longest_stall(
             best, at = b - a, a
     fails = sorted(fail_starts)
     if fails:
-        import bisect
-
         # A failure before the first success, or after the last one, bounds a gap too.
         if not ok or fails[0] < ok[0]:
             nxt = ok[0] if ok else end
