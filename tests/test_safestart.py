@@ -169,6 +169,11 @@ def _run_wrapper(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         (["--inventory", "x.yaml", "--node", "redis-1"], "after '--'"),
         (["--", "redis-server"], "--self HOST:PORT"),
         (["--self", "nohost", "--sentinels", "a:1", "--", "redis-server"], "not host:port"),
+        # a mistyped port must not read as "no Sentinel answered: cold start as configured"
+        (
+            ["--self", "127.0.0.1:6379", "--sentinels", "127.0.0.1:263790", "--", "x"],
+            "not host:port",
+        ),
         (["--inventory", "/nonexistent.yaml", "--node", "r", "--", "x"], "not found"),
     ],
 )

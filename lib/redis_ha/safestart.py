@@ -40,6 +40,7 @@ from pathlib import Path
 import redis
 
 from redis_ha import inventory as invmod
+from redis_ha.client import parse_hostport
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import HAError, InventoryError
 from redis_ha.facts import NodeFacts, SentinelFacts, node_facts, sentinel_facts
@@ -132,10 +133,8 @@ def decide(
 
 
 def _endpoint(name: str, address: str) -> Endpoint:
-    host, _, port = address.strip().rpartition(":")
-    if not host or not port.isdigit():
-        raise InventoryError(f"{address!r} is not host:port")
-    return Endpoint(name=name, host=host.strip("[]"), port=int(port))
+    host, port = parse_hostport(address, name)
+    return Endpoint(name=name, host=host, port=port)
 
 
 def _split(value: str | None) -> list[str]:
