@@ -17,7 +17,6 @@ from redis_ha import ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.errors import HAError
 from redis_ha.lab import faults
-from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import CLIENTS, Report, Traffic
 
 
@@ -180,10 +179,7 @@ def fault(c, kind, node, inventory=None, dry_run=False, json=False):
     """Inject a fault into one lab process: crash, freeze, resume or restart-empty."""
     inv = load_inventory(inventory)
     if dry_run:
-        lab = Lab(inv)
-        ep = faults.endpoint(inv, node)
-        if kind not in faults.KINDS:
-            raise HAError(f"unknown fault kind {kind!r} (choose: {', '.join(faults.KINDS)})")
+        lab, _, ep = faults.prepare(inv, kind, node)
         pid = lab.pid(ep.name)
         ui.console.print(
             f"dry run: would {kind} {ep.name} ({ep.address}, pid {pid}, "

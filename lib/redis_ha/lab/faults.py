@@ -194,10 +194,16 @@ KINDS: dict[str, Fault] = {
 }
 
 
-def inject(inv: Inventory, kind: str, node: str) -> FaultResult:
-    """Validate everything, then inflict one fault on one lab process."""
+def prepare(inv: Inventory, kind: str, node: str) -> tuple[Lab, Fault, Endpoint]:
+    """Validate everything (lab inventory, kind, node) before anything is done."""
     lab = Lab(inv)  # refuses non-lab inventories
     fn = KINDS.get(kind)
     if fn is None:
         raise LabError(f"unknown fault kind {kind!r} (choose: {', '.join(KINDS)})")
-    return fn(lab, endpoint(inv, node))
+    return lab, fn, endpoint(inv, node)
+
+
+def inject(inv: Inventory, kind: str, node: str) -> FaultResult:
+    """Validate everything, then inflict one fault on one lab process."""
+    lab, fn, ep = prepare(inv, kind, node)
+    return fn(lab, ep)
