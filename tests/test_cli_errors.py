@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redis_ha.lab.cluster import Lab
+from redis_ha.lab.ports import write_lab_inventory
 
 from .conftest import run_invoke
 
@@ -33,3 +34,13 @@ def test_splitbrain_detect_on_a_dead_cluster_does_not_claim_one_primary(lab: Lab
     assert "one primary, all Sentinels agree" not in r.stdout
     assert "0 primary(ies) reachable" in r.stdout
     assert "Traceback" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("scenario", ["promote", "sentinel"])
+def test_splitbrain_drill_on_a_lab_that_is_not_up_is_one_line(scenario: str, tmp_path) -> None:
+    path = write_lab_inventory(tmp_path)
+    (tmp_path / "password").write_text("pw\n")
+    r = run_invoke("drill.splitbrain", "--scenario", scenario, inventory=path, timeout=60)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stdout + r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

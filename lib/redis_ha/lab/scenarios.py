@@ -21,7 +21,7 @@ import redis
 
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
-from redis_ha.conn import client
+from redis_ha.conn import call, client
 from redis_ha.errors import LabError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab import partition
@@ -118,11 +118,7 @@ def manual_promotion(lab: Lab, node: str | None = None) -> str:
     name = node or next(n.name for n in lab.inv.nodes if n.name != primary)
     if name == primary:
         raise LabError(f"{name} is already the primary")
-    c = client(lab.inv, lab.inv.node(name), timeout=2.0)
-    try:
-        c.execute_command("REPLICAOF", "NO", "ONE")
-    finally:
-        c.close()
+    call(lab.inv, lab.inv.node(name), "REPLICAOF", "NO", "ONE")
     return name
 
 
@@ -131,22 +127,16 @@ def disagreeing_sentinel(lab: Lab, name: str | None = None, timeout: float = 30.
     inv = lab.inv
     s = inv.sentinel(name) if name else inv.sentinels[-1]
     conf = lab.conf(s.name)
+    if not conf.exists():
+        raise LabError(f"{s.name} has no config yet: start the lab first (invoke lab.up)")
     lab.stop(s.name)
     old_conf = conf.read_text()
     old = lab.current_primary().name
     via = next(x for x in inv.sentinels if x.name != s.name)
-    c = client(inv, via, timeout=2.0)
-    try:
-        c.execute_command("SENTINEL", "FAILOVER", inv.master_name)
-    finally:
-        c.close()
+    call(inv, via, "SENTINEL", "FAILOVER", inv.master_name)
     new = inv.node(wait_new_primary(inv, old, timeout))
     # Demote the old primary at once, as a planned switchover does (Sentinel would take ~10 s).
-    c = client(inv, inv.node(old), timeout=2.0)
-    try:
-        c.execute_command("REPLICAOF", *map(str, new.announced))
-    finally:
-        c.close()
+    call(inv, inv.node(old), "REPLICAOF", *map(str, new.announced))
     ghost = free_ports(1)[0]
     conf.write_text(
         old_conf
