@@ -134,9 +134,9 @@ class DrillResult:
 
 def count(inv: Inventory) -> tuple[list[NodeCount], list[str | None]]:
     """Role, key count and loaded-key count of every node; each Sentinel's primary."""
+    facts = factsmod.gather(inv, timeout=1.0, detail=False)
     out = []
-    for n in inv.nodes:
-        f = factsmod.node_facts(inv, n, timeout=1.0)
+    for n, f in zip(inv.nodes, facts.nodes, strict=True):
         loaded = None
         if f.up:
             c = client(inv, n, timeout=2.0)
@@ -147,8 +147,7 @@ def count(inv: Inventory) -> tuple[list[NodeCount], list[str | None]]:
             finally:
                 c.close()
         out.append(NodeCount(n.name, f.role, f.keys, loaded))
-    views = [factsmod.sentinel_facts(inv, s, detail=False).primary_name for s in inv.sentinels]
-    return out, views
+    return out, [s.primary_name for s in facts.sentinels]
 
 
 def _last_decision(lab: Lab, name: str) -> str | None:
