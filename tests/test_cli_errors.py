@@ -44,3 +44,14 @@ def test_splitbrain_drill_on_a_lab_that_is_not_up_is_one_line(scenario: str, tmp
     assert r.returncode != 0
     assert "Traceback" not in r.stdout + r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_config_render_to_an_unwritable_folder_is_one_line(tmp_path) -> None:
+    path = write_lab_inventory(tmp_path)
+    (tmp_path / "password").write_text("s3cret-render-pw\n")
+    (tmp_path / "file").write_text("")
+    r = run_invoke("config.render", "--out", str(tmp_path / "file" / "out"), inventory=path)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "s3cret-render-pw" not in r.stdout + r.stderr

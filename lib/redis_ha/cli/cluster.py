@@ -12,6 +12,7 @@ from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import render, ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+from redis_ha.errors import HAError
 
 
 @task(help={"inventory": INVENTORY_HELP, "json": "print one JSON object instead of tables"})
@@ -54,7 +55,10 @@ def config_render(c, out, inventory=None, primary=None):
     """Render redis.conf and sentinel.conf for every node from the inventory (mode 0600)."""
     inv = load_inventory(inventory)
     first = inv.node(primary) if primary else None
-    files = render.render_all(inv, Path(out), first)
+    try:
+        files = render.render_all(inv, Path(out), first)
+    except OSError as e:
+        raise HAError(f"cannot write {e.filename or out}: {e.strerror or e}") from None
     for f in files:
         ui.console.print(f"wrote {f}")
 
