@@ -66,8 +66,7 @@ def same_addr(a: str | None, b: str | None) -> bool:
         return False
     ha, _, pa = a.rpartition(":")
     hb, _, pb = b.rpartition(":")
-    loop = {"127.0.0.1", "localhost", "::1"}
-    return pa == pb and (ha == hb or (ha in loop and hb in loop))
+    return pa == pb and invmod.same_host(ha, hb)
 
 
 def _best(peers: Sequence[NodeFacts]) -> NodeFacts:
