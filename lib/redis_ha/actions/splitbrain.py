@@ -294,10 +294,7 @@ def _sentinels_to_repair(rep: sb.Report) -> list[str]:
 
 
 def _describe_repair(ctx: Context) -> str:
-    try:
-        _, rep = _report(ctx)
-    except ClusterError as e:
-        return str(e)
+    _, rep = _report(ctx)
     names = _sentinels_to_repair(rep)
     if not names:
         return "every Sentinel agrees and knows only current peers: nothing to repair"
