@@ -9,6 +9,7 @@ module applied to every pair in the repository.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ class PlayStep:
     confirm: bool = False
     skippable: bool = False
     timeout: float = DEFAULT_ACTION_TIMEOUT
+    # `timeout: $name`: the operator chose the bound (e.g. --sync-timeout); resolved at run time.
+    timeout_param: str | None = None
     expected_s: float | None = None
 
     @property
@@ -288,6 +291,9 @@ def _step(raw: Any, i: int, path: Path, problems: list[Problem]) -> PlayStep | N
     for key in ("timeout", "expected_s"):
         v = raw.get(key)
         if v is None:
+            continue
+        if key == "timeout" and isinstance(v, str) and re.fullmatch(r"\$[a-z_][a-z0-9_]*", v):
+            st.timeout_param = v[1:]
             continue
         if not _number(v) or v <= 0:
             bad(key, f"{where}: {key} must be a positive number of seconds, got {v!r}")

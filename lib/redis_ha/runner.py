@@ -38,6 +38,7 @@ from redis_ha.playbook import CheckRef, Playbook, PlayStep
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 VERIFY_INTERVAL = 0.25
+TIMEOUT_PARAM_SLACK_S = 60.0  # beyond an operator-chosen `timeout: $name`
 
 
 class RunnerError(HAError):
@@ -359,17 +360,32 @@ class Runner:
         self.jr.write("answer", step=step.id, answer=answer, auto=False)
         return answer
 
+    def step_timeout(self, step: PlayStep) -> float:
+        """The step's bound; `timeout: $name` is the operator's value plus a minute of slack,
+        so the action's own deadline (which says more) fires before the runner's."""
+        if not step.timeout_param:
+            return step.timeout
+        raw = self.resolve({"timeout": f"${step.timeout_param}"}, f"step {step.id!r}")["timeout"]
+        try:
+            return float(raw) + TIMEOUT_PARAM_SLACK_S
+        except (TypeError, ValueError):
+            raise RunnerError(
+                f"step {step.id!r}: --{step.timeout_param.replace('_', '-')} must be a number "
+                f"of seconds, got {raw!r}"
+            ) from None
+
     def _act(self, step: PlayStep) -> None:
         if not step.action:
             return
         spec = registry.ACTIONS[step.action]
         args = self.resolve(step.args, f"step {step.id!r}")
+        timeout = self.step_timeout(step)
         ui.console.print(f"  [cyan]→[/] {step.action} {_args(args)}", soft_wrap=True)
         try:
-            out = _call(spec.fn, step.timeout, self.ctx, **args)
+            out = _call(spec.fn, timeout, self.ctx, **args)
         except TimeoutError:
             raise StepFailed(
-                f"{step.action} did not finish within {step.timeout:g} s", "timeout"
+                f"{step.action} did not finish within {timeout:g} s", "timeout"
             ) from None
         except HAError as e:
             raise StepFailed(str(e)) from None
@@ -458,7 +474,7 @@ class Runner:
             self.ctx.state = {**d.state, **saved}
             try:
                 args = self.resolve(d.step.undo.args, f"undo of {d.step.id!r}")
-                out = _call(spec.fn, d.step.timeout, self.ctx, **args)
+                out = _call(spec.fn, self.step_timeout(d.step), self.ctx, **args)
                 res, msg = ("ok" if out.ok else "failed"), out.message
             except (HAError, TimeoutError) as e:
                 res, msg = "failed", str(e) or "timed out"
