@@ -78,7 +78,7 @@ from redis.sentinel import MasterNotFoundError
 
 from redis_ha import client as hac
 from redis_ha.errors import HAError, LabError
-from redis_ha.inventory import Inventory
+from redis_ha.inventory import LOOPBACK, Inventory
 from redis_ha.lab.cluster import require_lab
 
 CLIENTS = ("naive", "recommended")
@@ -86,7 +86,6 @@ MAX_BACKLOG_S = 1.0  # a worker further behind its schedule skips ahead instead 
 SAMPLE_S = 0.02
 STABLE_S = 0.5  # the primary must stay the same this long before the end-of-run check
 ENV_POLL_S = 0.5
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 F_WRITE, F_OK, F_HIT, F_MISS, F_STALE = 1, 2, 4, 8, 16
 
