@@ -34,10 +34,9 @@ from redis_ha import facts as factsmod
 from redis_ha import inventory
 from redis_ha.bench import machine, save
 from redis_ha.conn import client
-from redis_ha.control.local import wait_port_free
 from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import Endpoint, Inventory
-from redis_ha.lab.cluster import Lab
+from redis_ha.lab.cluster import Lab, wait_port_free
 from redis_ha.lab.ports import write_lab_inventory
 
 ROOT = Path(__file__).resolve().parents[3]

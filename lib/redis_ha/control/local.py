@@ -6,13 +6,11 @@ anything else, so a production inventory can never have its nodes started on thi
 
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
 
-from redis_ha.control.base import Control, ControlError
+from redis_ha.control.base import Control
 from redis_ha.inventory import Endpoint, Inventory
-from redis_ha.lab.cluster import Lab
+from redis_ha.lab.cluster import Lab, wait_port_free
 
 
 class LocalControl(Control):
@@ -55,23 +53,3 @@ class LocalControl(Control):
         except (OSError, ValueError, IndexError):
             return None
         return None
-
-
-def wait_port_free(node: Endpoint, timeout: float = 30.0) -> None:
-    """Wait until nothing listens on the node's port any more.
-
-    A killed redis-server with a large dataset keeps its listening socket until its last thread
-    has freed the memory (seconds per GB), although its main thread already looks dead. Starting
-    the new process before that makes it fail to bind, or worse, makes a readiness check talk to
-    the dying one.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((node.host, node.port), timeout=0.2):
-                pass
-        except OSError:
-            return
-        if time.monotonic() > deadline:
-            raise ControlError(f"{node.name}: port {node.port} still in use after {timeout:.0f} s")
-        time.sleep(0.02)

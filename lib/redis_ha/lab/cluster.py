@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -84,6 +85,25 @@ def pid_alive(pid: int) -> bool:
 def pid_frozen(pid: int) -> bool:
     """True when the process is stopped (SIGSTOP), i.e. a hung node."""
     return proc_state(pid)[0] in ("T", "t")
+
+
+def wait_port_free(ep: Endpoint, timeout: float = 30.0) -> None:
+    """Wait until nothing listens on the endpoint's port any more.
+
+    A killed redis-server's main thread can be gone (its PID a zombie) while its other threads
+    still hold the listening socket, freeing memory (seconds per GB). Until they exit a connection
+    is accepted and then reset, and a new process on that port fails to bind.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((ep.host, ep.port), timeout=0.2):
+                pass
+        except OSError:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"{ep.name}: port {ep.port} still in use after {timeout:.0f} s")
+        time.sleep(0.02)
 
 
 @dataclass
@@ -221,8 +241,6 @@ class Lab:
         return pid
 
     def _wait_port(self, ep: Endpoint, pid: int, timeout: float = 10.0) -> None:
-        import socket
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not pid_alive(pid):
@@ -271,7 +289,16 @@ class Lab:
             while pid_alive(pid):
                 time.sleep(0.02)
         self.pidfile(name).unlink(missing_ok=True)
+        ep = self.endpoint(name)
+        if ep is not None:
+            wait_port_free(ep)  # "stopped" means nothing answers on its port any more
         return True
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        """The node, Sentinel or single instance called `name` (None for helper processes)."""
+        single = (self.inv.single,) if self.inv.single else ()
+        everyone = (*self.inv.nodes, *self.inv.sentinels, *single)
+        return next((e for e in everyone if e.name == name), None)
 
     # --- the whole lab ----------------------------------------------------------------------
     def current_primary(self) -> Endpoint:
