@@ -115,19 +115,21 @@ def test_refuses_when_a_sentinel_disagrees(lab: Lab) -> None:
     c = client(inv, s, timeout=2.0)
     m = inv.master_name
 
-    def monitor(node: Any) -> None:
+    def monitor(node: Any, auth: str | None) -> None:
         c.execute_command("SENTINEL", "REMOVE", m)
         c.execute_command("SENTINEL", "MONITOR", m, node.host, node.port, inv.settings.quorum)
         c.execute_command(
             "SENTINEL", "SET", m, "down-after-milliseconds", inv.settings.down_after_ms,
-            "failover-timeout", inv.settings.failover_timeout_ms, "auth-pass", pw,
+            "failover-timeout", inv.settings.failover_timeout_ms, "auth-pass", auth,
         )  # fmt: skip
 
     try:
-        monitor(other)
+        # With the wrong auth-pass it cannot hear the other Sentinels' hello messages, which
+        # would otherwise bring it back to the real primary within a second or two.
+        monitor(other, "not-the-password")
         refuses(lab, "--to", other.name, expect="Sentinels disagree")
     finally:
-        monitor(primary)
+        monitor(primary, pw)
         c.close()
 
 

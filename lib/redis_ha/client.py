@@ -176,11 +176,12 @@ class BudgetRetry(Retry):
                         fail(error, failures)
                     else:
                         fail(error)
-                    pause = self._backoff.compute(failures)
-                    if time.monotonic() + pause >= deadline:
+                    # The whole budget is used: the last attempt is made at the deadline
+                    # rather than giving up early because the next backoff would overrun it.
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
                         raise error
-                    if pause > 0:
-                        time.sleep(pause)
+                    time.sleep(min(self._backoff.compute(failures), remaining))
         finally:
             if outer is None:
                 self._local.deadline = None
