@@ -112,6 +112,14 @@ class Inventory:
         known = ", ".join(s.name for s in self.sentinels)
         raise InventoryError(f"unknown sentinel {name!r} (this inventory has: {known})")
 
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every process the inventory names: nodes, Sentinels, and the single instance."""
+        return (*self.nodes, *self.sentinels, *((self.single,) if self.single else ()))
+
+    def find(self, name: str) -> Endpoint | None:
+        """Any endpoint by name (None when the inventory has no such name)."""
+        return next((e for e in self.endpoints() if e.name == name), None)
+
     def node_by_address(self, host: str, port: int | str) -> Endpoint | None:
         """Map an address a Sentinel or replica reports back to a stable node name."""
         for n in self.nodes:

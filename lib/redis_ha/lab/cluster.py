@@ -51,7 +51,7 @@ def require_lab(inv: Inventory) -> None:
         raise LabError(
             f"{inv.path}: this inventory is not marked 'lab: true'; refusing to touch it", code=2
         )
-    for ep in (*inv.nodes, *inv.sentinels, *((inv.single,) if inv.single else ())):
+    for ep in inv.endpoints():
         if ep.host not in LOOPBACK:
             raise LabError(f"lab inventories must use loopback addresses; {ep.name} is {ep.host}")
 
@@ -154,9 +154,7 @@ class Lab:
         return pid if pid_alive(pid) else None
 
     def running(self) -> dict[str, int]:
-        names = [e.name for e in (*self.inv.nodes, *self.inv.sentinels)]
-        if self.inv.single:
-            names.append(self.inv.single.name)
+        names = [e.name for e in self.inv.endpoints()]
         return {n: p for n in names if (p := self.pid(n)) is not None}
 
     def _spawn(self, name: str, argv: list[str]) -> int:
@@ -289,16 +287,10 @@ class Lab:
             while pid_alive(pid):
                 time.sleep(0.02)
         self.pidfile(name).unlink(missing_ok=True)
-        ep = self.endpoint(name)
+        ep = self.inv.find(name)
         if ep is not None:
             wait_port_free(ep)  # "stopped" means nothing answers on its port any more
         return True
-
-    def endpoint(self, name: str) -> Endpoint | None:
-        """The node, Sentinel or single instance called `name` (None for helper processes)."""
-        single = (self.inv.single,) if self.inv.single else ()
-        everyone = (*self.inv.nodes, *self.inv.sentinels, *single)
-        return next((e for e in everyone if e.name == name), None)
 
     # --- the whole lab ----------------------------------------------------------------------
     def current_primary(self) -> Endpoint:

@@ -46,9 +46,9 @@ Fault = Callable[[Lab, Endpoint], FaultResult]
 
 def endpoint(inv: Inventory, name: str) -> Endpoint:
     """A Redis node or Sentinel by name, or a clear error listing the known names."""
-    for ep in (*inv.nodes, *inv.sentinels, *((inv.single,) if inv.single else ())):
-        if ep.name == name:
-            return ep
+    ep = inv.find(name)
+    if ep is not None:
+        return ep
     known = ", ".join(e.name for e in (*inv.nodes, *inv.sentinels))
     raise InventoryError(f"unknown node {name!r} (this inventory has: {known})")
 
