@@ -15,7 +15,9 @@ from redis_ha.inventory import Inventory
 
 HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
 EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
-LAG_BYTES_WARN = 1_000_000
+# The one threshold of "in sync": a replica further behind its primary than this is lagging (a
+# problem in the verdict, and not caught up for a check that waits for a replica to catch up).
+IN_SYNC_MAX_LAG_BYTES = 1_000_000
 
 
 @dataclass
@@ -155,7 +157,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
                 problems.append(f"{n.name}: full sync in progress")
             else:
                 good.append(n.name)
-                if (n.lag_bytes or 0) > LAG_BYTES_WARN:
+                if (n.lag_bytes or 0) > IN_SYNC_MAX_LAG_BYTES:
                     problems.append(f"{n.name} is {n.lag_bytes} bytes behind {primary.name}")
         if len(good) < expected:
             problems.append(
