@@ -189,7 +189,13 @@ class Runner:
                 "run it in a terminal, pass --yes to answer yes to every prompt, "
                 "or --dry-run to see the plan"
             )
-        self.ctx = Context(inv=self.inv, log=self.log, yes=self.yes, budget_s=self.pb.budget_s)
+        self.ctx = Context(
+            inv=self.inv,
+            log=self.log,
+            yes=self.yes,
+            budget_s=self.pb.budget_s,
+            viewer=self.take_view,
+        )
         resumed = self._load_resume() if self.resume else None
         # Facts first: a wrong password or a missing variable fails here, before any journal.
         view = self.take_view()
@@ -210,7 +216,7 @@ class Runner:
             "inventory": str(self.inv.path),
             "inventory_name": self.inv.name,
             "params": self.params,
-            "inputs": operator_inputs(self.pb),
+            "inputs": self.pb.inputs(),
             "dry_run": self.dry_run,
             "yes": self.yes,
             "primary": view.health.primary,
@@ -627,22 +633,6 @@ class _LegacyCtx:
             return self.fixed.facts, self.fixed.health
         f = factsmod.gather(self.inv)
         return f, healthmod.assess(self.inv, f)
-
-
-def operator_inputs(pb: Playbook) -> list[str]:
-    """Every `$name` of the playbook that is not procedure state: what the operator passes."""
-    names: list[str] = []
-    for s in pb.steps:
-        refs: list[dict[str, Any]] = [s.args, *(c.args for c in (*s.guard, *s.verify))]
-        if s.undo:
-            refs.append(s.undo.args)
-        vals = [v for a in refs for v in a.values()]
-        if s.timeout_param:
-            vals.append(f"${s.timeout_param}")
-        for v in vals:
-            if isinstance(v, str) and v.startswith("$") and not statemod.is_state(v[1:]):
-                names.append(v[1:])
-    return list(dict.fromkeys(names))
 
 
 def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:

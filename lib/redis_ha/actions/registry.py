@@ -54,10 +54,11 @@ class Context:
     journal: journalmod.Journal | None = None
     budget_s: float | None = None
     started_at: float = 0.0  # wall-clock start of the run (a resumed run keeps the original)
+    viewer: Callable[[], View] | None = None  # the runner's (it counts the views it takes)
 
     def view(self) -> View:
         """A fresh look, for an apply that must see the cluster as it is now."""
-        return viewmod.take(self.inv)
+        return self.viewer() if self.viewer else viewmod.take(self.inv)
 
 
 CheckFn = Callable[..., Outcome]

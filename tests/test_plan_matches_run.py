@@ -1,0 +1,107 @@
+"""The dry run is the real run minus execution: for every playbook, the plan `--dry-run` prints
+and journals equals, operation for operation, the plan the real run that follows journals; and
+the runner gathers facts once per guard round and once per verify poll, never per check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_ha import facts as factsmod
+from redis_ha import journal as journalmod
+from redis_ha import playbook as playbookmod
+from redis_ha.lab.cluster import Lab
+from redis_ha.runner import Runner
+
+from .conftest import ROOT, run_invoke
+
+TEST_PB = str(ROOT / "tests" / "data" / "playbooks" / "priority-change.yaml")
+
+
+def journaled_plans(path: Path) -> list[tuple[str, bool, list[tuple[str, str]]]]:
+    """(step, undo, [(target, command)]) of every plan record of one run, in order."""
+    out = []
+    for r in journalmod.read(path):
+        if r["event"] == "plan":
+            ops = [(o["target"], o["command"]) for o in (r.get("plan") or {}).get("ops", [])]
+            out.append((r["step"], bool(r.get("undo")), ops))
+    return out
+
+
+def last_run(jdir: Path) -> Path:
+    return journalmod.runs(jdir)[-1]
+
+
+def dry_then_real(
+    jdir: Path, inv_path: Path, *args: str, timeout: float = 180
+) -> tuple[list[Any], list[Any]]:
+    """Run `args` with --dry-run, then with --yes; the plans each journaled."""
+    dry = run_invoke(*args, "--dry-run", inventory=inv_path, timeout=timeout)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    dry_plans = journaled_plans(last_run(jdir))
+    real = run_invoke(*args, "--yes", inventory=inv_path, timeout=timeout)
+    assert real.returncode == 0, real.stdout + real.stderr
+    return dry_plans, journaled_plans(last_run(jdir))
+
+
+@pytest.fixture
+def jdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "journal"
+    monkeypatch.setenv(journalmod.ENV_DIR, str(d))
+    return d
+
+
+def test_priority_change_dry_run_is_the_run(lab: Lab, jdir: Path) -> None:
+    primary = lab.current_primary().name
+    node = next(n.name for n in lab.inv.nodes if n.name != primary)
+    params = ["--param", f"node={node}", "--param", "priority=42", "--param", "expect=42"]
+    dry, real = dry_then_real(jdir, lab.inv.path, "runbooks.run", TEST_PB, *params)
+    assert dry == real
+    assert [s for s, _, _ in real] == ["set-priority", "restore"]
+    assert real[0][2] == [(node, "CONFIG SET replica-priority 42")]
+    assert real[1][2] == [(node, "CONFIG SET replica-priority 100")]
+
+
+def test_health_check_dry_run_is_the_run(lab: Lab, jdir: Path) -> None:
+    dry, real = dry_then_real(jdir, lab.inv.path, "runbooks.run", "health-check")
+    assert dry == real and [s for s, _, _ in real] == ["overview"]
+
+
+class GatherCounter:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.real = factsmod.gather
+
+    def __call__(self, *a: Any, **kw: Any) -> factsmod.ClusterFacts:
+        self.calls += 1
+        return self.real(*a, **kw)
+
+
+@pytest.mark.parametrize("name", ["health-check", "priority-change"])
+def test_one_gathering_per_guard_round_and_verify_poll(
+    lab: Lab, jdir: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    primary = lab.current_primary().name
+    node = next(n.name for n in lab.inv.nodes if n.name != primary)
+    counter = GatherCounter()
+    monkeypatch.setattr(factsmod, "gather", counter)
+    pb = playbookmod.load(TEST_PB if name == "priority-change" else name)
+    params = {"node": node, "priority": "42", "expect": "42"} if name != "health-check" else {}
+    r = Runner(pb, lab.inv, params, yes=True, ask=False)
+    assert r.run() == 0
+    recs = journalmod.read(last_run(jdir))
+    # Every gathering is a view the runner took: none inside a check, a plan or an apply.
+    assert counter.calls == r.views_taken
+    rounds = sum(1 for s in pb.steps if s.guard or s.action)
+    rounds += sum(1 for x in recs if x["event"] == "apply" and x["action"] == "cluster.show_status")
+    verify_steps = [s for s in pb.steps if s.verify]
+    # start + finish + one per guard round + at least one per step that verifies
+    assert r.views_taken >= 2 + rounds + len(verify_steps)
+    # and a verify poll is one view for all of a step's checks: on a healthy lab every check
+    # passes on the first poll, so exactly one view per verifying step
+    assert r.views_taken == 2 + rounds + len(verify_steps), [
+        (x["event"], x.get("step"), x.get("waited_s")) for x in recs if x["event"] == "verify"
+    ]
+    assert recs[-1]["views_taken"] == r.views_taken
