@@ -7,10 +7,11 @@ highest config epoch): Sentinels are what clients ask, so their majority is what
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis_ha.facts import ClusterFacts, NodeFacts
+from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
 from redis_ha.inventory import Inventory
 
 HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
@@ -51,15 +52,22 @@ def majority(n: int) -> int:
 
 def authoritative_primary(facts: ClusterFacts) -> tuple[str | None, int]:
     """The primary address a majority of all listed Sentinels agree on, and its vote count."""
-    votes = Counter(s.primary for s in facts.sentinels if s.up and s.primary)
+    return majority_primary(facts.sentinels, len(facts.sentinels))
+
+
+def majority_primary(sentinels: Sequence[SentinelFacts], listed: int) -> tuple[str | None, int]:
+    """The address a majority of `listed` Sentinels name (ties between minorities broken by the
+    highest config epoch, for the count), and its vote count: the one rule for "which primary
+    do the Sentinels name", whoever asks (the verdict, safestart, the lock)."""
+    votes = Counter(s.primary for s in sentinels if s.up and s.primary)
     if not votes:
         return None, 0
     epoch: dict[str, int] = {}
-    for s in facts.sentinels:
+    for s in sentinels:
         if s.up and s.primary:
             epoch[s.primary] = max(epoch.get(s.primary, -1), s.config_epoch or 0)
     addr, count = max(votes.items(), key=lambda kv: (kv[1], epoch.get(kv[0], 0)))
-    if count >= majority(len(facts.sentinels)):
+    if count >= majority(listed):
         return addr, count
     return None, count
 
