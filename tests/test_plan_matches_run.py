@@ -17,11 +17,16 @@ from redis_ha.runner import Runner
 
 from .conftest import ROOT, run_invoke
 
+pytestmark = pytest.mark.lab
+
 TEST_PB = str(ROOT / "tests" / "data" / "playbooks" / "priority-change.yaml")
 
 
 def journaled_plans(path: Path) -> list[tuple[str, bool, list[tuple[str, str]]]]:
-    """(step, undo, [(target, command)]) of every plan record of one run, in order."""
+    """(step, undo, [(target, command)]) of every plan record of one run (a journal file, or a
+    journal folder holding one run), in order."""
+    if path.is_dir():
+        (path,) = journalmod.runs(path)
     out = []
     for r in journalmod.read(path):
         if r["event"] == "plan":
@@ -105,3 +110,43 @@ def test_one_gathering_per_guard_round_and_verify_poll(
         (x["event"], x.get("step"), x.get("waited_s")) for x in recs if x["event"] == "verify"
     ]
     assert recs[-1]["views_taken"] == r.views_taken
+
+
+def _run(tmp_path: Path, lab: Lab, name: str, *args: str) -> Path:
+    d = tmp_path / name
+    r = run_invoke(*args, inventory=lab.inv.path, env={journalmod.ENV_DIR: str(d)}, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    return d
+
+
+def test_failover_manual_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
+    """With --to and --via: steer (and its rival), the switch, the restore, all as shown."""
+    inv = lab.inv
+    old = lab.current_primary().name
+    target = sorted(n.name for n in inv.nodes if n.name != old)[-1]
+    via = inv.sentinels[0].name
+    args = ("failover.manual", "--to", target, "--via", via)
+    dry = journaled_plans(_run(tmp_path, lab, "dry", *args, "--dry-run"))
+    real = journaled_plans(_run(tmp_path, lab, "real", *args, "--yes"))
+    assert [s for s, _, _ in dry] == ["steer", "switch", "restore-priority"], dry
+    assert dry == real
+    steer, switch, restore = (ops for _, _, ops in dry)
+    assert (target, "CONFIG SET replica-priority 1") in steer
+    assert (via, f"SENTINEL FAILOVER {inv.master_name}") in switch
+    assert (target, f"CONFIG SET replica-priority {inv.settings.replica_priority}") in restore
+    assert lab.current_primary().name == target  # the run did switch
+
+
+def test_failover_automatic_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
+    """failover.verify (read-only): the old primary's read and the log read, as shown."""
+    f = factsmod.gather(lab.inv)
+    old = sorted(n.name for n in f.nodes if n.role == "replica")[0]
+    args = ("failover.verify", "--old", old)
+    dry = journaled_plans(_run(tmp_path, lab, "dry", *args, "--dry-run"))
+    real = journaled_plans(_run(tmp_path, lab, "real", *args))
+    assert dry == real
+    assert dry == [
+        ("old-primary", False, [(old, "INFO replication")]),
+        ("timeline", False, [("sentinels", "read the Sentinel logs (last failover)")]),
+    ]

@@ -1,13 +1,13 @@
 """Turn cluster facts into a verdict: pure functions, no I/O, tested from data.
 
-The authoritative primary is the address a majority of Sentinels report (ties broken by the
-highest config epoch): Sentinels are what clients ask, so their majority is what the app uses.
+The authoritative primary is the address a majority of Sentinels report (`majority_choice`):
+Sentinels are what clients ask, so their majority is what the app uses.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,26 +50,26 @@ def majority(n: int) -> int:
     return n // 2 + 1
 
 
+def majority_choice(votes: Mapping[str, int], n_sentinels: int) -> str | None:
+    """The primary address at least a majority of the `n_sentinels` listed Sentinels name (at
+    most one can), or None: the one rule of "which primary does a Sentinel majority name"."""
+    need = majority(n_sentinels)
+    return next((addr for addr, n in votes.items() if n >= need), None)
+
+
 def authoritative_primary(facts: ClusterFacts) -> tuple[str | None, int]:
     """The primary address a majority of all listed Sentinels agree on, and its vote count."""
     return majority_primary(facts.sentinels, len(facts.sentinels))
 
 
 def majority_primary(sentinels: Sequence[SentinelFacts], listed: int) -> tuple[str | None, int]:
-    """The address a majority of `listed` Sentinels name (ties between minorities broken by the
-    highest config epoch, for the count), and its vote count: the one rule for "which primary
-    do the Sentinels name", whoever asks (the verdict, safestart, the lock)."""
+    """The address a majority of `listed` Sentinels name, and its vote count (without a
+    majority: None and the largest count), whoever asks (the verdict, safestart, the lock)."""
     votes = Counter(s.primary for s in sentinels if s.up and s.primary)
     if not votes:
         return None, 0
-    epoch: dict[str, int] = {}
-    for s in sentinels:
-        if s.up and s.primary:
-            epoch[s.primary] = max(epoch.get(s.primary, -1), s.config_epoch or 0)
-    addr, count = max(votes.items(), key=lambda kv: (kv[1], epoch.get(kv[0], 0)))
-    if count >= majority(listed):
-        return addr, count
-    return None, count
+    addr = majority_choice(votes, listed)
+    return addr, votes[addr] if addr else max(votes.values())
 
 
 def in_sync(replica: NodeFacts, primary: NodeFacts) -> bool:
