@@ -107,6 +107,9 @@ def test_rollback_and_undo_with_the_simulator(lab: Lab, tmp_path: Path) -> None:
         for step in ("preflight", "warm-sessions", "switch-config", "redeploy", "validate"):
             assert f"| {step} | ok |" in text
         assert "of the 1800 s budget (within budget)" in text
+        # The timeline is the journal's: each step's own message, in order.
+        assert "starts rollback" in text and "warm-sessions ok: copied" in text
+        assert text.index("switch-config ok") < text.index("validate ok: probe session")
         assert "invoke rollback.undo" in text
         assert (inv.password() or "no-password") not in text
 
