@@ -30,7 +30,6 @@ class RunState(TypedDict, total=False):
     exports: dict[str, str]  # node -> the file its salvaged keys were exported to
     # rollback
     rollback_to: str
-    rollback_started: float
     operator: str
     sentinel_primary_before: str | None
     warm_copied: int
