@@ -212,7 +212,11 @@ def plan_unpromotable(view: View, node: str) -> Plan:
     # No CONFIG REWRITE here: it would persist whatever broke the replica (a wrong masterauth,
     # a bad replicaof) into its config file. The restart passes these settings explicitly.
     ops = [
-        Op(node, f"CONFIG SET {k} {v}", f"now {n.config.get(k, '?')}; not persisted")
+        Op(
+            node,
+            f"CONFIG SET {k} {v}",
+            f"now {n.config[k]}; not persisted" if k in n.config else "",
+        )
         for k, v in UNPROMOTABLE.items()
     ]
     return Plan(
