@@ -12,8 +12,8 @@ import pytest
 
 from redis_ha import facts as factsmod
 from redis_ha import view as viewmod
-from redis_ha.actions import replica as replica_actions
 from redis_ha.actions import cluster as cluster_actions
+from redis_ha.actions import replica as replica_actions
 from redis_ha.conn import client
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab import faults
