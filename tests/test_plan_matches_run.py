@@ -218,3 +218,37 @@ def test_rollback_undo_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
     dry, real = step_plans(runs[True]), step_plans(runs[False])
     assert len(real) == 7 and all(ops for _, ops in real)
     assert dry == real
+
+
+def test_replica_rebuild_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
+    """A healthy replica rebuilt with --force: the same seven operations, dry and real."""
+    primary = lab.current_primary().name
+    node = next(n.name for n in lab.inv.nodes if n.name != primary)
+    args = ("replica.rebuild", "--node", node, "--force")
+    plans = []
+    for mode in ("--dry-run", "--yes"):
+        jdir = tmp_path / mode.strip("-")
+        env = {journalmod.ENV_DIR: str(jdir)}
+        r = run_invoke(*args, mode, inventory=lab.inv.path, env=env, timeout=180)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        (run,) = journalmod.runs(jdir)
+        recs = journalmod.read(run)
+        assert all(x["dry_run"] == (mode == "--dry-run") for x in recs if x["event"] == "plan")
+        plans.append(journaled_plans(run))
+    dry, real = plans
+    assert dry == real
+    steps = {s: ops for s, _, ops in real}
+    assert list(steps) == ["diagnose", "unpromotable", "restart", "full-sync", "restore"]
+    assert steps["unpromotable"] == [
+        (node, "CONFIG SET replica-priority 0"),
+        (node, "CONFIG SET replica-announced no"),
+    ]
+    stop, start = steps["restart"]
+    assert stop[0] == node and stop[1].startswith("stop (")
+    assert start[1].startswith(f"start as a replica of {primary} with replica-priority 0")
+    prio = lab.inv.settings.replica_priority
+    assert steps["restore"][1:] == [
+        (node, f"CONFIG SET replica-priority {prio}"),
+        (node, "CONFIG SET replica-announced yes"),
+        (node, "CONFIG REWRITE"),
+    ]

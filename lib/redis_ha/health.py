@@ -74,14 +74,38 @@ def majority_primary(sentinels: Sequence[SentinelFacts], listed: int) -> tuple[s
 
 def in_sync(replica: NodeFacts, primary: NodeFacts) -> bool:
     """Replicating from the primary with the link up, not syncing, not loading."""
-    return (
-        replica.up
-        and replica.role == "replica"
-        and replica.replicating_from == primary.name
-        and bool(replica.link_up)
-        and not replica.sync_in_progress
-        and not replica.loading
-    )
+    return sync_problem(replica, primary, max_lag_bytes=None) is None
+
+
+def lag_bytes(replica: NodeFacts, primary: NodeFacts) -> int:
+    """How many bytes of the primary's replication stream the replica has not applied yet."""
+    return max(0, (primary.offset or 0) - (replica.offset or 0))
+
+
+def sync_problem(
+    replica: NodeFacts, primary: NodeFacts, max_lag_bytes: int | None = IN_SYNC_MAX_LAG_BYTES
+) -> str | None:
+    """Why `replica` is not an in-sync copy of `primary`, in plain words (None: it is).
+
+    The offset comparison (at most `max_lag_bytes` behind) is skipped with None: that is
+    `in_sync`, the link-level verdict of `assess`; checks that wait for a copy compare offsets.
+    """
+    r, p = replica.name, primary.name
+    if not replica.up:
+        return f"{r} is down: {replica.error}"
+    if r == p:
+        return f"{r} is the primary, not a replica"
+    if replica.role != "replica" or replica.replicating_from != p:
+        src = replica.replicating_from if replica.role == "replica" else "nothing (it is a primary)"
+        return f"{r} replicates from {src}, not from {p}"
+    if not replica.link_up:
+        return f"{r}: replication link to {p} is down"
+    if replica.sync_in_progress or replica.loading:
+        return f"{r}: full sync from {p} in progress"
+    lag = lag_bytes(replica, primary)
+    if max_lag_bytes is not None and lag > max_lag_bytes:
+        return f"{r} is {lag} bytes behind {p}"
+    return None
 
 
 def assess(inv: Inventory, facts: ClusterFacts) -> Health:

@@ -193,23 +193,12 @@ def node_in_sync(
         p = view.primary()
     except ClusterError as e:
         return Outcome(False, str(e))
-    data = {"primary": p.name, "offset": n.offset, "primary_offset": p.offset}
-    if not n.up:
-        return Outcome(False, f"{node} is down: {n.error}", data)
-    if n.name == p.name:
-        return Outcome(False, f"{node} is the primary, not a replica", data)
-    if n.role != "replica" or n.replicating_from != p.name:
-        src = n.replicating_from if n.role == "replica" else "nothing (it is a primary)"
-        return Outcome(False, f"{node} replicates from {src}, not from {p.name}", data)
-    if not n.link_up:
-        return Outcome(False, f"{node}: replication link to {p.name} is down", data)
-    if n.sync_in_progress or n.loading:
-        return Outcome(False, f"{node}: full sync from {p.name} in progress", data)
-    lag = (p.offset or 0) - (n.offset or 0)
-    data["lag_bytes"] = lag
-    if lag > max_lag_bytes:
-        return Outcome(False, f"{node} is {lag} bytes behind {p.name}", data)
-    return Outcome(True, f"{node} is in sync with {p.name} ({max(lag, 0)} bytes behind)", data)
+    data: dict[str, Any] = {"primary": p.name, "offset": n.offset, "primary_offset": p.offset}
+    data["lag_bytes"] = lag = healthmod.lag_bytes(n, p)
+    why = healthmod.sync_problem(n, p, max_lag_bytes)
+    if why:
+        return Outcome(False, why, data)
+    return Outcome(True, f"{node} is in sync with {p.name} ({lag} bytes behind)", data)
 
 
 @check("node.not_primary")
