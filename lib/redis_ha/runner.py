@@ -440,7 +440,7 @@ class Runner:
         if not step.timeout_param:
             return step.timeout
         name = step.timeout_param
-        raw = self.ctx.state.get(name) if statemod.is_state(name) else self.params.get(name)
+        raw: Any = self.ctx.state.get(name) if statemod.is_state(name) else self.params.get(name)
         if raw is None:
             raise RunnerError(f"step {step.id!r} needs ${name}: pass --{name.replace('_', '-')}")
         try:

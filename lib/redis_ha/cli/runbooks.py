@@ -26,8 +26,8 @@ def check(c, root=None):
         print(p)
     if problems:
         raise Exit(f"runbooks.check: {len(problems)} problem(s) in {len(pbs)} playbook(s)", code=1)
-    for p in pbs:
-        pb, _ = playbookmod.validate(p)
+    for path in pbs:
+        pb, _ = playbookmod.validate(path)
         if pb is not None:
             given = ", ".join(f"--{n.replace('_', '-')}" for n in pb.inputs()) or "none"
             print(f"  {pb.name}: operator inputs {given}")
