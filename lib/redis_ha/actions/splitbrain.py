@@ -91,9 +91,12 @@ def plan_assess(view: View, primary: str = "", wait_failover_s: float = 20.0) ->
         )
         return Plan("splitbrain.assess", [op], params=params, changes=False)
     rep, auth = _assessment(view, primary)
+    # What was seen goes in the reasons (notes such as "a partition is likely" come and go with
+    # the Sentinels' timers); the decision, which later steps plan from, is the operation.
+    seen = "; ".join(f"{f.kind}: {f.text}" for f in rep.findings) or "no finding"
     ops = [
+        Op("cluster", "read ROLE of every node and the view of every Sentinel", seen),
         Op("cluster", _summary(rep, auth), f"{rep.votes} of {rep.sentinels_total} Sentinels"),
-        *(Op(f.node or "cluster", f.kind, f.text) for f in rep.findings),
     ]
     params["report"] = rep.to_dict()
     record = {"authoritative": auth, "stale": sorted(rep.stale_primaries)}
@@ -105,7 +108,7 @@ def assess(ctx: Context, plan: Plan) -> Outcome:
     """Find every self-declared primary and every Sentinel's view; fix the plan (read-only)."""
     p = plan.params
     if plan.record:  # fixed by the plan: nothing left to read
-        return Outcome(True, plan.ops[0].command, p["report"])
+        return Outcome(True, plan.ops[1].command, p["report"])
     deadline = time.monotonic() + p["wait_failover_s"]
     view = ctx.view()
     while busy := _failing_over(view.facts):
