@@ -4,6 +4,7 @@ the runner gathers facts once per guard round and once per verify poll, never pe
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from redis_ha import appconfig, inventory
 from redis_ha import facts as factsmod
 from redis_ha import journal as journalmod
 from redis_ha import playbook as playbookmod
+from redis_ha.conn import client
+from redis_ha.lab import partition, scenarios
 from redis_ha.lab.cluster import Lab
 from redis_ha.runner import Runner
 
@@ -252,3 +255,55 @@ def test_replica_rebuild_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
         (node, "CONFIG SET replica-announced yes"),
         (node, "CONFIG REWRITE"),
     ]
+
+
+def test_split_brain_dry_run_is_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Isolated old primary taking writes: dry run, then recover --yes; same plans, no loss."""
+    jdir = tmp_path / "journal"
+    monkeypatch.setenv("REDIS_HA_JOURNAL_DIR", str(jdir))
+    lab = Lab(inventory.load(partition.write_partitionable_inventory(tmp_path / "lab")))
+    inv = lab.inv
+    try:
+        lab.up(timeout=60)
+        old = lab.current_primary()
+        writer = scenarios.Writer(inv, old).start()  # a client that still reaches the old primary
+        try:
+            time.sleep(0.3)
+            _, new = scenarios.partition_primary(lab, old)  # old still says it is primary
+            time.sleep(1)
+        finally:
+            acked = writer.stop()
+        assert acked, "the isolated primary acknowledged no write"
+
+        dry = run_invoke("splitbrain.recover", "--dry-run", inventory=inv.path, timeout=120)
+        assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-2000:]
+        real = run_invoke("splitbrain.recover", "--yes", inventory=inv.path, timeout=180)
+        assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-2000:]
+
+        runs = sorted(p for p in jdir.glob("*-split-brain*.jsonl"))
+        assert len(runs) == 2, runs
+        planned = {(s, u): ops for s, u, ops in journaled_plans(runs[0])}
+        assert journaled_plans(runs[0]) == journaled_plans(runs[1])
+        # The plans are about this split: the old primary fenced, salvaged into and demoted.
+        assert ("fence", False) in planned and planned[("fence", False)] == [
+            (old.name, "CLIENT PAUSE 120000 WRITE")
+        ]
+        host, port = inv.node(new).announced
+        assert (old.name, f"REPLICAOF {host} {port}") in planned[("demote", False)]
+
+        # Every write the isolated primary acknowledged is on the authoritative primary.
+        c = client(inv, inv.node(new), timeout=5)
+        try:
+            missing = [
+                k
+                for i in range(0, len(acked), 500)
+                for k, v in zip(acked[i : i + 500], c.mget(acked[i : i + 500]), strict=True)
+                if v is None
+            ]
+        finally:
+            c.close()
+        assert missing == [], f"{len(missing)} of {len(acked)} acknowledged writes lost"
+    finally:
+        partition.heal(lab)
+        lab.down()
+        assert partition.proxy_pid(lab) is None
