@@ -39,7 +39,7 @@ from redis_ha.actions.registry import Context, Outcome, Spec
 from redis_ha.errors import HAError
 from redis_ha.inventory import Inventory
 from redis_ha.lock import ClusterLock, LockHeld
-from redis_ha.plan import Op, Plan
+from redis_ha.plan import Plan
 from redis_ha.playbook import CheckRef, Playbook, PlayStep
 from redis_ha.state import RunState
 from redis_ha.view import View
@@ -124,10 +124,7 @@ class Runner:
         spec = registry.CHECKS[ref.name]
         try:
             args = self.resolve(ref.args, spec, f"{kind} {ref.name} of step {step.id!r}")
-            if spec.legacy:  # TRANSITION
-                out = _call(spec.fn, ref.timeout, _LegacyCtx.of(self, view), **args)
-            else:
-                out = _call(spec.fn, ref.timeout, view, **args)
+            out = _call(spec.fn, ref.timeout, view, **args)
         except HAError as e:
             out = Outcome(False, str(e))
         except TimeoutError:
@@ -138,15 +135,6 @@ class Runner:
         """The plan of action `name` from `view`: the one function both dry run and run call."""
         spec = registry.ACTIONS[name]
         resolved = self.resolve(args, spec, where)
-        if spec.legacy:  # TRANSITION: the old actions decide inside apply
-            first = spec.doc.splitlines()[0] if spec.doc else ""
-            shown = ", ".join(f"{k}={v}" for k, v in resolved.items())
-            return Plan(
-                name,
-                [Op("cluster", f"{name}({shown})", first)],
-                params=resolved,
-                changes=spec.changes,
-            )
         plan = spec.fn(view, **resolved)
         if not isinstance(plan, Plan):
             raise TypeError(f"{name}: plan function returned {type(plan).__name__}, not a Plan")
@@ -478,8 +466,6 @@ class Runner:
         ui.console.print(f"  [green]✓[/] {out.message or 'done'}", soft_wrap=True)
 
     def _call_apply(self, spec: Spec, plan: Plan, timeout: float) -> Outcome:
-        if spec.legacy:  # TRANSITION
-            return _call(spec.fn, timeout, _LegacyCtx.of(self, None), **plan.params)
         assert spec.apply is not None
         return _call(spec.apply, timeout, self.ctx, plan)
 
@@ -607,32 +593,6 @@ class Runner:
         )
         if result in ("error", "locked"):
             ui.err_console.print(f"error: {message}", soft_wrap=True, markup=False)
-
-
-@dataclass
-class _LegacyCtx:
-    """TRANSITION: what the describe= era's actions and checks expect; removed once converted."""
-
-    inv: Inventory
-    params: dict[str, Any]
-    state: Any
-    dry_run: bool
-    log: Callable[[str], None]
-    yes: bool
-    fixed: View | None = None
-
-    @classmethod
-    def of(cls, r: Runner, view: View | None) -> _LegacyCtx:
-        return cls(r.inv, r.params, r.ctx.state, r.dry_run, r.log, r.yes, view)
-
-    def facts(self, *, detail: bool = True) -> factsmod.ClusterFacts:
-        return self.fixed.facts if self.fixed else factsmod.gather(self.inv, detail=detail)
-
-    def health(self) -> tuple[factsmod.ClusterFacts, healthmod.Health]:
-        if self.fixed:
-            return self.fixed.facts, self.fixed.health
-        f = factsmod.gather(self.inv)
-        return f, healthmod.assess(self.inv, f)
 
 
 def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:

@@ -210,12 +210,3 @@ def node_not_primary(view: View, node: str) -> Outcome:
     if n.up and n.role == "master":
         return Outcome(False, f"{node} says it is a primary (not named by the Sentinels)")
     return Outcome(True, f"{node} is not a primary ({n.role or 'down'})")
-
-
-def current_primary(ctx: Any) -> tuple[Any, Health, Any]:
-    """TRANSITION for the describe= era modules: facts, verdict and the usable primary."""
-    f, h = ctx.health()
-    if h.primary is None:
-        why = "; ".join(h.problems) or "no Sentinel majority names a primary"
-        raise ClusterError(f"no usable primary: {why}")
-    return f, h, f.node(h.primary)

@@ -74,7 +74,6 @@ class Spec:
     apply: ApplyFn | None = None
     changes: bool = True  # actions that change the cluster default to confirm: true
     doc: str = ""
-    legacy: bool = False  # TRANSITION: fn(ctx, **args) of the describe= era
 
     def params(self) -> dict[str, inspect.Parameter]:
         """The arguments a playbook may pass (everything after the view)."""
@@ -120,23 +119,14 @@ ACTIONS: dict[str, Spec] = {}
 CHECKS: dict[str, Spec] = {}
 
 
-def action(
-    name: str,
-    *,
-    plan: PlanFn | None = None,
-    changes: bool = True,
-    describe: Any = None,  # TRANSITION: legacy actions fn(ctx, **args); removed once converted
-) -> Callable[[Any], Any]:
+def action(name: str, *, plan: PlanFn, changes: bool = True) -> Callable[[ApplyFn], ApplyFn]:
     """Register `apply(ctx, plan)` with its `plan(view, **args)` under a dotted name."""
 
-    def deco(fn: Any) -> Any:
+    def deco(fn: ApplyFn) -> ApplyFn:
         if name in ACTIONS:
             raise ValueError(f"action {name!r} registered twice")
-        doc = (fn.__doc__ or (plan.__doc__ if plan else "") or "").strip()
-        if plan is None:
-            ACTIONS[name] = Spec(name, "action", fn, None, changes, doc, legacy=True)
-        else:
-            ACTIONS[name] = Spec(name, "action", plan, fn, changes, doc)
+        doc = (fn.__doc__ or plan.__doc__ or "").strip()
+        ACTIONS[name] = Spec(name, "action", plan, fn, changes, doc)
         return fn
 
     return deco
@@ -148,8 +138,7 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
     def deco(fn: CheckFn) -> CheckFn:
         if name in CHECKS:
             raise ValueError(f"check {name!r} registered twice")
-        legacy = next(iter(inspect.signature(fn).parameters)) == "ctx"  # TRANSITION
-        CHECKS[name] = Spec(name, "check", fn, None, False, (fn.__doc__ or "").strip(), legacy)
+        CHECKS[name] = Spec(name, "check", fn, None, False, (fn.__doc__ or "").strip())
         return fn
 
     return deco
