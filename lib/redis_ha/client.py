@@ -62,8 +62,9 @@ Configuration from the environment (12-factor; the rollback procedure rewrites t
     The password itself (fallback when no file is given). A password in ``REDIS_URL`` wins over
     both for the URL mode. The same password is used for the Sentinels and the data nodes.
 
-The file form (`.env`/dotenv: ``KEY=value`` lines, ``#`` comments, optional ``export`` and quotes)
-is read with `read_env_file`. Example for the lab::
+The file form (`.env`/dotenv, read exactly as python-dotenv reads it: ``KEY=value`` lines,
+``#`` comments, optional ``export``, quotes, ``${VAR}`` expansion) is read with `read_env_file`.
+Example for the lab::
 
     REDIS_SENTINELS=127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381
     REDIS_SENTINEL_MASTER=mymaster
@@ -345,28 +346,25 @@ def config_from_env(env: Mapping[str, str]) -> AppConfig:
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
-    """Parse a dotenv file: KEY=value lines, '#' comments, optional 'export ' and quotes.
+    """Read a dotenv file as python-dotenv does, refusing statements python-dotenv would skip.
 
-    The rollback rewrites this file with `appconfig.envfile`; its parser is used here too, so the
-    app (and the simulator) read exactly the values the rollback wrote.
+    The values are `appconfig.envfile`'s, the reader the rollback uses before and after it
+    rewrites this file, so the app (and the simulator) read exactly the values the rollback wrote.
     """
     from redis_ha.appconfig import envfile  # here: apps importing this module need no YAML
 
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise ClientConfigError(f"{p}: cannot read env file ({e.strerror})") from None
-    out: dict[str, str] = {}
-    for n, line in enumerate(envfile.parse(text), 1):
-        if line.key is None:
-            if line.text.strip() and not line.text.lstrip().startswith("#"):
-                raise ClientConfigError(f"{p}:{n}: expected KEY=value")
-        elif line.opaque:
-            raise ClientConfigError(f"{p}:{n}: {line.key} has an unterminated quote")
-        else:
-            out[line.key] = line.value or ""
-    return out
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8"
+        raise ClientConfigError(f"{p}: cannot read env file ({why})") from None
+    for b in envfile.parse(text):
+        if b.error:
+            raise ClientConfigError(
+                f"{p}:{b.original.line}: expected KEY=value (python-dotenv skips this statement)"
+            )
+    return envfile.values(text)
 
 
 def naive(

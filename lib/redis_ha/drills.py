@@ -29,8 +29,6 @@ from redis_ha.lab import faults
 from redis_ha.lab.cluster import Lab, proc_state
 from redis_ha.lab.scenarios import manual_promotion
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @dataclass(frozen=True)
 class Scenario:
@@ -263,7 +261,7 @@ def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
             [
                 sys.executable,
                 "-m",
-                "invoke",
+                "redis_ha",  # the installed CLI, whatever the current folder
                 "lab.traffic",
                 "--inventory",
                 str(inv.path),
@@ -276,7 +274,6 @@ def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
                 "--settle",
                 "20",
             ],
-            cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
+from redis_ha import paths
 from redis_ha.errors import InventoryError
 
-DEFAULT_INVENTORY = "inventories/lab.yaml"
+DEFAULT_INVENTORY = "inventories/lab.yaml"  # under paths.home(), else the one shipped
 ENV_INVENTORY = "REDIS_HA_INVENTORY"
 CONTROL_BACKENDS = ("local", "ssh", "railway", "docker")
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
@@ -82,7 +83,7 @@ class Auth:
 
 @dataclass(frozen=True)
 class Inventory:
-    """A validated inventory. Paths are absolute (resolved against the file's folder)."""
+    """A validated inventory. Paths are absolute (resolved against `paths.anchor` of the file)."""
 
     path: Path
     name: str
@@ -171,9 +172,16 @@ def same_host(a: str, b: str) -> bool:
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
-    """The inventory to use: explicit path, else $REDIS_HA_INVENTORY, else the lab."""
-    chosen = path or os.environ.get(ENV_INVENTORY) or DEFAULT_INVENTORY
-    return Path(chosen)
+    """The inventory to use: explicit path, else $REDIS_HA_INVENTORY, else the lab's.
+
+    The lab's is `inventories/lab.yaml` in the home folder (the current one, or $REDIS_HA_HOME)
+    when there is one, else the lab inventory shipped with the package.
+    """
+    chosen = path or os.environ.get(ENV_INVENTORY)
+    if chosen:
+        return Path(chosen)
+    local = paths.home() / DEFAULT_INVENTORY
+    return local if local.exists() else paths.shipped("inventories") / "lab.yaml"
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Inventory:
@@ -236,7 +244,7 @@ _APP = {
 class _Validator:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.base = path.parent.resolve()
+        self.base = paths.anchor(path)
         self.problems: list[str] = []
 
     def bad(self, where: str, msg: str) -> None:
@@ -337,7 +345,7 @@ class _Validator:
             )
         env = self.get(d, "password_env", "auth", str)
         file = self.get(d, "password_file", "auth", str)
-        return Auth(password_env=env, password_file=(self.base / file) if file else None)
+        return Auth(password_env=env, password_file=(self.base / file).resolve() if file else None)
 
     def inventory(self, data: Any) -> Inventory | None:
         if data is None:
@@ -367,6 +375,8 @@ class _Validator:
             cb = app.get("config_backend")
             if cb is not None and cb not in APP_CONFIG_BACKENDS:
                 self.bad("app.config_backend", f"must be one of {', '.join(APP_CONFIG_BACKENDS)}")
+            if isinstance(app.get("env_file"), str) and app["env_file"]:  # anchored like the rest
+                app = {**app, "env_file": str((self.base / app["env_file"]).resolve())}
 
         seen: dict[str, str] = {}
         addrs: dict[tuple[str, int], str] = {}

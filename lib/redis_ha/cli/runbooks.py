@@ -8,16 +8,16 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.table import Table
 
+from redis_ha import paths, ui
 from redis_ha import playbook as playbookmod
-from redis_ha import ui
 from redis_ha.cli.common import expected_errors
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
 
-@task(help={"root": "folder holding runbooks/ and playbooks/ (default: this repository)"})
+@task(help={"root": "folder holding runbooks/ and playbooks/ (default: the package's own)"})
 def check(c, root=None):
     """Validate every runbook/playbook pair (steps, order, actions, args); exit 1 on problems."""
-    base = Path(root) if root else playbookmod.ROOT
+    base = Path(root) if root else paths.shipped("playbooks").parent
     pbs = playbookmod.discover(base)
     if not pbs:  # a mistyped --root must not pass as "consistent"
         raise Exit(f"runbooks.check: no playbooks in {base / 'playbooks'}", code=1)
