@@ -58,6 +58,19 @@ class Control:
         wrapper (redis_ha.safestart), which may pick another role first; None: as the inventory
         says (`starts_safely`). Starting a node that runs is an error, not a second process.
         """
+        if self.is_running(node):
+            raise ControlError(f"{node.name} is already running; stop it first, or restart it")
+        self._start(
+            node,
+            replicaof,
+            dict(overrides or {}),
+            starts_safely(self.inv, node) if safe is None else safe,
+        )
+
+    def _start(
+        self, node: Endpoint, replicaof: Endpoint | None, overrides: dict[str, str], safe: bool
+    ) -> None:
+        """What `start` does on this platform, once the node is known to be stopped."""
         raise self._unsupported("start a node")
 
     def restart(

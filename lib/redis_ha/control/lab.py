@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redis_ha.control.base import Control, ControlError, starts_safely
+from redis_ha.control.base import Control
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab, wait_port_free
 
@@ -28,24 +28,11 @@ class LabProcesses(Control):
     def stop(self, node: Endpoint) -> None:
         self.lab.stop(node.name)
 
-    def start(
-        self,
-        node: Endpoint,
-        *,
-        replicaof: Endpoint | None = None,
-        overrides: dict[str, str] | None = None,
-        safe: bool | None = None,
+    def _start(
+        self, node: Endpoint, replicaof: Endpoint | None, overrides: dict[str, str], safe: bool
     ) -> None:
-        pid = self.lab.pid(node.name)
-        if pid is not None:
-            raise ControlError(f"{node.name} is already running (pid {pid}); stop it first")
         wait_port_free(node)  # a killed node's threads may still hold the port
-        self.lab.start_node(
-            node,
-            replicaof=replicaof,
-            overrides=overrides,
-            safe=starts_safely(self.inv, node) if safe is None else safe,
-        )
+        self.lab.start_node(node, replicaof=replicaof, overrides=overrides, safe=safe)
 
     def log_tail(self, node: Endpoint, lines: int = 200) -> list[str] | None:
         try:
