@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from redis_ha import runbook as runbookmod
+from redis_ha import state as statemod
 from redis_ha.actions import registry
 from redis_ha.errors import HAError
 from redis_ha.runbook import Problem, Runbook
@@ -101,6 +102,21 @@ class Playbook:
     @property
     def title(self) -> str:
         return self.runbook.title
+
+    def inputs(self) -> list[str]:
+        """Every `$name` that is not procedure state: the options an operator passes (`--name`)."""
+        names: list[str] = []
+        for s in self.steps:
+            refs = [s.args, *(c.args for c in (*s.guard, *s.verify))]
+            if s.undo:
+                refs.append(s.undo.args)
+            vals: list[Any] = [v for a in refs for v in a.values()]
+            if s.timeout_param:
+                vals.append(f"${s.timeout_param}")
+            for v in vals:
+                if isinstance(v, str) and v.startswith("$") and not statemod.is_state(v[1:]):
+                    names.append(v[1:])
+        return list(dict.fromkeys(names))
 
 
 class _LineLoader(yaml.SafeLoader):

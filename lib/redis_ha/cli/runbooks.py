@@ -26,6 +26,11 @@ def check(c, root=None):
         print(p)
     if problems:
         raise Exit(f"runbooks.check: {len(problems)} problem(s) in {len(pbs)} playbook(s)", code=1)
+    for path in pbs:
+        pb, _ = playbookmod.validate(path)
+        if pb is not None:
+            given = ", ".join(f"--{n.replace('_', '-')}" for n in pb.inputs()) or "none"
+            print(f"  {pb.name}: operator inputs {given}")
     print(f"runbooks.check: {len(pbs)} playbook(s) and their runbooks are consistent")
 
 
@@ -73,6 +78,8 @@ def show(c, name):
     ui.console.print(
         f"changes the cluster: {'yes (takes the cluster lock)' if pb.changes else 'no'}"
     )
+    given = ", ".join(f"--{n.replace('_', '-')}" for n in pb.inputs()) or "none"
+    ui.console.print(f"operator inputs: {given}")
     if rb.intro:
         ui.markdown(rb.intro)
     for i, s in enumerate(pb.steps, 1):
