@@ -206,15 +206,22 @@ def test_keys_tolerance_grows_with_write_rate():
     assert keys_tolerance(1000, 0.01) == 1010
 
 
-def test_diagnosis_does_not_need_a_control_backend_that_can_serve_logs(tmp_path: Path):
-    """Logs and host memory are best-effort evidence: the default `local` backend refuses a
-    non-lab inventory, and that must not turn a read-only diagnosis into an error."""
+@pytest.mark.parametrize("backend", [None, "ssh", "docker", "railway"])
+def test_diagnosis_does_not_need_a_control_backend_that_can_serve_logs(
+    tmp_path: Path, backend: str | None
+):
+    """Logs and host memory are best-effort evidence: the default `lab` backend refuses a
+    non-lab inventory, placeholder backends refuse everything, and that must not turn a
+    read-only diagnosis into an error."""
     from redis_ha import view
     from redis_ha.actions.replica import diagnosis
 
     raw = lab_inventory_dict(tmp_path)
     raw["lab"] = False
-    del raw["control"]  # the default backend: local
+    if backend is None:
+        del raw["control"]  # the default backend: lab
+    else:
+        raw["control"] = {"backend": backend}
     prod = inventory.from_dict(raw, tmp_path / "inventory.yaml")
     d = diagnosis(view.take(prod), "redis-2")  # nothing runs on these ports
     assert d.node == "redis-2"

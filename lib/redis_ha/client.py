@@ -91,6 +91,7 @@ from urllib.parse import urlparse
 
 import redis
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -305,6 +306,17 @@ class AppConfig:
             return f"sentinel {self.master} via {addrs}"
         u = urlparse(self.url or "")
         return f"url redis://{u.hostname}:{u.port or 6379}{u.path or ''}"
+
+    def server_kwargs(self) -> dict[str, Any]:
+        """host, port, db, username and password of the server this config reaches, read as the
+        app's client reads them (redis-py's `parse_url`: a password in REDIS_URL wins). For a
+        Sentinel config host and port are only defaults: the Sentinels name the primary."""
+        kw: dict[str, Any] = {"host": "localhost", "port": 6379, "db": 0, "username": None}
+        kw["password"] = self.password
+        if self.url:
+            parsed = parse_url(self.url)
+            kw.update({k: parsed[k] for k in list(kw) if k in parsed})
+        return kw
 
 
 def parse_hostport(text: str, what: str) -> tuple[str, int]:

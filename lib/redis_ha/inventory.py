@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
+from redis_ha import control as controlmod
 from redis_ha import paths
 from redis_ha.errors import InventoryError
 
 DEFAULT_INVENTORY = "inventories/lab.yaml"  # under paths.home(), else the one shipped
 ENV_INVENTORY = "REDIS_HA_INVENTORY"
-CONTROL_BACKENDS = ("local", "ssh", "railway", "docker")
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -306,10 +306,17 @@ class _Validator:
         host = self.get(d, "host", where, str, required=True, check=_check_host)
         port = self.get(d, "port", where, int, required=True, check=_check_port)
         control = self.get(d, "control", where, dict, default={})
+        self.control_backend(control, f"{where}.control.backend")
         announce = self.get(d, "announce", where, str, check=_check_hostport)
         if name is None or host is None or port is None:
             return None
         return Endpoint(name=name, host=host, port=port, control=dict(control), announce=announce)
+
+    def control_backend(self, control: dict[str, Any], where: str) -> None:
+        """A `control.backend`, when given, is one of the registered backends (control/)."""
+        backend = control.get("backend")
+        if backend is not None and backend not in controlmod.names():
+            self.bad(where, f"must be one of {', '.join(controlmod.names())}, not {backend!r}")
 
     def endpoints(self, d: dict[str, Any], key: str, count_hint: str) -> tuple[Endpoint, ...]:
         raw = self.get(d, key, "(top)", list, required=True, default=[])
@@ -362,10 +369,8 @@ class _Validator:
         auth = self.auth(d.get("auth"))
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
-        control = self.get(d, "control", "(top)", dict, default={"backend": "local"})
-        backend = control.get("backend", "local")
-        if backend not in CONTROL_BACKENDS:
-            self.bad("control.backend", f"must be one of {', '.join(CONTROL_BACKENDS)}")
+        control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
+        self.control_backend(control, "control.backend")
         single = None
         if d.get("single") is not None:
             single = self.endpoint(d["single"], "single")

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from redis_ha import drills, journal, ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+from redis_ha.control import starts_safely
 from redis_ha.errors import InventoryError
 from redis_ha.lab import restart_empty, scenarios
 from redis_ha.lab.cluster import Lab
@@ -124,9 +125,10 @@ def restart_empty_drill(
     inv = load_inventory(inventory)
     lab = Lab(inv)  # refuses inventories without `lab: true`
     if dry_run:
-        target = inv.node(node).name if node else f"the primary ({lab.current_primary().name})"
+        ep = inv.node(node) if node else lab.current_primary()
+        target = ep.name if node else f"the primary ({ep.name})"
         on = WRAPPER_CHOICES[wrapper]
-        via = bool(inv.control.get("safestart")) if on is None else on
+        via = starts_safely(inv, ep) if on is None else on
         ui.console.print(
             f"dry run: would load {keys} keys, SIGKILL {target}, start it again {delay} s later "
             f"{'through safestart' if via else 'directly (no wrapper)'}"
