@@ -22,6 +22,7 @@ from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha import journal as journalmod
+from redis_ha.actions import failover as fo
 from redis_ha.actions.failover import HOLD_ENV
 from redis_ha.conn import client
 from redis_ha.inventory import Inventory
@@ -156,6 +157,27 @@ def test_manual_switchover_under_traffic_loses_nothing(lab: Lab) -> None:
     assert rep.missing_writes == 0, rep.to_dict()
     assert rep.failed == 0, rep.errors
     assert rep.write_stall_s < 2.5
+    assert "following Sentinel's INFO cycle" in out
+
+
+def test_the_wait_for_the_info_phase_ends_on_time_and_within_one_cycle(lab: Lab) -> None:
+    """follow_info_phase against a real Sentinel: it returns when the last INFO reply to the
+    replicas is the aimed age (checked by a reading of info-refresh right after), within one
+    10 s INFO cycle and its slack."""
+    inv = lab.inv
+    s = inv.sentinels[-1]
+    addrs = ["{}:{}".format(*inv.node(n).announced) for n in replicas(lab)]
+    c = client(inv, s, timeout=1.0)
+    try:
+        ph = fo.follow_info_phase(c, inv.master_name, addrs, fo.AIM_INFO_AGE_MS, 11.0)
+        rows = fo.sentinel_replicas(c, inv.master_name)
+    finally:
+        c.close()
+    assert ph.on_time, ph
+    assert ph.waited_s <= 11.0 + fo.AIM_INFO_AGE_MS / 1000, ph
+    assert ph.age_ms is not None and fo.AIM_INFO_AGE_MS <= ph.age_ms < fo.AIM_INFO_AGE_MS + 40
+    seen = max(int(rows[a]["info-refresh"]) for a in addrs)
+    assert abs(seen - ph.age_ms) < 40, (seen, ph)
 
 
 @pytest.fixture

@@ -208,7 +208,8 @@ def test_switch_plan_holds_every_value_of_the_loop() -> None:
     assert p["failover_timeout_ms"] == INV.settings.failover_timeout_ms
     assert plan.record == {"old_primary": "redis-1"}
     cmds = [c for _, c in plan.key()]
-    assert cmds[0] == f"CLIENT PAUSE {p['pause_ms']} WRITE" and cmds[-1] == "CLIENT UNPAUSE"
+    assert cmds[0].startswith("follow SENTINEL REPLICAS")  # the INFO phase, before the pause
+    assert cmds[1] == f"CLIENT PAUSE {p['pause_ms']} WRITE" and cmds[-1] == "CLIENT UNPAUSE"
     assert ("redis-1", f"REPLICAOF {fo.PROMOTED}") in plan.key()
     assert (INV.sentinels[-1].name, f"SENTINEL FAILOVER {INV.master_name}") in plan.key()
 
@@ -415,3 +416,25 @@ def test_automatic_failover_timeline_ignores_earlier_failovers() -> None:
 def test_no_failover_in_logs() -> None:
     evs = se.parse_log("1:X 26 Nov 2026 13:00:42.875 # +sdown slave x", "sentinel-1")
     assert se.last_failover(evs, "mymaster", down_after_ms=1, failover_timeout_ms=1) is None
+
+
+@pytest.mark.parametrize(
+    ("age_ms", "aim_ms", "expected"),
+    [(0, 780, 0.78), (500, 780, 0.28), (780, 780, 0.0), (781, 780, None), (9000, 780, None)],
+)
+def test_fire_in_waits_the_rest_of_the_way_or_for_the_next_reply(
+    age_ms: float, aim_ms: float, expected: float | None
+) -> None:
+    got = fo.fire_in_s(age_ms, aim_ms)
+    assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_switch_plan_shows_the_wait_for_the_info_phase_first() -> None:
+    """The wait for Sentinel's INFO phase is an op of the plan, before the pause, and bounded."""
+    v = of(INV, facts())
+    plan = fo.plan_switch(v, to="redis-2")
+    first, second = plan.ops[0], plan.ops[1]
+    assert first.command.startswith("follow SENTINEL REPLICAS") and "redis-2" in first.command
+    assert second.command.startswith("CLIENT PAUSE")
+    assert plan.params["phase_of"] == ["{}:{}".format(*v.inv.node("redis-2").announced)]
+    assert plan.params["phase_wait_max_s"] <= 11.0

@@ -19,6 +19,7 @@ class RunState(TypedDict, total=False):
     writes_paused_on: str
     pause_expires_at: float
     failover: dict[str, Any]  # the last failover's nodes and durations (failover.timeline)
+    switch: dict[str, Any]  # what failover.switch did and how long each part took
     # node settings
     config_before: dict[str, str]  # "node:parameter" -> the value node.set_config replaced
     # split-brain

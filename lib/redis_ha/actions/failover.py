@@ -38,6 +38,16 @@ SYNC_TIMEOUT_S = 1.0  # replicas must reach the primary's offset this fast once 
 STEER_PRIORITY = 1  # lowest non-zero replica-priority: Sentinel prefers it
 STEER_WAIT_S = 12.0  # Sentinels re-read a replica's INFO (and its priority) every 10 s
 MARGIN_S = 0.5  # give up waiting for promotion this long before the pause would expire
+# Sentinel's INFO cycle (sentinel.c, sentinelSendPeriodicCommands): a replica gets INFO every
+# 10 s, every 1 s once its master is failing over, at the first ~50-100 ms timer tick after the
+# period since the last reply has passed; the promotion shows in the first reply after the
+# failover's REPLICAOF NO ONE, sent 2-3 ticks after SENTINEL FAILOVER. Sending SENTINEL FAILOVER
+# when the leader's last INFO reply to the target is AIM_INFO_AGE_MS old makes that reply the
+# one ~1000 - AIM ms later instead of the one ~1 s after a reply sent at the first tick.
+INFO_PERIOD_MS = 10000  # SENTINEL_INFO_PERIOD: the cycle before the failover starts
+FAILOVER_INFO_PERIOD_MS = 1000  # the cycle once it has started
+AIM_INFO_AGE_MS = 780  # hit unless 2 ticks take > 220 ms; measured: a miss at 921, hits at 793-891
+PHASE_SLACK_MS = 1000  # the next INFO reply may come this late (timer jitter, a busy Sentinel)
 PROMOTED = "<the promoted replica>"  # who Sentinel promotes is only known at apply time
 # Test hook: seconds to sleep right after pausing writes, so a test can SIGKILL the tool there.
 HOLD_ENV = "REDIS_HA_HOLD_AFTER_PAUSE_S"
@@ -203,6 +213,15 @@ def _set_priorities(inv: Inventory, prios: dict[str, int], *, fail_fast: bool) -
     return failed
 
 
+def sentinel_replicas(c: redis.Redis, master: str) -> dict[str, dict[str, Any]]:
+    """One Sentinel's SENTINEL REPLICAS, by replica address ("host:port")."""
+    out = {}
+    for r in c.execute_command("SENTINEL", "REPLICAS", master):
+        d = r if isinstance(r, dict) else dict(zip(r[::2], r[1::2], strict=False))
+        out[f"{d.get('ip')}:{d.get('port')}"] = d
+    return out
+
+
 def _wait_sentinels_see_priority(
     inv: Inventory, want: dict[str, int], wait_s: float
 ) -> float | None:
@@ -214,16 +233,13 @@ def _wait_sentinels_see_priority(
         for s in inv.sentinels:
             c = client(inv, s, timeout=1.0)
             try:
-                reps = c.execute_command("SENTINEL", "REPLICAS", inv.master_name)
+                reps = sentinel_replicas(c, inv.master_name)
             except (redis.RedisError, OSError):
                 ok = False
                 break
             finally:
                 c.close()
-            seen = {}
-            for r in reps:
-                d = r if isinstance(r, dict) else dict(zip(r[::2], r[1::2], strict=False))
-                seen[f"{d.get('ip')}:{d.get('port')}"] = int(d.get("slave-priority", -1))
+            seen = {a: int(d.get("slave-priority", -1)) for a, d in reps.items()}
             if any(seen.get(a) != p for a, p in addrs.items()):
                 ok = False
                 break
@@ -275,6 +291,9 @@ class SwitchResult:
     new_primary: str
     via: str
     pause_ms: int
+    paused_at: float = 0.0  # wall clock (Unix s) when writes paused: other processes compare
+    phase_wait_s: float = 0.0  # before the pause: following the leader's INFO cycle
+    info_age_ms: int | None = None  # age of its last INFO reply to the target at SENTINEL FAILOVER
     synced_s: float = 0.0
     failover_sent_s: float = 0.0
     promoted_s: float = 0.0
@@ -362,7 +381,14 @@ def plan_switch(
     leader = choose_via(inv, view.facts, via).name
     who = f"{to} (steered)" if to else f"Sentinel's choice among {', '.join(replicas)}"
     m = inv.master_name
+    phase_of = [to] if to else replicas
+    wait_max_s = (INFO_PERIOD_MS + PHASE_SLACK_MS) / 1000
     ops = [
+        Op(leader, f"follow SENTINEL REPLICAS {m} info-refresh for {', '.join(phase_of)} until "
+           f"its last INFO reply is {AIM_INFO_AGE_MS} ms old",
+           f"writes flow meanwhile; at most {wait_max_s:g} s, then at once; the promotion then "
+           f"shows ~{FAILOVER_INFO_PERIOD_MS - AIM_INFO_AGE_MS} ms after SENTINEL FAILOVER, "
+           "not ~1 s"),
         Op(old, f"CLIENT PAUSE {pause_ms} WRITE", f"ends by itself; down-after {down_after} ms"),
         *(
             Op(r, f"wait until slave_repl_offset reaches {old}'s master_repl_offset", "at most 1 s")
@@ -387,6 +413,9 @@ def plan_switch(
         "replicas": replicas,
         "pause_ms": pause_ms,
         "failover_timeout_ms": inv.settings.failover_timeout_ms,
+        "phase_of": ["{}:{}".format(*inv.node(n).announced) for n in phase_of],
+        "aim_ms": AIM_INFO_AGE_MS,
+        "phase_wait_max_s": wait_max_s,
     }
     return Plan("failover.switch", ops, params=params, record={"old_primary": old})
 
@@ -412,6 +441,55 @@ def _majority_names(inv: Inventory, sentinels: dict[str, redis.Redis], exclude: 
             votes[a] = votes.get(a, 0) + 1
     name = inv.name_of(healthmod.majority_choice(votes, len(inv.sentinels)))
     return name if name != exclude else None
+
+
+def fire_in_s(age_ms: float, aim_ms: float) -> float | None:
+    """Seconds to wait before SENTINEL FAILOVER when the last INFO reply is `age_ms` old: the
+    rest of the way to `aim_ms`, or None when this cycle's moment has passed (wait for the next
+    reply). Pure, so the timing rule is tested apart from the clock."""
+    return max(0.0, (aim_ms - age_ms) / 1000) if age_ms <= aim_ms else None
+
+
+@dataclass
+class Phase:
+    """Where the leader's INFO cycle for the target stood when the switch began."""
+
+    waited_s: float
+    age_ms: float | None  # age of the last INFO reply when the wait ended (None: unreadable)
+    on_time: bool  # False: the bound was hit (or nothing readable), sent at once as before
+
+
+def follow_info_phase(
+    sc: redis.Redis, master: str, addrs: list[str], aim_ms: int, wait_max_s: float
+) -> Phase:
+    """Wait (writes flowing) until the leader's last INFO reply to the target replica(s) is
+    `aim_ms` old; at most `wait_max_s` (one 10 s INFO cycle and its slack).
+
+    The reply time is learnt from `info-refresh` (ms since the last reply) read at the midpoint
+    of each request; with several candidates the oldest reply is followed. Far from the next
+    reply it sleeps, near it polls every 10 ms, so a cycle's jitter is seen, not guessed."""
+    t0 = time.monotonic()
+    period = INFO_PERIOD_MS / 1000
+    while True:
+        a = time.monotonic()
+        try:
+            rows = sentinel_replicas(sc, master)
+            ages = [int(rows[x]["info-refresh"]) for x in addrs if x in rows]
+        except (redis.RedisError, OSError, KeyError, ValueError):
+            ages = []
+        now = time.monotonic()
+        if not ages:
+            return Phase(round(now - t0, 3), None, on_time=False)
+        last = (a + now) / 2 - max(ages) / 1000
+        wait = fire_in_s((now - last) * 1000, aim_ms)
+        if wait is not None:
+            time.sleep(wait)
+            done = time.monotonic()
+            return Phase(round(done - t0, 3), round((done - last) * 1000), on_time=True)
+        if now - t0 > wait_max_s:
+            return Phase(round(now - t0, 3), round((now - last) * 1000), on_time=False)
+        # sleep until 0.2 s before the reply is due, then poll
+        time.sleep(min(0.5, max(0.01, last + period - 0.2 - now)))
 
 
 def switchover(ctx: Context, plan: Plan) -> SwitchResult:
@@ -440,9 +518,21 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
                 raise ClusterError(
                     f"{name} does not answer ({describe_error(e)}); nothing was switched"
                 ) from None
+        # Time the pause to the leader's INFO cycle (writes flow while it waits).
+        phase = follow_info_phase(
+            scs[leader.name], inv.master_name, p["phase_of"], p["aim_ms"], p["phase_wait_max_s"]
+        )
+        res.phase_wait_s = phase.waited_s
+        if not phase.on_time:
+            res.notes.append(
+                f"{leader.name}'s INFO cycle was not followed (waited {phase.waited_s:.1f} s): "
+                "the switch went at once, as untimed"
+            )
+        t_phase = time.monotonic()
         pc.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
         paused = True
         t0 = time.monotonic()
+        res.paused_at = time.time()
         ctx.state["writes_paused_on"] = old.name
         ctx.state["pause_expires_at"] = time.time() + pause_ms / 1000
         ctx.log(f"writes paused on {old.name} for at most {pause_ms} ms")
@@ -470,6 +560,8 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
         except redis.ResponseError as e:
             raise ClusterError(f"{leader.name} refused SENTINEL FAILOVER: {e}") from None
         res.failover_sent_s = round(time.monotonic() - t0, 3)
+        if phase.age_ms is not None:
+            res.info_age_ms = round(phase.age_ms + (time.monotonic() - t_phase) * 1000)
         # Sentinel accepted: the old primary will be demoted whatever happens, so unpausing
         # before the promotion would only let it acknowledge writes that are then lost. If
         # Sentinel is slow, the pause is renewed (each renewal bounded) up to failover-timeout.
@@ -534,9 +626,11 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
 def switch(ctx: Context, plan: Plan) -> Outcome:
     """The zero-loss switch: writes paused only between the pause and the demotion."""
     r = switchover(ctx, plan)
+    ctx.state["switch"] = r.to_dict()
     msg = (
         f"{r.new_primary} is the primary (was {r.old_primary}); writes paused "
-        f"{r.unpaused_s:.2f} s (caught up {r.synced_s:.3f} s, promoted {r.promoted_s:.2f} s, "
+        f"{r.unpaused_s:.2f} s after {r.phase_wait_s:.1f} s following Sentinel's INFO cycle "
+        f"(caught up {r.synced_s:.3f} s, promoted {r.promoted_s:.2f} s, "
         f"{r.clients_killed} client(s) dropped)"
     )
     if r.notes:

@@ -1,17 +1,23 @@
 """`invoke bench.failover`: three ways to change the primary, side by side, under app traffic.
 
 (a) plain `SENTINEL FAILOVER` (what `redis-cli -p 26379 SENTINEL FAILOVER mymaster` does),
-(b) the zero-loss switch of `failover.manual --yes`, (c) an automatic failover after the primary
-is killed (SIGKILL). Each runs `runs` times, round-robin, on a lab of its own (free ports,
-production timings) while the app simulator runs both clients (naive and recommended) at `rate`
-ops/s each. Every run starts from a settled cluster: healthy, the old primary back as a replica,
-no failover in progress, no replica flagged down by any Sentinel.
+(b) `failover.manual --yes` as an operator runs it: the `redis-ha` command in a process of its
+own, through the runner (preflight, guard, the timed switch, verify, journal), (c) an automatic
+failover after the primary is killed (SIGKILL). (d) `switch-only`, on request: the switch action
+called in-process without the runner, to tell the procedure's overhead from the switch's.
+Each runs `runs` times, round-robin, on a lab of its own (free ports, production timings) while
+the app simulator runs both clients (naive and recommended) at `rate` ops/s each. Every run
+starts from a settled cluster: healthy, the old primary back as a replica, no failover in
+progress, no replica flagged down by any Sentinel.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +31,7 @@ import redis
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import inventory
+from redis_ha import journal as journalmod
 from redis_ha import view as viewmod
 from redis_ha.actions import failover as fo
 from redis_ha.actions.registry import Context
@@ -37,11 +44,14 @@ from redis_ha.lab.ports import write_lab_inventory
 from redis_ha.lab.traffic import Traffic
 
 SCENARIOS = ("sentinel-failover", "failover-manual", "crash")
+OPTIONAL = ("switch-only",)  # run only when asked for by name
 LABELS = {
     "sentinel-failover": "plain SENTINEL FAILOVER",
-    "failover-manual": "failover.manual --yes",
+    "failover-manual": "failover.manual --yes (runner)",
+    "switch-only": "failover.switch alone (no runner)",
     "crash": "primary killed (automatic)",
 }
+PROCEDURE_TIMEOUT_S = 120.0
 CLIENTS = ("naive", "recommended")
 BASELINE_S = 2.0  # traffic before the event
 AFTER_S = 2.0  # traffic after the cluster is healthy again
@@ -118,6 +128,37 @@ def wait_agree(inv: Inventory, old: str, t0: float) -> tuple[float | None, str |
             c.close()
 
 
+def run_manual(inv: Inventory, old: str) -> dict[str, Any]:
+    """`redis-ha failover.manual --yes` in a process of its own, while the Sentinels' agreement
+    is timed; the switch's figures from its journal. A failed run is a benchmark error, with
+    the procedure's last lines. `agree_s` counts from the pause, not the process start."""
+    jdir = inv.path.parent / "journal"
+    env = {**os.environ, journalmod.ENV_DIR: str(jdir), "NO_COLOR": "1", "COLUMNS": "200"}
+    argv = [sys.executable, "-m", "redis_ha", "failover.manual", "--yes"]
+    t0, t0_wall = time.monotonic(), time.time()
+    with subprocess.Popen(
+        [*argv, "--inventory", str(inv.path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as p:
+        agree, new = wait_agree(inv, old, t0)
+        out, _ = p.communicate(timeout=PROCEDURE_TIMEOUT_S)
+    if p.returncode:
+        tail = " | ".join(out.strip().splitlines()[-5:])
+        raise LabError(f"failover.manual exited {p.returncode}: {tail}")
+    info: dict[str, Any] = {"procedure_s": round(time.monotonic() - t0, 2)}
+    for rec in journalmod.read(journalmod.runs(jdir)[-1]):
+        if rec.get("event") == "step-end" and rec.get("step") == "switch":
+            info.update((rec.get("state") or {}).get("switch") or {})
+    if agree is not None and info.get("paused_at"):
+        agree = round(agree - (info["paused_at"] - t0_wall), 3)
+    info["agree_s"], info["new_primary"] = agree, new
+    return info
+
+
 def event(lab: Lab, scenario: str) -> dict[str, Any]:
     """Cause the event; returns what was done and how long until all Sentinels agreed."""
     inv = lab.inv
@@ -133,6 +174,8 @@ def event(lab: Lab, scenario: str) -> dict[str, Any]:
             c.close()
         info["via"] = first.name
     elif scenario == "failover-manual":
+        return {**info, **run_manual(inv, old.name)}
+    elif scenario == "switch-only":
         v = viewmod.take(inv)
         problems = fo.preflight(v, None)
         if problems:
@@ -201,7 +244,7 @@ def _stat(values: list[float | int | None]) -> dict[str, float | None]:
 def summarize(samples: list[Sample]) -> list[dict[str, Any]]:
     """Median and max per scenario and client."""
     rows = []
-    for sc in SCENARIOS:
+    for sc in (*SCENARIOS, *OPTIONAL):
         for c in CLIENTS:
             s = [x for x in samples if x.scenario == sc and x.client == c]
             if not s:
