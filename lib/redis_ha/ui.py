@@ -1,21 +1,41 @@
-"""The one place that talks to the terminal: rich output and questionary prompts."""
+"""The one place that talks to the terminal: rich output and questionary prompts.
+
+rich is imported on first use (`console` is made when first asked for): `status --json` and
+`health`, run by cron and monitors, should not pay for it.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from redis_ha.facts import ClusterFacts
-from redis_ha.health import Health
+    from redis_ha.facts import ClusterFacts
+    from redis_ha.health import Health
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+    console: Console
+    err_console: Console
+
+
+def __getattr__(name: str) -> Any:
+    """`console` and `err_console`, made (and rich imported) when first used."""
+    if name not in ("console", "err_console"):
+        raise AttributeError(name)
+    from rich.console import Console
+
+    made = Console(stderr=name == "err_console", highlight=False)
+    globals()[name] = made
+    return made
+
+
+def _get(name: str) -> Console:
+    """This module's own way to the lazily made consoles (a global name skips __getattr__)."""
+    made: Console = globals().get(name) or __getattr__(name)
+    return made
+
 
 LEVEL_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "down": "bold red"}
 
@@ -27,7 +47,9 @@ def print_json(obj: Any) -> None:
 
 
 def markdown(text: str) -> None:
-    console.print(Markdown(text))
+    from rich.markdown import Markdown
+
+    _get("console").print(Markdown(text))
 
 
 def _yn(v: bool | None) -> str:
@@ -39,7 +61,10 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
 
     Addresses are dropped on narrow terminals: names are what the runbooks use.
     """
-    wide = console.width >= 110
+    wide = _get("console").width >= 110
+    from rich import box
+    from rich.table import Table
+
     t = Table(title=f"Redis nodes ({facts.master_name})", title_justify="left", box=box.SIMPLE)
     cols = ["node", *(["address"] if wide else []), "state", "role", "replicates from", "link"]
     for col in (*cols, "offset", "behind"):
@@ -63,7 +88,7 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
             behind,
             "-" if n.keys is None else str(n.keys),
         )
-    console.print(t)
+    _get("console").print(t)
     st = Table(title="Sentinels", title_justify="left", box=box.SIMPLE)
     scols = ["sentinel", *(["address"] if wide else []), "state", "believes primary is"]
     for col in (*scols, "epoch", "flags", "quorum"):
@@ -82,20 +107,20 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
             ",".join(f for f in s.flags if f and f != "master") or "-",
             "-" if s.quorum_ok is None else ("[green]OK[/]" if s.quorum_ok else "[red]NO[/]"),
         )
-    console.print(st)
+    _get("console").print(st)
     verdict(health, facts.elapsed_ms)
 
 
 def verdict(health: Health, elapsed_ms: int | None = None) -> None:
     style = LEVEL_STYLE[health.level]
     took = f"  (facts in {elapsed_ms} ms)" if elapsed_ms is not None else ""
-    console.print(
+    _get("console").print(
         f"[{style}]{health.level.upper()}[/]  primary: {health.primary or 'none'}  "
         f"quorum: {'OK' if health.quorum_ok else 'NO'}  "
         f"split-brain: {'YES' if health.split_brain else 'no'}{took}"
     )
     for p in health.problems:
-        console.print(f"  [yellow]![/] {p}")
+        _get("console").print(f"  [yellow]![/] {p}")
 
 
 # --- procedure runner: step rendering and prompts ---------------------------------------------
@@ -114,12 +139,14 @@ def interactive() -> bool:
 
 
 def step_header(index: int, total: int, title: str, step_id: str) -> None:
-    console.rule(f"[bold]Step {index}/{total}: {title}[/]  [dim]{{#{step_id}}}[/]", align="left")
+    _get("console").rule(
+        f"[bold]Step {index}/{total}: {title}[/]  [dim]{{#{step_id}}}[/]", align="left"
+    )
 
 
 def check_line(kind: str, ok: bool, name: str, message: str) -> None:
     mark = "[green]✓[/]" if ok else "[red]✗[/]"
-    console.print(f"  {mark} {kind} {name}: {message}", soft_wrap=True)
+    _get("console").print(f"  {mark} {kind} {name}: {message}", soft_wrap=True)
 
 
 def ask_step(question: str, *, skippable: bool, default_no: bool) -> str:

@@ -9,71 +9,93 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
-from invoke import Collection, Program
-from invoke.exceptions import Exit
-
-from redis_ha import __version__
-from redis_ha.cli import (
-    bench,
-    check,
-    cluster,
-    config,
-    demo,
-    drill,
-    failover,
-    incident,
-    journal,
-    lab,
-    replica,
-    rollback,
-    runbooks,
-    splitbrain,
-)
-from redis_ha.cli.common import friendly_parse_errors
-
-friendly_parse_errors()
-
-ns = Collection(
-    # at 3 a.m.
-    incident.incident,
-    cluster.status,
-    cluster.health,
-    check.check,
-    # the procedures
-    failover.failover,
-    replica.replica,
-    splitbrain.splitbrain,
-    rollback.rollback,
-    runbooks.runbooks,
-    journal.journal,
-    # configuration
-    config.config,
-    # lab, drills, benchmarks
-    lab.lab,
-    demo.demo,
-    drill.drill,
-    bench.bench,
-)
+# Nothing heavy at import: `ns` and `program` are built on first use (PEP 562), and main()
+# answers a plain `status` / `health` from cli/quick.py without loading invoke at all.
 
 
-class Tool(Program):
-    """invoke's Program, refusing its `--dry`: it only echoes shell commands, which these tasks
-    never run, so `redis-ha --dry failover.manual` would look like a dry run and fail over."""
+def _build() -> dict[str, Any]:
+    from invoke import Collection, Program
+    from invoke.exceptions import Exit
 
-    def update_config(self, merge: bool = True) -> None:
-        if self.args.dry.value:
-            raise Exit("error: --dry does not apply here; use the task's own --dry-run", code=2)
-        super().update_config(merge)
+    from redis_ha import __version__
+    from redis_ha.cli import (
+        bench,
+        check,
+        cluster,
+        config,
+        demo,
+        drill,
+        failover,
+        incident,
+        journal,
+        lab,
+        replica,
+        rollback,
+        runbooks,
+        splitbrain,
+    )
+    from redis_ha.cli.common import friendly_parse_errors
+
+    friendly_parse_errors()
+
+    ns = Collection(
+        # at 3 a.m.
+        incident.incident,
+        cluster.status,
+        cluster.health,
+        check.check,
+        # the procedures
+        failover.failover,
+        replica.replica,
+        splitbrain.splitbrain,
+        rollback.rollback,
+        runbooks.runbooks,
+        journal.journal,
+        # configuration
+        config.config,
+        # lab, drills, benchmarks
+        lab.lab,
+        demo.demo,
+        drill.drill,
+        bench.bench,
+    )
+
+    class Tool(Program):
+        """invoke's Program, refusing its `--dry`: it only echoes shell commands, which these
+        tasks never run, so `redis-ha --dry failover.manual` would look like a dry run and fail
+        over."""
+
+        def update_config(self, merge: bool = True) -> None:
+            if self.args.dry.value:
+                raise Exit("error: --dry does not apply here; use the task's own --dry-run", code=2)
+            super().update_config(merge)
+
+    program = Tool(namespace=ns, version=__version__, name="redis-ha", binary="redis-ha")
+    return {"ns": ns, "program": program, "Tool": Tool}
 
 
-program = Tool(namespace=ns, version=__version__, name="redis-ha", binary="redis-ha")
+def __getattr__(name: str) -> Any:
+    """`ns` (the root namespace), `program` and `Tool`, built when first asked for."""
+    if name not in ("ns", "program", "Tool"):
+        raise AttributeError(name)
+    globals().update(_build())
+    return globals()[name]
 
 
 def main() -> None:
     """The `redis-ha` console script."""
+    from redis_ha.cli import quick
+
+    fast = quick.fast_args(sys.argv[1:])
+    if fast is not None:
+        from redis_ha.cli.common import plain_errors
+
+        cmd, inv, as_json = fast
+        sys.exit(plain_errors(quick.COMMANDS[cmd], inv, as_json))
     try:
-        program.run()
+        __getattr__("program").run()
     except BrokenPipeError:  # `redis-ha --list | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)

@@ -6,16 +6,16 @@ Results go to `bench/results/` under the home folder ($REDIS_HA_HOME, else the c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, task
-from rich.table import Table
 
 from redis_ha import paths, ui
-from redis_ha.bench import failover as fb
-from redis_ha.bench import rebuild as rb
 from redis_ha.cli.common import expected_errors
 from redis_ha.errors import HAError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 OUT_HELP = "folder for the result JSON (default: bench/results in $REDIS_HA_HOME or here)"
 
@@ -37,6 +37,8 @@ def _fmt(stat: dict[str, Any], unit: str = "", digits: int = 2) -> str:
 
 def failover_table(result: dict[str, Any]) -> Table:
     """The bench.failover summary: median / max per scenario and client."""
+    from rich.table import Table
+
     t = Table(
         title=(
             f"Failover benchmark: {result['runs']} run(s), {result['rate_per_client']:g} ops/s "
@@ -95,6 +97,8 @@ def _footer(result: dict[str, Any]) -> None:
 @expected_errors
 def failover(c, runs=5, rate=1000, scenario=None, out=None):
     """Plain SENTINEL FAILOVER vs failover.manual vs a killed primary, under app traffic."""
+    from redis_ha.bench import failover as fb
+
     chosen = tuple(scenario) if scenario else fb.SCENARIOS
     known = (*fb.SCENARIOS, *fb.OPTIONAL)
     unknown = [s for s in chosen if s not in known]
@@ -115,6 +119,8 @@ def failover(c, runs=5, rate=1000, scenario=None, out=None):
 
 def rebuild_table(result: dict[str, Any]) -> Table:
     """The bench.rebuild summary: one row per size and run."""
+    from rich.table import Table
+
     t = Table(
         title="Replica rebuild vs Redis's own full sync (floor); target: floor x 1.10 + 2 s",
         title_justify="left",
@@ -147,6 +153,8 @@ def rebuild_table(result: dict[str, Any]) -> Table:
 @expected_errors
 def rebuild(c, sizes="0.1,0.5,1", runs=1, out=None):
     """Time replica.rebuild against Redis's own full-sync time for 0.1, 0.5 and 1 GB of data."""
+    from redis_ha.bench import rebuild as rb
+
     if int(runs) < 1:
         raise HAError("--runs must be at least 1")
     result = rb.run_bench(
@@ -159,4 +167,36 @@ def rebuild(c, sizes="0.1,0.5,1", runs=1, out=None):
     _footer(result)
 
 
-bench = Collection("bench", failover, rebuild)
+def cli_table(result: dict[str, Any]) -> Table:
+    """The bench.cli summary: one row per command, whole-process seconds."""
+    from rich.table import Table
+
+    t = Table(
+        title=f"Whole-process time, {result['runs']} interleaved run(s); target 0.15 s",
+        title_justify="left",
+    )
+    for col in ("command", "median", "min", "max"):
+        t.add_column(col, justify="left" if col == "command" else "right")
+    for r in result["rows"]:
+        t.add_row(
+            r["command"], f"{r['median_s']:.3f} s", f"{r['min_s']:.3f} s", f"{r['max_s']:.3f} s"
+        )
+    return t
+
+
+@task(help={"runs": "rounds (one of each command per round; default 15)", "out": OUT_HELP})
+@expected_errors
+def cli(c, runs=15, out=None):
+    """Time status --json and health as whole processes beside the redis-cli calls they replace."""
+    from redis_ha.bench import cli as cb
+
+    if int(runs) < 1:
+        raise HAError("--runs must be at least 1")
+    result = cb.run_bench(
+        runs=int(runs), out_dir=_out_dir(out), log=lambda m: ui.console.print(m, soft_wrap=True)
+    )
+    ui.console.print(cli_table(result))
+    _footer(result)
+
+
+bench = Collection("bench", failover, rebuild, cli)

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from invoke.exceptions import Exit
-
 from redis_ha import inventory
 from redis_ha.errors import HAError
 
@@ -29,6 +27,8 @@ def expected_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from invoke.exceptions import Exit
+
         try:
             return fn(*args, **kwargs)
         except HAError as e:
@@ -38,6 +38,19 @@ def expected_errors(fn: F) -> F:
             raise Exit("interrupted by the operator", code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def plain_errors(fn: Callable[..., int], *args: Any) -> int:
+    """`expected_errors` without invoke (the `redis-ha` fast path): the same line on stderr and
+    the same exit code, returned instead of raised."""
+    try:
+        return fn(*args)
+    except HAError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("\ninterrupted\ninterrupted by the operator", file=sys.stderr)
+        return 130
 
 
 def friendly_parse_errors() -> None:

@@ -1,0 +1,58 @@
+"""`status` and `health` as plain functions: what cron and monitors run, fast.
+
+No invoke and no rich here (`status --json` and `health --json` print with `json`), so the
+`redis-ha` command can answer these two without loading the task machinery; the tasks in
+cli/cluster.py call the same functions. Returns the exit code.
+"""
+
+from __future__ import annotations
+
+from redis_ha import facts as factsmod
+from redis_ha import health as healthmod
+from redis_ha import inventory, ui
+
+
+def status(inventory_path: str | None = None, as_json: bool = False) -> int:
+    """Every node and Sentinel: role, replication, what each Sentinel believes, problems."""
+    inv = inventory.load(inventory_path or None)
+    facts = factsmod.gather(inv)
+    health = healthmod.assess(inv, facts)
+    if as_json:
+        ui.print_json(healthmod.status_dict(inv, facts, health))
+    else:
+        ui.status_tables(facts, health)
+    return 0
+
+
+def health(inventory_path: str | None = None, as_json: bool = False) -> int:
+    """The health verdict; 0 healthy, 1 degraded, 2 down."""
+    inv = inventory.load(inventory_path or None)
+    facts = factsmod.gather(inv, detail=False)
+    h = healthmod.assess(inv, facts)
+    if as_json:
+        ui.print_json(h.to_dict())
+    else:
+        ui.verdict(h, facts.elapsed_ms)
+    return h.exit_code
+
+
+COMMANDS = {"status": status, "health": health}
+
+
+def fast_args(argv: list[str]) -> tuple[str, str | None, bool] | None:
+    """(command, inventory, json) when `argv` is a plain `status`/`health` call this module can
+    answer alone; None for anything else (help, core flags, other tasks): invoke parses those."""
+    if not argv or argv[0] not in COMMANDS:
+        return None
+    inv, as_json, rest = None, False, argv[1:]
+    while rest:
+        a = rest.pop(0)
+        if a in ("--json", "-j"):
+            as_json = True
+        elif a in ("--inventory", "-i") and rest and not rest[0].startswith("-"):
+            inv = rest.pop(0)
+        elif a.startswith("--inventory=") and len(a) > len("--inventory="):
+            inv = a.split("=", 1)[1]
+        else:
+            return None
+    return argv[0], inv, as_json
