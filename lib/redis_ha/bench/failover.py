@@ -39,7 +39,9 @@ from redis_ha.bench import machine, save
 from redis_ha.conn import client
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
+from redis_ha.lab import node_traffic
 from redis_ha.lab.cluster import Lab
+from redis_ha.lab.node_traffic import NodeTraffic
 from redis_ha.lab.ports import write_lab_inventory
 from redis_ha.lab.traffic import Traffic
 
@@ -52,7 +54,7 @@ LABELS = {
     "crash": "primary killed (automatic)",
 }
 PROCEDURE_TIMEOUT_S = 120.0
-CLIENTS = ("naive", "recommended")
+CLIENTS = ("naive", "recommended", "ioredis")  # ioredis: examples/ioredis, when node is here
 BASELINE_S = 2.0  # traffic before the event
 AFTER_S = 2.0  # traffic after the cluster is healthy again
 AGREE_TIMEOUT_S = 40.0
@@ -191,13 +193,19 @@ def event(lab: Lab, scenario: str) -> dict[str, Any]:
     return info
 
 
-def one(lab: Lab, scenario: str, run: int, rate: float, log: Log) -> list[Sample]:
-    """One event under traffic from both clients."""
+def traffic_for(lab: Lab, c: str, rate: float) -> Traffic | NodeTraffic:
+    """One client's simulated app: redis-py (lab/traffic.py) or ioredis (lab/node_traffic.py)."""
+    if c == "ioredis":
+        return NodeTraffic(lab.inv, rate=rate, keys=2000, prefix=f"bench-{c}:")
+    return Traffic(lab.inv, rate=rate, client=c, keys=2000, prefix=f"bench-{c}:", settle_s=30)
+
+
+def one(
+    lab: Lab, scenario: str, run: int, rate: float, log: Log, clients: tuple[str, ...] = CLIENTS
+) -> list[Sample]:
+    """One event under traffic from every client at once."""
     wait_settled(lab)
-    traffic = {
-        c: Traffic(lab.inv, rate=rate, client=c, keys=2000, prefix=f"bench-{c}:", settle_s=30)
-        for c in CLIENTS
-    }
+    traffic = {c: traffic_for(lab, c, rate) for c in clients}
     for t in traffic.values():
         t.start()
     try:
@@ -225,12 +233,10 @@ def one(lab: Lab, scenario: str, run: int, rate: float, log: Log) -> list[Sample
                 event=info,
             )
         )
-    n, r = out[0], out[1]
-    log(
-        f"run {run} {LABELS[scenario]:<28} agree {info.get('agree_s')} s | naive: lost "
-        f"{n.lost_writes} stall {n.stall_s:.2f} s failed {n.failed} | recommended: lost "
-        f"{r.lost_writes} stall {r.stall_s:.2f} s failed {r.failed}"
+    each = " | ".join(
+        f"{x.client}: lost {x.lost_writes} stall {x.stall_s:.2f} s failed {x.failed}" for x in out
     )
+    log(f"run {run} {LABELS[scenario]:<28} agree {info.get('agree_s')} s | {each}")
     return out
 
 
@@ -272,6 +278,7 @@ def run_bench(
     runs: int = 5,
     rate: float = 1000,
     scenarios: tuple[str, ...] = SCENARIOS,
+    clients: tuple[str, ...] | None = None,
     out_dir: Path | None = Path("bench/results"),
     log: Log = print,
     down_after_ms: int = 3000,
@@ -290,6 +297,13 @@ def run_bench(
     lab = Lab(inv)
     started = datetime.now(UTC)
     info = machine()
+    skipped: dict[str, str] = {}
+    if clients is None:  # every client that can run here; the others said out loud
+        why = node_traffic.available()
+        clients = tuple(c for c in CLIENTS if c != "ioredis" or why is None)
+        if why:
+            skipped["ioredis"] = why
+            log(f"SKIPPED the ioredis client: {why}")
     samples: list[Sample] = []
     version = None
     try:
@@ -302,7 +316,7 @@ def run_bench(
         )
         for i in range(1, runs + 1):
             for sc in scenarios:
-                samples += one(lab, sc, i, rate, log)
+                samples += one(lab, sc, i, rate, log, clients)
     finally:
         lab.down()
         shutil.rmtree(state, ignore_errors=True)
@@ -321,6 +335,8 @@ def run_bench(
         },
         "runs": runs,
         "rate_per_client": rate,
+        "clients": list(clients),
+        "clients_skipped": skipped,
         "summary": summarize(samples),
         "samples": [asdict(s) for s in samples],
     }

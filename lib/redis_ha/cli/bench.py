@@ -90,12 +90,14 @@ def _footer(result: dict[str, Any]) -> None:
         "rate": "ops/s of each simulated client (default 1000)",
         "scenario": "only this scenario: sentinel-failover, failover-manual, crash, or "
         "switch-only (the switch without the runner) (repeatable; default the first three)",
+        "client": "only this client: naive, recommended (redis-py) or ioredis (Node) "
+        "(repeatable; default every one that can run here)",
         "out": OUT_HELP,
     },
-    iterable=["scenario"],
+    iterable=["scenario", "client"],
 )
 @expected_errors
-def failover(c, runs=5, rate=1000, scenario=None, out=None):
+def failover(c, runs=5, rate=1000, scenario=None, client=None, out=None):
     """Plain SENTINEL FAILOVER vs failover.manual vs a killed primary, under app traffic."""
     from redis_ha.bench import failover as fb
 
@@ -104,12 +106,22 @@ def failover(c, runs=5, rate=1000, scenario=None, out=None):
     unknown = [s for s in chosen if s not in known]
     if unknown:
         raise HAError(f"unknown scenario {unknown[0]!r} (choose: {', '.join(known)})")
+    clients = tuple(client) if client else None
+    bad = [x for x in clients or () if x not in fb.CLIENTS]
+    if bad:
+        raise HAError(f"unknown client {bad[0]!r} (choose: {', '.join(fb.CLIENTS)})")
+    if clients and "ioredis" in clients:
+        from redis_ha.lab import node_traffic
+
+        if why := node_traffic.available():
+            raise HAError(f"the ioredis client cannot run: {why}")
     if int(runs) < 1:
         raise HAError("--runs must be at least 1")
     result = fb.run_bench(
         runs=int(runs),
         rate=float(rate),
         scenarios=chosen,
+        clients=clients,
         out_dir=_out_dir(out),
         log=lambda m: ui.console.print(m, soft_wrap=True),
     )

@@ -1,0 +1,71 @@
+"""The app's own client: ioredis with the recommended settings (examples/ioredis/options.mjs)
+sees no failed request and loses no acknowledged write through failover.manual and through a
+primary crash. Real redis-server / redis-sentinel processes and a real Node process; skipped
+loudly where node or the example's node_modules are missing (scripts/setup installs them)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from redis_ha import facts as factsmod
+from redis_ha import health as healthmod
+from redis_ha.lab import node_traffic
+from redis_ha.lab.cluster import Lab
+from redis_ha.lab.node_traffic import NodeTraffic
+
+from .conftest import run_invoke
+
+pytestmark = pytest.mark.lab
+
+WHY = node_traffic.available()
+needs_node = pytest.mark.skipif(
+    WHY is not None, reason=f"SKIPPED: the ioredis client cannot run here: {WHY}"
+)
+
+
+def wait_healthy(lab: Lab, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not healthmod.assess(lab.inv, factsmod.gather(lab.inv)).healthy:
+        assert time.monotonic() < deadline, "the lab did not become healthy again"
+        time.sleep(0.3)
+
+
+@needs_node
+def test_ioredis_through_failover_manual_fails_nothing_and_loses_nothing(lab: Lab) -> None:
+    old = lab.current_primary().name
+    t = NodeTraffic(lab.inv, rate=500, keys=1000, prefix="ioredis-manual:").start()
+    try:
+        time.sleep(1.5)
+        r = run_invoke("failover.manual", "--yes", inventory=lab.inv.path, timeout=120)
+        time.sleep(1.5)
+    finally:
+        rep = t.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert lab.current_primary().name != old
+    assert rep.acked_writes > 1000, rep.to_dict()
+    assert rep.failed == 0, rep.errors
+    assert rep.missing_writes == 0, rep.to_dict()
+
+
+@needs_node
+def test_ioredis_through_a_primary_crash_fails_nothing_and_loses_nothing(lab: Lab) -> None:
+    old = lab.current_primary().name
+    t = NodeTraffic(lab.inv, rate=500, keys=1000, prefix="ioredis-crash:").start()
+    try:
+        time.sleep(1.5)
+        lab.stop(old, kill=True)
+        deadline = time.monotonic() + 30
+        while lab.current_primary().name == old:
+            assert time.monotonic() < deadline, "Sentinel did not fail over"
+            time.sleep(0.2)
+        time.sleep(1.5)
+    finally:
+        rep = t.stop()
+        lab.up(timeout=60)
+    wait_healthy(lab)
+    assert rep.acked_writes > 1000, rep.to_dict()
+    assert rep.failed == 0, rep.errors
+    assert rep.missing_writes == 0, rep.to_dict()
+    assert rep.write_stall_s > 0.5  # the crash was seen: writes waited for the new primary
