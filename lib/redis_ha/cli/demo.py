@@ -12,17 +12,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import task
-from rich.table import Table
 
 from redis_ha import ui
-from redis_ha.bench.failover import wait_agree, wait_settled
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.errors import LabError
-from redis_ha.lab.cluster import Lab
-from redis_ha.lab.traffic import Traffic
+
+if TYPE_CHECKING:  # imported where used: `status` should not load the lab and the bench
+    from rich.table import Table
+
+    from redis_ha.lab.cluster import Lab
 
 PROCEDURE_TIMEOUT_S = 120
 SHOW = ("✓", "✗", "writes paused on", "COMPLETED", "FAILED", "REFUSED", "error:")
@@ -52,6 +53,9 @@ def _event(
     lab: Lab, name: str, act: Any, rate: float, client: str, keys: int = 5000
 ) -> dict[str, Any]:
     """Run `act` under traffic; the app's view of it."""
+    from redis_ha.bench.failover import wait_settled
+    from redis_ha.lab.traffic import Traffic
+
     wait_settled(lab)
     t = Traffic(lab.inv, rate=rate, client=client, keys=keys, prefix="demo:")
     t.start()
@@ -77,6 +81,8 @@ def _event(
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     t = Table(title="What the app saw", title_justify="left")
     for col in ("event", "lost writes", "longest write stall", "failed requests", "hit rate after"):
         t.add_column(col, justify="left" if col == "event" else "right")
@@ -97,6 +103,9 @@ def _table(rows: list[dict[str, Any]]) -> Table:
 @expected_errors
 def demo(c, inventory=None, keep=False, rate=1000, client="recommended"):
     """Lab + app traffic: a planned switchover, then a crash and Sentinel's failover; a table."""
+    from redis_ha.bench.failover import wait_agree
+    from redis_ha.lab.cluster import Lab
+
     inv = load_inventory(inventory)
     lab = Lab(inv)  # refuses inventories without `lab: true`
     t0 = time.monotonic()

@@ -7,7 +7,6 @@ from typing import Any
 from invoke.exceptions import Exit
 
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
-from redis_ha.runner import run_playbook
 
 RUN_HELP = {
     "inventory": INVENTORY_HELP,
@@ -29,6 +28,8 @@ def run_procedure(
     resume: str | None = None,
 ) -> None:
     """Run a playbook by name (or path) as a task: raises invoke.Exit with the run's exit code."""
+    from redis_ha.runner import run_playbook  # here: `status` should not load the runner
+
     inv = load_inventory(inventory)
     code = run_playbook(
         name, inv, params=params or {}, dry_run=dry_run, yes=yes, resume=resume or None
