@@ -6,6 +6,7 @@ loudly where node or the example's node_modules are missing (scripts/setup insta
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -32,40 +33,53 @@ def wait_healthy(lab: Lab, timeout: float = 40.0) -> None:
         time.sleep(0.3)
 
 
-@needs_node
-def test_ioredis_through_failover_manual_fails_nothing_and_loses_nothing(lab: Lab) -> None:
-    old = lab.current_primary().name
-    t = NodeTraffic(lab.inv, rate=500, keys=1000, prefix="ioredis-manual:").start()
-    try:
-        time.sleep(1.5)
-        r = run_invoke("failover.manual", "--yes", inventory=lab.inv.path, timeout=120)
-        time.sleep(1.5)
-    finally:
-        rep = t.stop()
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert lab.current_primary().name != old
+def assert_nothing_failed_or_lost(rep: node_traffic.NodeReport) -> None:
     assert rep.acked_writes > 1000, rep.to_dict()
     assert rep.failed == 0, rep.errors
     assert rep.missing_writes == 0, rep.to_dict()
+
+
+def under_ioredis(lab: Lab, prefix: str, event: Callable[[], None]) -> node_traffic.NodeReport:
+    """`event` with the Node client writing 500/s from 1.5 s before to 1.5 s after it."""
+    t = NodeTraffic(lab.inv, rate=500, keys=1000, prefix=prefix).start()
+    try:
+        time.sleep(1.5)
+        event()
+        time.sleep(1.5)
+    finally:
+        rep = t.stop()
+    return rep
+
+
+@needs_node
+def test_ioredis_through_failover_manual_fails_nothing_and_loses_nothing(lab: Lab) -> None:
+    old = lab.current_primary().name
+    runs = []
+
+    def switch() -> None:
+        runs.append(run_invoke("failover.manual", "--yes", inventory=lab.inv.path, timeout=120))
+
+    rep = under_ioredis(lab, "ioredis-manual:", switch)
+    assert runs[0].returncode == 0, runs[0].stdout + runs[0].stderr
+    assert lab.current_primary().name != old
+    assert_nothing_failed_or_lost(rep)
 
 
 @needs_node
 def test_ioredis_through_a_primary_crash_fails_nothing_and_loses_nothing(lab: Lab) -> None:
     old = lab.current_primary().name
-    t = NodeTraffic(lab.inv, rate=500, keys=1000, prefix="ioredis-crash:").start()
-    try:
-        time.sleep(1.5)
+
+    def crash() -> None:
         lab.stop(old, kill=True)
         deadline = time.monotonic() + 30
         while lab.current_primary().name == old:
             assert time.monotonic() < deadline, "Sentinel did not fail over"
             time.sleep(0.2)
-        time.sleep(1.5)
+
+    try:
+        rep = under_ioredis(lab, "ioredis-crash:", crash)
     finally:
-        rep = t.stop()
         lab.up(timeout=60)
     wait_healthy(lab)
-    assert rep.acked_writes > 1000, rep.to_dict()
-    assert rep.failed == 0, rep.errors
-    assert rep.missing_writes == 0, rep.to_dict()
+    assert_nothing_failed_or_lost(rep)
     assert rep.write_stall_s > 0.5  # the crash was seen: writes waited for the new primary
