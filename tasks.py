@@ -64,3 +64,11 @@ ns.add_task(demo_cli.demo)
 from redis_ha.cli import incident as incident_cli  # noqa: E402
 
 ns.add_task(incident_cli.incident)
+
+# issue 13: monitoring (watch, Prometheus exporter, capacity, cost)
+from redis_ha.cli import monitor as monitor_cli  # noqa: E402
+
+ns.add_task(monitor_cli.watch)
+ns.add_task(monitor_cli.capacity)
+ns.add_task(monitor_cli.cost)
+ns.add_collection(monitor_cli.metrics)
