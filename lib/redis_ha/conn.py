@@ -52,10 +52,12 @@ def credential_problem(e: BaseException) -> str | None:
     """
     text = str(e) or type(e).__name__
     low = text.lower()
+    # Before the generic AuthenticationError: with no password, redis-py 8 gets NOAUTH, or for its
+    # HELLO "must be called with the client already authenticated", both as AuthenticationError.
+    if "noauth" in low or "authentication required" in low or "already authenticated" in low:
+        return "authentication required (no password configured?)"
     if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
         return "authentication failed (wrong password?)"
-    if "noauth" in low or "authentication required" in low:
-        return "authentication required (no password configured?)"
     if isinstance(e, redis.exceptions.NoPermissionError) or low.startswith("noperm"):
         return f"permission denied ({text.splitlines()[0]})"
     return None

@@ -86,8 +86,11 @@ def cannot_judge(facts: ClusterFacts) -> str | None:
     denied = [n for n in facts.nodes if n.denied]
     if not denied:
         return None
-    said = "; ".join(f"{n.name}: {n.error}" for n in denied)
-    return f"no node accepted the tool's credentials ({said})"
+    by_error: dict[str, list[str]] = {}
+    for n in denied:
+        by_error.setdefault(n.error or "refused", []).append(n.name)
+    said = "; ".join(f"{err} on {', '.join(names)}" for err, names in by_error.items())
+    return f"no node accepted the tool's credentials: {said}"
 
 
 def assess(inv: Inventory, facts: ClusterFacts) -> Health:

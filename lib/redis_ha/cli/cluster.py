@@ -34,7 +34,8 @@ def _unknown(json: bool, error: str, check: str | None) -> None:
     if json:
         ui.print_json({"level": healthmod.UNKNOWN, "error": error, "check": check, "exit": code})
     else:
-        ui.console.print(f"UNKNOWN  cannot judge: {error}" + (f"; check {check}" if check else ""))
+        line = f"UNKNOWN  cannot judge: {error}" + (f"; check {check}" if check else "")
+        ui.console.print(line, soft_wrap=True, markup=False)
     raise Exit(code=code)
 
 
