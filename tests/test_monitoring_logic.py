@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from redis_ha.errors import InventoryError
 from redis_ha.facts import NodeFacts
 from redis_ha.health import UNKNOWN, assess, cannot_judge
 from redis_ha.lab.ports import lab_inventory_dict
+from tests.conftest import ROOT, run_invoke
 from tests.test_health_logic import facts_for, inv
 
 # --- heartbeat -------------------------------------------------------------------------------
@@ -323,3 +325,46 @@ def test_record_keeps_one_row_per_week(tmp_path: Path) -> None:
     assert rows[0]["monthly_usd"] == "37.50"  # 31.50 + 6.00, no egress
     assert rows[0]["within_budget"] == "true"
     assert rows[0]["recorded_at"] == "2026-12-03T09:00:00+00:00"  # the later record won
+
+
+# --- the tasks' bad input and the cost task (no cluster needed) --------------------------------
+
+
+def test_cost_task_matches_the_documented_railway_prices(tmp_path: Path) -> None:
+    lab_yaml = ROOT / "inventories" / "lab.yaml"
+    r = run_invoke("cost", "--json", inventory=lab_yaml)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    # by hand, $10/GB and $20/vCPU a month: nodes 3 x (0.5*10 + 0.25*20) = 30.00,
+    # Sentinels 3 x (0.05*10 + 0.02*20) = 2.70; no egress; above the $5 Hobby fee
+    assert d["usage_usd"] == 32.7 and d["monthly_usd"] == 32.7
+    assert d["budget_usd"] == 60 and d["within_budget"] is True and d["headroom_usd"] == 27.3
+    assert d["prices"]["retrieved"] == "2026-12-03" and d["unsized"] == ["legacy"]
+    env = {"REDIS_HA_HOME": str(tmp_path)}
+    for replaced in (False, True):
+        r = run_invoke("cost", "--record", "--json", inventory=lab_yaml, env=env)
+        assert r.returncode == 0, r.stderr
+        rec = json.loads(r.stdout)["recorded"]
+        assert rec["replaced"] is replaced and rec["path"] == str(tmp_path / cost.HISTORY_FILE)
+    rows = list(csv.DictReader((tmp_path / cost.HISTORY_FILE).open()))
+    assert len(rows) == 1 and rows[0]["monthly_usd"] == "32.70"
+    r = run_invoke("cost", "--record", inventory=lab_yaml, env={"REDIS_HA_HOME": "/proc/nope"})
+    assert r.returncode == 1 and "cannot write the cost history" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (("watch", "--interval", "0"), "--interval must be more than 0"),
+        (("watch", "--interval", "fast"), "--interval must be a float"),
+        (("metrics.serve", "--port", "99999"), "--port must be between 1 and 65535"),
+        (("metrics.serve", "--port", "http"), "--port must be a whole number"),
+        (("capacity", "--window", "-1"), "--window must be more than 0"),
+    ],
+)
+def test_bad_options_are_one_line(args: tuple[str, ...], expect: str) -> None:
+    r = run_invoke(*args, inventory=ROOT / "inventories" / "lab.yaml")
+    assert r.returncode != 0
+    assert expect in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
