@@ -300,3 +300,36 @@ def test_health_writes_a_textfile_for_node_exporter(lab: Lab, tmp_path: Path) ->
     r = run_invoke("health", "--prometheus", "/nonexistent-dir/x.prom", inventory=lab.inv.path)
     assert r.returncode == 1 and "cannot write /nonexistent-dir/x.prom" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_watch_screen_at_a_terminal(lab: Lab) -> None:
+    """The rich live screen at a real terminal: frames refresh until --duration, then exit 0."""
+    import pexpect
+
+    c = primary_client(lab)
+    try:
+        c.set("watch-test:seed", "1")
+    finally:
+        c.close()
+    env = {**os.environ, "COLUMNS": "160", "LINES": "60", "NO_COLOR": "1"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "invoke", "watch", "--interval", "0.3", "--duration", "3"]
+        + ["--inventory", str(lab.inv.path)],
+        cwd=str(ROOT),
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(60, 160),
+    )
+    try:
+        child.expect(pexpect.EOF)
+        screen = child.before
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, screen[-2000:]
+    assert screen.count("Redis nodes (mymaster)") >= 3  # redrawn frame after frame
+    assert "Sentinel events (pub/sub, newest last)" in screen
+    assert "heartbeat: ok" in screen and " ms" in screen
+    r = run_invoke("watch", "--once", inventory=lab.inv.path)  # no terminal: one plain frame
+    assert r.returncode == 0 and r.stdout.count("Redis nodes (mymaster)") == 1

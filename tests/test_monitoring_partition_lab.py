@@ -5,37 +5,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from redis_ha import inventory
 from redis_ha.lab import partition
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import Traffic
 
 from .test_monitoring_lab import watch_once
+from .test_splitbrain_lab import plab, plab_session  # noqa: F401 - the partitionable lab fixtures
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def plab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    path = partition.write_partitionable_inventory(tmp_path_factory.mktemp("watchsplit"))
-    lab = Lab(inventory.load(path))
-    try:
-        lab.up(timeout=60)
-        yield lab
-    finally:
-        lab.down()
-        assert partition.proxy_pid(lab) is None
 
 
 def lags(frame: dict) -> dict[str, float | None]:
     return {r["name"]: r["lag_ms"] for r in frame["replicas"]}
 
 
-def test_a_cut_off_replica_reads_at_least_a_second_of_lag(plab: Lab) -> None:
+def test_a_cut_off_replica_reads_at_least_a_second_of_lag(plab: Lab) -> None:  # noqa: F811
     inv = plab.inv
     t = Traffic(inv, rate=1000, keys=2000, prefix="watch-split:")
     t.start()

@@ -67,15 +67,28 @@ def recommended_maxmemory(peak: int) -> int:
     return max(STEP, math.ceil(peak / TARGET_UTILIZATION / STEP) * STEP)
 
 
-def _mb(b: float) -> str:
-    return f"{b / 2**20:.0f} MB" if b < GIB else f"{b / GIB:.2f} GB"
+def human_bytes(b: float | None) -> str:
+    """'512 B', '12 KB', '384 MB', '1.00 GB'; '-' for no figure."""
+    if b is None:
+        return "-"
+    for unit, size in (("B", 1), ("KB", 2**10), ("MB", 2**20)):
+        if b < size * 1024:
+            return f"{b / size:.0f} {unit}"
+    return f"{b / GIB:.2f} GB"
+
+
+def hit_rate_since_start(stats: dict[str, float]) -> float | None:
+    """keyspace hits / (hits + misses) from INFO's counters; None before the first read."""
+    hits, misses = stats.get("keyspace_hits"), stats.get("keyspace_misses")
+    if hits is None or misses is None or hits + misses == 0:
+        return None
+    return round(hits / (hits + misses), 4)
 
 
 def node_capacity(
     n: NodeFacts, before: NodeFacts | None, window_s: float, disconnect_s: float
 ) -> NodeCapacity:
     st = n.stats
-    hits, misses = st.get("keyspace_hits"), st.get("keyspace_misses")
     rate: float | None = None
     if n.role == "master" and before is not None and before.offset is not None and n.offset:
         rate = max(0.0, (n.offset - before.offset) / window_s) if window_s > 0 else None
@@ -98,9 +111,7 @@ def node_capacity(
         keys=n.keys,
         evicted_keys=_int(st.get("evicted_keys")),
         fragmentation=st.get("mem_fragmentation_ratio"),
-        hit_rate=round(hits / (hits + misses), 4)
-        if hits is not None and misses is not None and hits + misses
-        else None,
+        hit_rate=hit_rate_since_start(st),
         backlog_bytes=backlog,
         write_rate_bps=None if rate is None else round(rate, 1),
         backlog_covers_s=covers,
@@ -140,7 +151,7 @@ def recommendations(inv: Inventory, cap: Capacity) -> list[str]:
         worst = max((n.utilization or 0) for n in limited)
         if worst > TARGET_UTILIZATION:
             out.append(
-                f"memory pressure: a node uses {worst:.0%} of maxmemory {_mb(mx)} "
+                f"memory pressure: a node uses {worst:.0%} of maxmemory {human_bytes(mx)} "
                 f"(policy {inv.settings.maxmemory_policy}); raise maxmemory and the service's "
                 "memory, or find what grew"
             )
@@ -148,8 +159,8 @@ def recommendations(inv: Inventory, cap: Capacity) -> list[str]:
             rec = recommended_maxmemory(peak)
             if rec < mx:
                 out.append(
-                    f"below {TARGET_UTILIZATION:.0%} utilization (peak {_mb(peak)} of "
-                    f"{_mb(mx)}): maxmemory {_mb(rec)} would keep the peak under "
+                    f"below {TARGET_UTILIZATION:.0%} utilization (peak {human_bytes(peak)} of "
+                    f"{human_bytes(mx)}): maxmemory {human_bytes(rec)} would keep the peak under "
                     f"{TARGET_UTILIZATION:.0%}; size every node alike (any replica may be "
                     "promoted) and leave room for the replication fork and client buffers"
                 )
@@ -161,10 +172,10 @@ def recommendations(inv: Inventory, cap: Capacity) -> list[str]:
         if n.full_resync_after_disconnect:
             need = recommended_backlog(n.write_rate_bps or 0, cap.disconnect_s)
             out.append(
-                f"{n.name}: the replication backlog ({_mb(n.backlog_bytes or 0)}) holds "
-                f"{n.backlog_covers_s} s of writes at {_mb(n.write_rate_bps or 0)}/s: a "
+                f"{n.name}: the replication backlog ({human_bytes(n.backlog_bytes or 0)}) holds "
+                f"{n.backlog_covers_s} s of writes at {human_bytes(n.write_rate_bps or 0)}/s: a "
                 f"{cap.disconnect_s:.0f} s disconnect forces a full resync; set "
-                f"repl-backlog-size to at least {_mb(need)}"
+                f"repl-backlog-size to at least {human_bytes(need)}"
             )
     return out
 

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
+from redis_ha.capacity import hit_rate_since_start, human_bytes
 from redis_ha.facts import ClusterFacts, NodeFacts
 from redis_ha.health import Health
 from redis_ha.heartbeat import BUDGET_S, Beat, Heartbeat, ReplicaLag, key
@@ -44,8 +45,7 @@ def hit_rate(n: NodeFacts, taken_at: float, prev: Counters) -> tuple[float | Non
         if dh + dm > 0:
             return round(dh / (dh + dm), 4), f"last {taken_at - before[0]:.1f} s"
         return None, f"no reads in the last {taken_at - before[0]:.1f} s"
-    total = hits + misses
-    return (round(hits / total, 4) if total else None), "since start"
+    return hit_rate_since_start(n.stats), "since start"
 
 
 def update_counters(facts: ClusterFacts, prev: Counters) -> None:
@@ -187,10 +187,9 @@ class Watcher:
 
 def _mem(n: dict[str, Any]) -> str:
     used, mx = n["used_memory"], n["maxmemory"]
-    if used is None:
-        return "-"
-    text = f"{used / 2**20:.1f} MB"
-    return f"{text} / {mx / 2**20:.0f} MB ({used / mx:.0%})" if mx else text
+    if used is None or not mx:
+        return human_bytes(used)
+    return f"{human_bytes(used)} / {human_bytes(mx)} ({used / mx:.0%})"
 
 
 def _lag(n: dict[str, Any]) -> str:
@@ -215,7 +214,7 @@ def render(frame: dict[str, Any], scroll: list[dict[str, Any]]) -> Group:
     )
     t = Table(box=box.SIMPLE, title_justify="left", title=f"Redis nodes ({frame['master_name']})")
     for col in ("node", "role", "link", "lag", "behind", "ops/s", "hit rate", "memory"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("node", "role", "lag"))
     t.add_column("clients", justify="right")
     t.add_column("keys", justify="right")
     for n in frame["nodes"]:
@@ -238,7 +237,7 @@ def render(frame: dict[str, Any], scroll: list[dict[str, Any]]) -> Group:
         )
     st = Table(box=box.SIMPLE, title="Sentinels", title_justify="left")
     for col in ("sentinel", "state", "names primary", "epoch", "flags"):
-        st.add_column(col)
+        st.add_column(col, no_wrap=col == "sentinel")
     feed = frame.get("sentinel_feed") or {}
     for s in frame["sentinels"]:
         state = "[green]up[/]" if s["up"] else f"[red]down[/] {s['error'] or ''}"

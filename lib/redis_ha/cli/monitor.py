@@ -104,12 +104,6 @@ def metrics_serve(c, port, inventory=None, bind="127.0.0.1", no_heartbeat=False)
         metricsmod.serve(inv, host=bind, port=p, heartbeat=not no_heartbeat, stop=stop, ready=ready)
 
 
-def _size(b: float | None) -> str:
-    if b is None:
-        return "-"
-    return f"{b / 2**20:.1f} MB" if b < 2**30 else f"{b / 2**30:.2f} GB"
-
-
 @task(
     help={
         "inventory": INVENTORY_HELP,
@@ -132,16 +126,16 @@ def capacity(c, inventory=None, window=1.0, disconnect=10.0, json=False):
         ui.print_json(cap.to_dict())
         return
     t = Table(title=f"Capacity ({inv.name})", title_justify="left")
-    cols = ("node", "role", "used / max", "peak", "keys", "evicted", "frag", "hit rate")
-    for col in (*cols, "backlog", "write rate", "backlog holds"):
-        t.add_column(col)
+    cols = ("node", "role", "used / max", "peak", "keys", "evicted", "frag", "hits")
+    for col in (*cols, "backlog", "writes", "holds"):
+        t.add_column(col, no_wrap=col in ("node", "role"))
     for n in cap.nodes:
         if not n.up:
             t.add_row(n.name, "[red]down[/]", *["-"] * 9)
             continue
-        used = _size(n.used_memory)
+        used = capmod.human_bytes(n.used_memory)
         if n.maxmemory:
-            used += f" / {_size(n.maxmemory)} ({n.utilization:.1%})"
+            used += f" / {capmod.human_bytes(n.maxmemory)} ({n.utilization:.1%})"
         holds = "-" if n.backlog_covers_s is None else f"{n.backlog_covers_s} s"
         if n.full_resync_after_disconnect:
             holds = f"[red]{holds}[/]"
@@ -149,13 +143,13 @@ def capacity(c, inventory=None, window=1.0, disconnect=10.0, json=False):
             n.name,
             "primary" if n.role == "master" else str(n.role),
             used,
-            _size(n.used_memory_peak),
+            capmod.human_bytes(n.used_memory_peak),
             str(n.keys),
             str(n.evicted_keys),
             "-" if n.fragmentation is None else f"{n.fragmentation:.2f}",
             "-" if n.hit_rate is None else f"{n.hit_rate:.1%}",
-            _size(n.backlog_bytes),
-            "-" if n.write_rate_bps is None else f"{_size(n.write_rate_bps)}/s",
+            capmod.human_bytes(n.backlog_bytes),
+            "-" if n.write_rate_bps is None else f"{capmod.human_bytes(n.write_rate_bps)}/s",
             holds,
         )
     ui.console.print(t)
