@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from redis_ha import heartbeat
+from redis_ha import watch as watchmod
 from redis_ha.conn import client
 from redis_ha.inventory import Inventory
 from redis_ha.lab.cluster import Lab
@@ -119,29 +120,37 @@ def test_watch_keeps_updating_through_failover_manual(lab: Lab) -> None:
 
 def test_heartbeat_while_writes_are_paused(lab: Lab) -> None:
     """A paused primary: the round says so in time, lag falls back to offsets, and the blocked
-    heartbeat is dropped rather than run when the pause ends."""
+    heartbeat is dropped rather than run when the pause ends.
+
+    The pause stays under down-after, as failover.manual's does: Sentinel's PING queues behind
+    its own paused PUBLISH on the same link, so a longer pause makes the Sentinels fail over.
+    """
+    pause_ms = lab.inv.settings.down_after_ms - 300
     c = primary_client(lab)
     key = heartbeat.key(lab.inv)
+    w = watchmod.Watcher(lab.inv, feed=False)
     try:
         c.set("watch-test:seed", "1")
-        watch_once(lab.inv)  # a beat to compare with
+        assert w.frame()["heartbeat"]["state"] == "ok"  # connections made, a beat to compare
         before = c.get(key)
-        c.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+        c.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
         t0 = time.monotonic()
-        f = watch_once(lab.inv)
+        f = w.frame()
         took = time.monotonic() - t0
+        assert took < pause_ms / 1000, took  # the frame did not wait for the pause to end
         assert f["heartbeat"]["state"] == "paused", f["heartbeat"]
         assert "writes paused" in f["heartbeat"]["note"]
         assert f["replicas"] and all(r["lag_source"] == "offsets" for r in f["replicas"])
         assert all(
             r["lag_note"].startswith("writes paused: lag from offsets") for r in f["replicas"]
         )
-        assert took < 2.5, took
-        time.sleep(max(0.0, 3.3 - (time.monotonic() - t0)))
+        time.sleep(max(0.0, pause_ms / 1000 + 0.3 - (time.monotonic() - t0)))
         assert c.get(key) == before  # nothing queued behind the pause
+        assert w.frame()["heartbeat"]["state"] == "ok"
     finally:
         c.execute_command("CLIENT", "UNPAUSE")
         c.close()
+        w.close()
 
 
 def test_heartbeat_when_writes_are_refused(lab: Lab) -> None:
@@ -211,9 +220,10 @@ def test_capacity_figures_match_the_nodes_info(lab: Lab) -> None:
     cap = json.loads(r.stdout)
     assert {n["name"] for n in cap["nodes"]} == {ep.name for ep in lab.inv.nodes}
 
-    def between(v: float, field: str, name: str) -> None:
+    def between(v: float, field: str, name: str, slack: float = 0.0) -> None:
+        """Within the two INFO readings taken around the task (plus `slack` of their spread)."""
         lo, hi = sorted((float(before[name][field]), float(after[name][field])))
-        assert lo <= v <= hi, (name, field, v, lo, hi)
+        assert lo * (1 - slack) <= v <= hi * (1 + slack), (name, field, v, lo, hi)
 
     for n in cap["nodes"]:
         name = n["name"]
@@ -222,9 +232,10 @@ def test_capacity_figures_match_the_nodes_info(lab: Lab) -> None:
         assert n["keys"] == a["dbsize"] == b["dbsize"]
         assert n["evicted_keys"] == a["evicted_keys"]
         assert n["backlog_bytes"] == a["repl_backlog_size"]
-        between(n["used_memory"], "used_memory", name)
-        between(n["used_memory_peak"], "used_memory_peak", name)
-        between(n["fragmentation"], "mem_fragmentation_ratio", name)
+        # used memory moves by a few KB with every client's buffers (the task's own too)
+        between(n["used_memory"], "used_memory", name, slack=0.02)
+        between(n["used_memory_peak"], "used_memory_peak", name, slack=0.02)
+        between(n["fragmentation"], "mem_fragmentation_ratio", name, slack=0.05)
         hits = (b["keyspace_hits"], a["keyspace_hits"])
         misses = (b["keyspace_misses"], a["keyspace_misses"])
         if sum(hits) + sum(misses):
