@@ -164,7 +164,12 @@ def test_unknown_exports_no_verdict_it_cannot_make(tmp_path: Path) -> None:
     rows = metrics.samples(i, f, assess(i, f))
     names = _names(rows)
     assert ("redis_ha_health_level", {}, 3.0) in rows
-    for absent in ("redis_ha_primary_up", "redis_ha_split_brain", "redis_ha_quorum_ok"):
+    for s in f.sentinels:  # the Sentinels refuse the same credentials
+        s.up, s.error = False, "authentication failed (wrong password?)"
+    rows = metrics.samples(i, f, assess(i, f))
+    names = _names(rows)
+    verdicts = ("redis_ha_primary_up", "redis_ha_split_brain", "redis_ha_quorum_ok")
+    for absent in (*verdicts, "redis_ha_sentinels_up", "redis_ha_sentinel_up"):
         assert absent not in names
     assert {r[2] for r in rows if r[0] == "redis_ha_node_denied"} == {1.0}
 

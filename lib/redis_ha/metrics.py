@@ -244,10 +244,12 @@ def samples(
             if beat.state in (hbmod.OK, hbmod.PAUSED, hbmod.REFUSED):
                 add(("redis_ha_writes_paused", {}, _b(beat.state == hbmod.PAUSED)))
                 add(("redis_ha_writes_refused", {}, _b(beat.state == hbmod.REFUSED)))
+    judged = health.level != healthmod.UNKNOWN  # else "0 Sentinels up" would be a false page
     epochs = []
     for s in facts.sentinels:
         sl = {"sentinel": s.name}
-        add(("redis_ha_sentinel_up", sl, _b(s.up)))
+        if judged:
+            add(("redis_ha_sentinel_up", sl, _b(s.up)))
         if feed is not None:
             add(("redis_ha_sentinel_feed_connected", sl, _b(feed.get(s.name, False))))
         if not s.up:
@@ -264,11 +266,11 @@ def samples(
             add(("redis_sentinel_master_sentinels", sl, float(s.num_other_sentinels + 1)))
     if epochs:
         add(("redis_ha_config_epoch", {}, float(max(epochs))))
-    add(("redis_ha_sentinels_up", {}, float(sum(s.up for s in facts.sentinels))))
     add(("redis_ha_sentinels_total", {}, float(len(inv.sentinels))))
     add(("redis_ha_quorum", {}, float(inv.settings.quorum)))
-    if health.level != healthmod.UNKNOWN:
+    if judged:
         drifts, unchecked = driftmod.find_drift(inv, facts)
+        add(("redis_ha_sentinels_up", {}, float(sum(s.up for s in facts.sentinels))))
         add(("redis_ha_primary_up", {}, _b(health.primary is not None and health.level != "down")))
         add(("redis_ha_quorum_ok", {}, _b(health.quorum_ok)))
         add(("redis_ha_sentinels_agree", {}, _b(health.sentinels_agree)))

@@ -74,6 +74,7 @@ def build_frame(
                 "address": n.address,
                 "up": n.up,
                 "error": n.error,
+                "denied": n.denied,
                 "role": n.role,
                 "primary": n.name == health.primary,
                 "replicating_from": n.replicating_from,
@@ -218,7 +219,8 @@ def render(frame: dict[str, Any], scroll: list[dict[str, Any]]) -> Group:
     t.add_column("clients", justify="right")
     t.add_column("keys", justify="right")
     for n in frame["nodes"]:
-        role = "[bold]primary[/]" if n["primary"] else (n["role"] or f"[red]down[/] {n['error']}")
+        down = "[magenta]denied[/]" if n["denied"] else "[red]down[/]"
+        role = "[bold]primary[/]" if n["primary"] else (n["role"] or f"{down} {n['error']}")
         if n["role"] == "master" and not n["primary"]:
             role = "[red]primary?[/]"
         link = {None: "-", True: "[green]up[/]", False: "[red]down[/]"}[n["link_up"]]
