@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis_ha import paths
 from redis_ha.errors import HAError, InventoryError
 from redis_ha.inventory import Inventory
 
-HOME_ENV = "REDIS_HA_HOME"
 HISTORY_FILE = "cost-history.csv"
 HISTORY_FIELDS = (
     "week",
@@ -199,8 +198,8 @@ def estimate(inv: Inventory, table: PriceTable | None = None) -> Estimate:
 
 
 def history_path() -> Path:
-    """Where `--record` writes: $REDIS_HA_HOME, else the current folder."""
-    return Path(os.environ.get(HOME_ENV) or ".") / HISTORY_FILE
+    """Where `--record` writes: $REDIS_HA_HOME, else the current folder (`paths.home()`)."""
+    return paths.home() / HISTORY_FILE
 
 
 def week_of(when: dt.datetime) -> str:

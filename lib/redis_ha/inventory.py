@@ -16,11 +16,12 @@ from typing import Any
 
 import yaml
 
+from redis_ha import control as controlmod
+from redis_ha import paths
 from redis_ha.errors import InventoryError
 
-DEFAULT_INVENTORY = "inventories/lab.yaml"
+DEFAULT_INVENTORY = "inventories/lab.yaml"  # under paths.home(), else the one shipped
 ENV_INVENTORY = "REDIS_HA_INVENTORY"
-CONTROL_BACKENDS = ("local", "ssh", "railway", "docker")
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -84,7 +85,7 @@ class Auth:
 
 @dataclass(frozen=True)
 class Inventory:
-    """A validated inventory. Paths are absolute (resolved against the file's folder)."""
+    """A validated inventory. Paths are absolute (resolved against `paths.anchor` of the file)."""
 
     path: Path
     name: str
@@ -187,9 +188,16 @@ def same_host(a: str, b: str) -> bool:
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
-    """The inventory to use: explicit path, else $REDIS_HA_INVENTORY, else the lab."""
-    chosen = path or os.environ.get(ENV_INVENTORY) or DEFAULT_INVENTORY
-    return Path(chosen)
+    """The inventory to use: explicit path, else $REDIS_HA_INVENTORY, else the lab's.
+
+    The lab's is `inventories/lab.yaml` in the home folder (the current one, or $REDIS_HA_HOME)
+    when there is one, else the lab inventory shipped with the package.
+    """
+    chosen = path or os.environ.get(ENV_INVENTORY)
+    if chosen:
+        return Path(chosen)
+    local = paths.home() / DEFAULT_INVENTORY
+    return local if local.exists() else paths.shipped("inventories") / "lab.yaml"
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Inventory:
@@ -253,7 +261,7 @@ _APP = {
 class _Validator:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.base = path.parent.resolve()
+        self.base = paths.anchor(path)
         self.problems: list[str] = []
 
     def bad(self, where: str, msg: str) -> None:
@@ -315,6 +323,7 @@ class _Validator:
         host = self.get(d, "host", where, str, required=True, check=_check_host)
         port = self.get(d, "port", where, int, required=True, check=_check_port)
         control = self.get(d, "control", where, dict, default={})
+        self.control_backend(control, f"{where}.control.backend")
         announce = self.get(d, "announce", where, str, check=_check_hostport)
         size = self.get(d, "size", where, dict, default={})
         if name is None or host is None or port is None:
@@ -327,6 +336,12 @@ class _Validator:
             announce=announce,
             size=dict(size),
         )
+
+    def control_backend(self, control: dict[str, Any], where: str) -> None:
+        """A `control.backend`, when given, is one of the registered backends (control/)."""
+        backend = control.get("backend")
+        if backend is not None and backend not in controlmod.names():
+            self.bad(where, f"must be one of {', '.join(controlmod.names())}, not {backend!r}")
 
     def endpoints(self, d: dict[str, Any], key: str, count_hint: str) -> tuple[Endpoint, ...]:
         raw = self.get(d, key, "(top)", list, required=True, default=[])
@@ -362,7 +377,7 @@ class _Validator:
             )
         env = self.get(d, "password_env", "auth", str)
         file = self.get(d, "password_file", "auth", str)
-        return Auth(password_env=env, password_file=(self.base / file) if file else None)
+        return Auth(password_env=env, password_file=(self.base / file).resolve() if file else None)
 
     def inventory(self, data: Any) -> Inventory | None:
         if data is None:
@@ -379,10 +394,8 @@ class _Validator:
         auth = self.auth(d.get("auth"))
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
-        control = self.get(d, "control", "(top)", dict, default={"backend": "local"})
-        backend = control.get("backend", "local")
-        if backend not in CONTROL_BACKENDS:
-            self.bad("control.backend", f"must be one of {', '.join(CONTROL_BACKENDS)}")
+        control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
+        self.control_backend(control, "control.backend")
         single = None
         if d.get("single") is not None:
             single = self.endpoint(d["single"], "single")
@@ -393,6 +406,8 @@ class _Validator:
             cb = app.get("config_backend")
             if cb is not None and cb not in APP_CONFIG_BACKENDS:
                 self.bad("app.config_backend", f"must be one of {', '.join(APP_CONFIG_BACKENDS)}")
+            if isinstance(app.get("env_file"), str) and app["env_file"]:  # anchored like the rest
+                app = {**app, "env_file": str((self.base / app["env_file"]).resolve())}
 
         seen: dict[str, str] = {}
         addrs: dict[tuple[str, int], str] = {}

@@ -17,7 +17,10 @@ from redis_ha.errors import HAError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-INVENTORY_HELP = "inventory file (default: $REDIS_HA_INVENTORY or inventories/lab.yaml)"
+INVENTORY_HELP = (
+    "inventory file (default: $REDIS_HA_INVENTORY, else inventories/lab.yaml here, else the lab "
+    "inventory shipped with the package)"
+)
 
 
 def load_inventory(path: str | None) -> inventory.Inventory:
