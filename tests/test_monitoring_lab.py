@@ -26,7 +26,7 @@ from redis_ha.inventory import Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import Traffic
 
-from .conftest import ROOT, run_invoke
+from .conftest import ROOT, run_invoke, spawn_invoke
 
 pytestmark = pytest.mark.lab
 
@@ -322,17 +322,7 @@ def test_watch_screen_at_a_terminal(lab: Lab) -> None:
         c.set("watch-test:seed", "1")
     finally:
         c.close()
-    env = {**os.environ, "COLUMNS": "160", "LINES": "60", "NO_COLOR": "1"}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "invoke", "watch", "--interval", "0.3", "--duration", "3"]
-        + ["--inventory", str(lab.inv.path)],
-        cwd=str(ROOT),
-        env=env,
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(60, 160),
-    )
+    child = spawn_invoke("watch", "--interval", "0.3", "--duration", "3", inventory=lab.inv.path)
     try:
         child.expect(pexpect.EOF)
         screen = child.before
