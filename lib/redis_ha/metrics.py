@@ -271,7 +271,13 @@ def samples(
     if judged:
         drifts, unchecked = driftmod.find_drift(inv, facts)
         add(("redis_ha_sentinels_up", {}, float(sum(s.up for s in facts.sentinels))))
-        add(("redis_ha_primary_up", {}, _b(health.primary is not None and health.level != "down")))
+        add(
+            (
+                "redis_ha_primary_up",
+                {},
+                _b(health.primary is not None and health.level != healthmod.DOWN),
+            )
+        )
         add(("redis_ha_quorum_ok", {}, _b(health.quorum_ok)))
         add(("redis_ha_sentinels_agree", {}, _b(health.sentinels_agree)))
         add(("redis_ha_split_brain", {}, _b(health.split_brain)))

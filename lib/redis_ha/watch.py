@@ -22,7 +22,7 @@ from redis_ha import health as healthmod
 from redis_ha.capacity import hit_rate_since_start, human_bytes
 from redis_ha.facts import ClusterFacts, NodeFacts
 from redis_ha.health import Health
-from redis_ha.heartbeat import BUDGET_S, Beat, Heartbeat, ReplicaLag, key
+from redis_ha.heartbeat import BUDGET_S, FAILED, Beat, Heartbeat, ReplicaLag, key
 from redis_ha.inventory import Inventory
 from redis_ha.sentinel_events import Event, fmt_ts
 from redis_ha.sentinel_feed import SentinelFeed
@@ -172,7 +172,7 @@ class Watcher:
         facts = factsmod.gather(self.inv, detail=False)
         health = healthmod.assess(self.inv, facts)
         if health.level == healthmod.UNKNOWN:
-            beat = Beat("failed", "cannot judge the cluster: no heartbeat")
+            beat = Beat(FAILED, f"cannot judge: check {self.inv.credential_source()}")
         else:
             beat = self.hb.measure(facts, health)
         events = self.feed.drain() if self.feed else []
