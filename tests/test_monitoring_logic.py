@@ -17,7 +17,7 @@ from redis_ha.facts import NodeFacts
 from redis_ha.health import UNKNOWN, assess, cannot_judge
 from redis_ha.lab.ports import lab_inventory_dict
 from tests.conftest import ROOT, run_invoke
-from tests.test_health_logic import facts_for, inv
+from tests.factories import healthy, lab_inv
 
 # --- heartbeat -------------------------------------------------------------------------------
 
@@ -60,8 +60,8 @@ def test_heartbeat_key_is_the_tools_own() -> None:
 
 
 def test_no_primary_writes_nothing(tmp_path: Path) -> None:
-    i = inv(tmp_path)
-    f = facts_for(i)
+    i = lab_inv(tmp_path)
+    f = healthy(i)
     for s in f.sentinels:
         s.up = False
     f.nodes[0].up = False
@@ -75,8 +75,8 @@ def test_no_primary_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_unknown_when_every_node_refuses_the_credentials(tmp_path: Path) -> None:
-    i = inv(tmp_path)
-    f = facts_for(i)
+    i = lab_inv(tmp_path)
+    f = healthy(i)
     for n in f.nodes:
         n.up, n.error, n.denied = False, "authentication failed (wrong password?)", True
     h = assess(i, f)
@@ -86,8 +86,8 @@ def test_unknown_when_every_node_refuses_the_credentials(tmp_path: Path) -> None
 
 
 def test_down_nodes_without_refusals_are_down_not_unknown(tmp_path: Path) -> None:
-    i = inv(tmp_path)
-    f = facts_for(i)
+    i = lab_inv(tmp_path)
+    f = healthy(i)
     for n in f.nodes:
         n.up, n.error = False, "connection refused (not running?)"
     assert cannot_judge(f) is None
@@ -97,8 +97,8 @@ def test_down_nodes_without_refusals_are_down_not_unknown(tmp_path: Path) -> Non
 
 
 def test_one_readable_node_is_enough_to_judge(tmp_path: Path) -> None:
-    i = inv(tmp_path)
-    f = facts_for(i)
+    i = lab_inv(tmp_path)
+    f = healthy(i)
     for n in f.nodes[1:]:
         n.up, n.denied, n.error = False, True, "authentication failed (wrong password?)"
     assert cannot_judge(f) is None and assess(i, f).level != UNKNOWN
@@ -125,8 +125,8 @@ def _names(rows: list[metrics.Sample]) -> set[str]:
 
 
 def test_samples_are_in_the_catalog_and_expose_cleanly(tmp_path: Path) -> None:
-    i = inv(tmp_path)
-    f = facts_for(i)
+    i = lab_inv(tmp_path)
+    f = healthy(i)
     for n in f.nodes:
         n.stats = {"keyspace_hits": 90.0, "keyspace_misses": 10.0, "connected_clients": 4.0}
     h = assess(i, f)
@@ -157,8 +157,8 @@ def test_samples_are_in_the_catalog_and_expose_cleanly(tmp_path: Path) -> None:
 
 
 def test_unknown_exports_no_verdict_it_cannot_make(tmp_path: Path) -> None:
-    i = inv(tmp_path)
-    f = facts_for(i)
+    i = lab_inv(tmp_path)
+    f = healthy(i)
     for n in f.nodes:
         n.up, n.denied, n.error = False, True, "authentication failed (wrong password?)"
     rows = metrics.samples(i, f, assess(i, f))
@@ -175,8 +175,8 @@ def test_unknown_exports_no_verdict_it_cannot_make(tmp_path: Path) -> None:
 
 
 def test_paused_writes_are_exported(tmp_path: Path) -> None:
-    i = inv(tmp_path)
-    f = facts_for(i)
+    i = lab_inv(tmp_path)
+    f = healthy(i)
     beat = heartbeat.Beat(heartbeat.PAUSED, "writes paused: ...", primary="redis-1")
     rows = metrics.samples(i, f, assess(i, f), beat=beat)
     assert ("redis_ha_writes_paused", {}, 1.0) in rows
@@ -204,8 +204,8 @@ def test_hit_rate_is_per_interval_once_there_is_a_previous_frame() -> None:
 
 
 def _cap_facts(tmp_path: Path, used: int, maxmemory: int, offsets: tuple[int, int]):
-    i = inv(tmp_path)
-    before, after = facts_for(i), facts_for(i)
+    i = lab_inv(tmp_path)
+    before, after = healthy(i), healthy(i)
     after.taken_at = before.taken_at + 2.0
     for f, off in ((before, offsets[0]), (after, offsets[1])):
         for n in f.nodes:
