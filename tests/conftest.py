@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 import redis
 
@@ -46,6 +47,26 @@ def run_invoke(
         input=input,
         env=full_env,
         stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+def spawn_invoke(
+    *args: str,
+    inventory: Path | str,
+    env: dict[str, str] | None = None,
+    rows: int = 60,
+    timeout: float = 30,
+) -> pexpect.spawn:
+    """Run `invoke ARGS` at a real terminal (pexpect), 160 columns wide, from the repo root."""
+    full_env = {**os.environ, "COLUMNS": "160", "LINES": str(rows), "NO_COLOR": "1", **(env or {})}
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "invoke", *args, "--inventory", str(inventory)],
+        cwd=str(ROOT),
+        env=full_env,
+        encoding="utf-8",
+        timeout=timeout,
+        dimensions=(rows, 160),
     )
 
 
