@@ -77,15 +77,19 @@ def test_health_fast_path_exit_codes_match_the_task(lab: Lab) -> None:
     assert "LOADED False False False" in loaded
 
 
-def test_bad_inventory_is_one_line_and_exit_1_without_invoke(tmp_path: object) -> None:
-    _, loaded = probe("health", "--inventory", "/nonexistent/inventory.yaml")
-    assert loaded.endswith("CODE 1"), loaded
-    p = subprocess.run(
-        [sys.executable, "-m", "redis_ha", "health", "-i", "/nonexistent/inventory.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert p.returncode == 1
-    assert p.stderr.strip() == "error: /nonexistent/inventory.yaml: inventory file not found"
-    assert "Traceback" not in p.stderr
+def test_bad_inventory_answers_as_the_task_does_without_invoke() -> None:
+    """status: one error line, exit 1; health: UNKNOWN, exit 3 (never "down"); no traceback."""
+    bad = "/nonexistent/inventory.yaml"
+    for cmd, code in (("status", 1), ("health", 3)):
+        _, loaded = probe(cmd, "--inventory", bad)
+        assert loaded == f"LOADED False False False CODE {code}", loaded
+        fast = subprocess.run(
+            [sys.executable, "-m", "redis_ha", cmd, "-i", bad],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        task = run_invoke(cmd, inventory=bad)
+        assert fast.returncode == task.returncode == code
+        assert (fast.stdout, fast.stderr.strip()) == (task.stdout, task.stderr.strip())
+        assert "Traceback" not in fast.stderr + fast.stdout

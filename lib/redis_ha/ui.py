@@ -37,7 +37,12 @@ def _get(name: str) -> Console:
     return made
 
 
-LEVEL_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "down": "bold red"}
+LEVEL_STYLE = {
+    "healthy": "bold green",
+    "degraded": "bold yellow",
+    "down": "bold red",
+    "unknown": "bold magenta",
+}
 
 
 def print_json(obj: Any) -> None:

@@ -31,6 +31,7 @@ def _build() -> dict[str, Any]:
         incident,
         journal,
         lab,
+        monitor,
         replica,
         rollback,
         runbooks,
@@ -53,6 +54,11 @@ def _build() -> dict[str, Any]:
         rollback.rollback,
         runbooks.runbooks,
         journal.journal,
+        # monitoring
+        monitor.watch,
+        monitor.metrics,
+        monitor.capacity,
+        monitor.cost,
         # configuration
         config.config,
         # lab, drills, benchmarks

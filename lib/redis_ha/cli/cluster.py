@@ -19,10 +19,16 @@ def status(c, inventory=None, json=False):
     quick.status(inventory, json)
 
 
-@task(help={"inventory": INVENTORY_HELP, "json": "print the verdict as JSON"})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "json": "print the verdict as JSON",
+        "prometheus": "also write the metrics to FILE (node_exporter textfile collector)",
+    }
+)
 @expected_errors
-def health(c, inventory=None, json=False):
-    """Print the health verdict; exit 0 healthy, 1 degraded, 2 down (for cron and alerting)."""
-    code = quick.health(inventory, json)
+def health(c, inventory=None, json=False, prometheus=None):
+    """Print the verdict; exit 0 healthy, 1 degraded, 2 down, 3 unknown (cron and alerting)."""
+    code = quick.health(inventory, json, prometheus)
     if code:
         raise Exit(code=code)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import inventory, ui
+from redis_ha.errors import InventoryError
 
 
 def status(inventory_path: str | None = None, as_json: bool = False) -> int:
@@ -24,11 +25,33 @@ def status(inventory_path: str | None = None, as_json: bool = False) -> int:
     return 0
 
 
-def health(inventory_path: str | None = None, as_json: bool = False) -> int:
-    """The health verdict; 0 healthy, 1 degraded, 2 down."""
-    inv = inventory.load(inventory_path or None)
+def _unknown(as_json: bool, error: str, check: str | None) -> int:
+    """UNKNOWN (exit 3): the tool cannot judge, so it must not say "down" (a false page)."""
+    code = healthmod.EXIT_CODES[healthmod.UNKNOWN]
+    if as_json:
+        ui.print_json({"level": healthmod.UNKNOWN, "error": error, "check": check, "exit": code})
+    else:
+        line = f"UNKNOWN  cannot judge: {error}" + (f"; check {check}" if check else "")
+        print(line, flush=True)
+    return code
+
+
+def health(
+    inventory_path: str | None = None, as_json: bool = False, prometheus: str | None = None
+) -> int:
+    """The verdict; 0 healthy, 1 degraded, 2 down, 3 unknown (and the metrics to `prometheus`)."""
+    try:
+        inv = inventory.load(inventory_path or None)
+    except InventoryError as e:
+        return _unknown(as_json, str(e), None)
     facts = factsmod.gather(inv, detail=False)
     h = healthmod.assess(inv, facts)
+    if prometheus:
+        from redis_ha import metrics  # prometheus_client only when asked for
+
+        metrics.write_textfile(prometheus, metrics.samples(inv, facts, h))
+    if h.level == healthmod.UNKNOWN:
+        return _unknown(as_json, h.problems[0], inv.credential_source())
     if as_json:
         ui.print_json(h.to_dict())
     else:
@@ -41,7 +64,8 @@ COMMANDS = {"status": status, "health": health}
 
 def fast_args(argv: list[str]) -> tuple[str, str | None, bool] | None:
     """(command, inventory, json) when `argv` is a plain `status`/`health` call this module can
-    answer alone; None for anything else (help, core flags, other tasks): invoke parses those."""
+    answer alone; None for anything else (help, core flags, --prometheus, other tasks): invoke
+    parses those."""
     if not argv or argv[0] not in COMMANDS:
         return None
     inv, as_json, rest = None, False, argv[1:]
