@@ -157,9 +157,20 @@ def test_steer_plan_shows_and_records_the_rival_it_moves_back() -> None:
     assert plan.record == {"priority_restore": {"redis-2": 100, "redis-3": 1}}
 
 
-def test_steer_without_target_is_a_noop_and_records_nothing() -> None:
-    plan = fo.plan_steer(of(INV, facts()))
-    assert plan.is_noop and plan.record == {}
+def test_without_target_the_tool_chooses_and_steers_the_same_replica_in_both_plans() -> None:
+    """No --to: the lowest priority, then the first name; the switch (planned after the steer
+    changed priorities, or before it in the dry run) follows that same replica's INFO phase."""
+    v = of(INV, facts())
+    assert fo.default_target(v) == "redis-2"
+    steer = fo.plan_steer(v)
+    assert ("redis-2", "CONFIG SET replica-priority 1") in steer.key()
+    after = of(INV, facts(**{"redis-2.replica_priority": 1}))
+    for view in (v, after):
+        sw = fo.plan_switch(view)
+        assert sw.params["to"] == "redis-2"
+        assert sw.params["phase_of"] == ["{}:{}".format(*INV.node("redis-2").announced)]
+    assert fo.plan_switch(v).key() == fo.plan_switch(after).key()
+    assert fo.default_target(of(INV, facts(**{"redis-3.replica_priority": 1}))) == "redis-3"
 
 
 def test_steer_apply_stops_at_the_first_failed_change(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +213,7 @@ def test_restore_priority_keeps_only_what_it_could_not_restore(
 def test_switch_plan_holds_every_value_of_the_loop() -> None:
     plan = fo.plan_switch(of(INV, facts()))
     p = plan.params
-    assert (p["old"], p["to"], p["via"]) == ("redis-1", None, INV.sentinels[-1].name)
+    assert (p["old"], p["to"], p["via"]) == ("redis-1", "redis-2", INV.sentinels[-1].name)
     assert p["replicas"] == ["redis-2", "redis-3"]
     assert p["pause_ms"] == fo.pause_for(INV, facts())
     assert p["failover_timeout_ms"] == INV.settings.failover_timeout_ms

@@ -47,6 +47,7 @@ MARGIN_S = 0.5  # give up waiting for promotion this long before the pause would
 INFO_PERIOD_MS = 10000  # SENTINEL_INFO_PERIOD: the cycle before the failover starts
 FAILOVER_INFO_PERIOD_MS = 1000  # the cycle once it has started
 AIM_INFO_AGE_MS = 780  # hit unless 2 ticks take > 220 ms; measured: a miss at 921, hits at 793-891
+OVERSLEPT_MS = 40  # woken later than this past the aim: wait for the next reply instead
 PHASE_SLACK_MS = 1000  # the next INFO reply may come this late (timer jitter, a busy Sentinel)
 PROMOTED = "<the promoted replica>"  # who Sentinel promotes is only known at apply time
 # Test hook: seconds to sleep right after pausing writes, so a test can SIGKILL the tool there.
@@ -131,11 +132,26 @@ def preflight_ok(view: View, to: str | None = None) -> Outcome:
 # --- steering Sentinel's choice ----------------------------------------------------------------
 
 
+def default_target(view: View) -> str | None:
+    """The replica to switch to when the operator names none: the promotable in-sync replica
+    with the lowest replica-priority, then the first by name (what Sentinel would prefer).
+
+    It is steered like a `--to` target, because a switch can be timed to Sentinel's INFO cycle
+    only for a replica known in advance: left to choose, Sentinel prefers the replica with the
+    highest offset *it last read*, and under traffic that is the one whose INFO it refreshed on
+    the failover's first tick, before `REPLICAOF NO ONE`, which costs a whole INFO period."""
+    ok = [n for n in view.health.in_sync_replicas if promotable(view, n) is None]
+    prio = {n: view.node(n).replica_priority or view.inv.settings.replica_priority for n in ok}
+    return min(ok, key=lambda n: (prio[n], n)) if ok else None
+
+
 def plan_steer(view: View, to: str | None = None, wait_s: float = STEER_WAIT_S) -> Plan:
-    """Give `to` the lowest replica-priority (and rivals as preferred the default) so Sentinel
-    promotes it; record the priorities to put back. From the preflight round's view."""
+    """Give `to` (else `default_target`) the lowest replica-priority (and rivals as preferred
+    the default) so Sentinel promotes it; record the priorities to put back. From the preflight
+    round's view."""
+    to = to or default_target(view)
     if not to:
-        return noop("failover.steer", "no --to: Sentinel picks the replica")
+        return noop("failover.steer", "no promotable in-sync replica to steer to")
     inv = view.inv
     inv.node(to)
     primary = view.primary().name
@@ -372,6 +388,9 @@ def plan_switch(
     old = view.primary().name
     if to:
         inv.node(to)
+    chosen = "steered"
+    if not to:
+        to, chosen = default_target(view), "chosen by the tool and steered"
     down_after = down_after_ms(inv, view.facts)
     if pause_ms is None:
         pause_ms = pause_for(inv, view.facts)
@@ -379,7 +398,7 @@ def plan_switch(
         check_pause(pause_ms, down_after)
     replicas = sorted(view.health.in_sync_replicas)
     leader = choose_via(inv, view.facts, via).name
-    who = f"{to} (steered)" if to else f"Sentinel's choice among {', '.join(replicas)}"
+    who = f"{to} ({chosen})" if to else f"Sentinel's choice among {', '.join(replicas)}"
     m = inv.master_name
     phase_of = [to] if to else replicas
     wait_max_s = (INFO_PERIOD_MS + PHASE_SLACK_MS) / 1000
@@ -485,7 +504,10 @@ def follow_info_phase(
         if wait is not None:
             time.sleep(wait)
             done = time.monotonic()
-            return Phase(round(done - t0, 3), round((done - last) * 1000), on_time=True)
+            age = (done - last) * 1000
+            if age <= aim_ms + OVERSLEPT_MS:
+                return Phase(round(done - t0, 3), round(age), on_time=True)
+            now = done  # overslept (a busy machine): this cycle's moment has passed
         if now - t0 > wait_max_s:
             return Phase(round(now - t0, 3), round((now - last) * 1000), on_time=False)
         # sleep until 0.2 s before the reply is due, then poll
