@@ -25,10 +25,10 @@ export function sentinelOptions({ sentinels, name, password, sentinelPassword, u
     // Failover detection: subscribe to +switch-master on the Sentinels and reconnect at once,
     // instead of waiting for the old primary to close the connection or refuse a write.
     failoverDetector: true,
-    // Reconnect strategy (to the primary, and to the Sentinels): the first at once (a switchover
-    // drops the connection on purpose: the new primary is already named), then 50 ms more per
-    // attempt, at most 1 s.
-    retryStrategy: (times) => (times === 1 ? 0 : Math.min(50 * times, 1000)),
+    // Reconnect strategy (to the primary, and to the Sentinels): 50 ms more per attempt, at most
+    // 1 s. Not 0 for the first: measured, an immediate first reconnect after a crash burnt the
+    // per-request retries in a loop (7165 failed requests instead of 0).
+    retryStrategy: (times) => Math.min(50 * times, 1000),
     sentinelRetryStrategy: (times) => Math.min(100 * times, 1000),
     reconnectOnError,
     // Commands issued while (re)connecting wait in the offline queue, in order...

@@ -10,7 +10,8 @@ from redis_ha.cli.procedures import RUN_HELP, run_procedure
 @task(
     help={
         **RUN_HELP,
-        "to": "replica to promote, by inventory name (default: Sentinel chooses)",
+        "to": "replica to promote, by inventory name (default: the in-sync replica with the "
+        "lowest replica-priority, then the first by name)",
         "via": "Sentinel to send SENTINEL FAILOVER to (default: the last one listed)",
     }
 )
