@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 
 from redis_ha import control, inventory
 from redis_ha.conn import client
@@ -26,6 +27,9 @@ from redis_ha.control import Control, ControlError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import lab_inventory_dict, write_lab_inventory
+from redis_ha.render import redis_conf, write_private
+
+from .sshd_rig import lab_commands, sshd
 
 
 @dataclass
@@ -61,9 +65,35 @@ def lab_rig(tmp_path: Path) -> Iterator[Rig]:
         lab.down()
 
 
-# Issue 12 adds a rig per backend: ssh (an sshd on 127.0.0.1), docker (a network the test
-# creates), railway (a stand-in CLI on PATH).
-RIGS: dict[str, Callable[[Path], Any]] = {"lab": lab_rig}
+@contextmanager
+def ssh_rig(tmp_path: Path) -> Iterator[Rig]:
+    """The same processes driven through a real sshd on 127.0.0.1 (tests/sshd_rig.py)."""
+    with sshd(tmp_path) as server:
+        d = lab_inventory_dict(tmp_path, single=False, min_replicas_to_write=0)
+        path = tmp_path / "inventory.yaml"
+        d["control"] = {
+            "backend": "ssh",
+            "ssh": server.ssh_options(),
+            "commands": lab_commands(Path(d["lab_dir"]), path),
+        }
+        path.write_text(yaml.safe_dump(d))
+        inv = inventory.load(path)
+        lab = Lab(inv)
+        password = lab.ensure_password()
+        for n in inv.nodes:  # the "remote" config files the commands start from
+            folder = lab.proc_dir(n.name)
+            write_private(
+                lab.conf(n.name),
+                redis_conf(inv, n, data_dir=folder, replicaof=None, password=password),
+            )
+        try:
+            yield Rig(inv, control.for_node(inv, inv.nodes[0]))
+        finally:
+            lab.down()
+
+
+# Issue 12 adds a rig per backend: docker (a network the test creates) comes with it.
+RIGS: dict[str, Callable[[Path], Any]] = {"lab": lab_rig, "ssh": ssh_rig}
 PLACEHOLDERS = [n for n in control.backends() if not control.backend_class(n).implemented]
 
 

@@ -68,7 +68,9 @@ def systemd_unit(inv: Inventory, node: Endpoint, **kw: str) -> str:
         )
         lines.append(f"EnvironmentFile=-{conf_dir}/password.env")
     lines += [
-        f"ExecStart={exec_start(inv, node, **kw)}",
+        "# Extra redis-server arguments a procedure sets for the next start (the ssh backend)",
+        f"EnvironmentFile=-/run/redis-ha/{node.name}.env",
+        f"ExecStart={exec_start(inv, node, **kw)} $REDIS_HA_ARGS",
         "Restart=always",
         "RestartSec=1",
         "LimitNOFILE=65535",
