@@ -259,6 +259,7 @@ SSH_COMMANDS: dict[str, tuple[str, ...]] = {
 }
 _APP = {
     "config_backend",
+    "environment",
     "env_file",
     "service",
     "health_url",

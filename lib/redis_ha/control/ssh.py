@@ -4,9 +4,9 @@ Every command is a template the inventory may replace (`control.commands`, node 
 `{name}` (the node), `{unit}` (`control.ssh.unit`, default `redis-ha-{name}`), `{port}`,
 `{lines}` (log reads) and `{args}`: the extra redis-server arguments a procedure needs from the
 node's first instant (`--replicaof h p --replica-priority 0`, shell-quoted words), which the
-systemd default hands to the unit through `/run/redis-ha/{name}.env` (`$REDIS_HA_ARGS`, read by
-the units `config.render-units` writes). Literal braces in a command are doubled (`{{ }}`).
-The backend does not trust a command's exit alone:
+systemd default hands to the unit through `/run/redis-ha/{name}.env` (`$REDIS_HA_ARGS`, which
+redis_ha.safestart appends; the units `config.render-units` writes read that file). Literal
+braces in a command are doubled (`{{ }}`). The backend does not trust a command's exit alone:
 `start` returns once the node answers the Redis protocol, `stop` once the process is gone and
 the port refuses, both within `control.ssh.start_timeout` / `stop_timeout`.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import shlex
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import redis
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut
 
-from redis_ha.control.base import Control, ControlError
+from redis_ha.control.base import Control, ControlError, server_words, wait_until
 from redis_ha.inventory import Endpoint, Inventory, hostspec
 
 # The systemd defaults. `restart` empty: the stop command, then the start command (so new
@@ -276,26 +275,17 @@ class SshControl(Control):
 
     def _wait(self, node: Endpoint, key: str, default: float, done: Any, what: str) -> None:
         timeout = float(options(self.inv, node).get(key, default))
-        deadline = time.monotonic() + timeout
-        while not done():
-            if time.monotonic() > deadline:
-                raise ControlError(
-                    f"{node.name}: did not {what} within {timeout:g} s after the {what} command "
-                    f"({target(self.inv, node)}); look at its log",
-                    code=3,
-                )
-            time.sleep(0.05)
+        wait_until(
+            done,
+            timeout,
+            f"{node.name}: did not {what} within {timeout:g} s after the {what} command "
+            f"({target(self.inv, node)}); look at its log",
+        )
 
 
 def server_args(replicaof: Endpoint | None, overrides: dict[str, str]) -> str:
     """The extra redis-server arguments as shell-quoted words (`{args}` of the commands)."""
-    args: list[str] = []
-    if replicaof is not None:
-        host, port = replicaof.announced
-        args += ["--replicaof", host, str(port)]
-    for key, value in overrides.items():
-        args += [f"--{key}", value]
-    return shlex.join(args)
+    return shlex.join(server_words(replicaof, overrides))
 
 
 def _answers(inv: Inventory, node: Endpoint) -> bool:
