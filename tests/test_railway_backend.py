@@ -120,7 +120,7 @@ def test_unknown_service_and_missing_token_are_one_line(
 
 
 def test_procedure_with_an_unknown_service_stops_in_one_line(rig: Rig, tmp_path: Path) -> None:
-    """Through the CLI: replica.diagnose reads the node's log through the backend."""
+    """Through the CLI: replica.rebuild's preflight asks the backend (node.controllable)."""
     ctl, a, b = rig.ctl, rig.a, rig.b
     ctl.start(a, safe=False)
     ctl.start(b, replicaof=a)
@@ -128,10 +128,12 @@ def test_procedure_with_an_unknown_service_stops_in_one_line(rig: Rig, tmp_path:
     text = path.read_text().replace("service: svc-redis-2", "service: svc-gone")
     path.write_text(text)
     before = client(rig.inv, b).info("server")["run_id"]
-    r = run_invoke("replica.diagnose", "--node", "redis-2", inventory=path)
+    r = run_invoke("replica.rebuild", "--node", "redis-2", "--force", "--yes", inventory=path)
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "Traceback" not in out, out[-2000:]
-    assert "Service 'svc-gone' not found" in out, out[-2000:]
+    line = "guard node.controllable: redis-2: `railway service status --service svc-gone"
+    assert line in out and "Service 'svc-gone' not found" in out, out[-2000:]
+    assert "REFUSED" in out, out[-2000:]
     assert client(rig.inv, b).info("server")["run_id"] == before
 
 

@@ -77,3 +77,9 @@ def run(
 def scope(service: str, environment: str | None) -> list[str]:
     """`--service S [--environment E]`: which service of which environment a command means."""
     return ["--service", service, *(["--environment", environment] if environment else [])]
+
+
+def set_variable(key: str, scope: list[str]) -> list[str]:
+    """Set `key` from stdin (never on the command line), deploying nothing: the caller decides
+    when the service restarts with it."""
+    return ["variable", "set", key, "--stdin", *scope, "--skip-deploys"]

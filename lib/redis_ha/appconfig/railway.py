@@ -82,15 +82,7 @@ class RailwayBackend:
         for key, value in changes.items():
             if value is None:
                 continue
-            self._run(
-                "variable",
-                "set",
-                key,
-                "--stdin",
-                *self._scope(),
-                "--skip-deploys",
-                stdin=value + "\n",
-            )
+            self._run(*railway_cli.set_variable(key, self._scope()), stdin=value + "\n")
         current = None
         for key, value in changes.items():
             if value is not None:

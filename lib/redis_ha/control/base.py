@@ -84,6 +84,16 @@ class Control:
         safe: bool | None = None,
     ) -> None:
         """Stop (if running) then start: without persistence the node comes back empty."""
+        self._restart(node, replicaof, dict(overrides or {}), safe)
+
+    def _restart(
+        self,
+        node: Endpoint,
+        replicaof: Endpoint | None,
+        overrides: dict[str, str],
+        safe: bool | None,
+    ) -> None:
+        """What `restart` does on this platform; by default `stop` (if running), then `start`."""
         if self.is_running(node):
             self.stop(node)
         self.start(node, replicaof=replicaof, overrides=overrides, safe=safe)

@@ -69,24 +69,22 @@ class RailwayControl(Control):
     ) -> None:
         self._deploy(node, replicaof, overrides, safe)
 
-    def restart(
+    def _restart(
         self,
         node: Endpoint,
-        *,
-        replicaof: Endpoint | None = None,
-        overrides: dict[str, str] | None = None,
-        safe: bool | None = None,
+        replicaof: Endpoint | None,
+        overrides: dict[str, str],
+        safe: bool | None,
     ) -> None:
         """A plain restart keeps the deployment's variables; new arguments take a redeploy."""
-        if replicaof is None and not overrides and safe is not False and self.is_running(node):
+        if replicaof is None and not overrides and safe is None and self.is_running(node):
             before = self._run_id(node)
             self._cli(node, "restart", *self._scope(node), "--yes")
             self._wait(
                 node, START_TIMEOUT, "restart", lambda: self._run_id(node) not in (None, before)
             )
             return
-        self.stop(node)
-        self._deploy(node, replicaof, overrides or {}, True if safe is None else safe)
+        super()._restart(node, replicaof, overrides, safe)
 
     def _deploy(
         self, node: Endpoint, replicaof: Endpoint | None, overrides: dict[str, str], safe: bool
@@ -108,16 +106,7 @@ class RailwayControl(Control):
         self._set(node, "REDIS_HA_BOOTSTRAP", "")
 
     def _set(self, node: Endpoint, key: str, value: str) -> None:
-        self._cli(
-            node,
-            "variable",
-            "set",
-            key,
-            "--stdin",
-            *self._scope(node),
-            "--skip-deploys",
-            stdin=value + "\n",
-        )
+        self._cli(node, *railway_cli.set_variable(key, self._scope(node)), stdin=value + "\n")
 
     def log_tail(self, node: Endpoint, lines: int = 200) -> list[str] | None:
         if lines <= 0:

@@ -244,18 +244,18 @@ class SshControl(Control):
         which = "start_safe" if safe and self._commands(node)["start_safe"] else "start"
         return self._command(node, which, args=server_args(replicaof, overrides))
 
-    def restart(
+    def _restart(
         self,
         node: Endpoint,
-        *,
-        replicaof: Endpoint | None = None,
-        overrides: dict[str, str] | None = None,
-        safe: bool | None = None,
+        replicaof: Endpoint | None,
+        overrides: dict[str, str],
+        safe: bool | None,
     ) -> None:
+        """The `restart` command when the inventory gives one, else stop then start."""
         if not self._commands(node)["restart"]:
-            super().restart(node, replicaof=replicaof, overrides=overrides, safe=safe)
+            super()._restart(node, replicaof, overrides, safe)
             return
-        args = server_args(replicaof, overrides or {})
+        args = server_args(replicaof, overrides)
         self.run(node, self._command(node, "restart", args=args))
         self._wait(node, "start_timeout", 60.0, lambda: _answers(self.inv, node), "answer")
 
