@@ -21,6 +21,7 @@ from redis_ha.errors import InventoryError
 DEFAULT_INVENTORY = "inventories/lab.yaml"
 ENV_INVENTORY = "REDIS_HA_INVENTORY"
 CONTROL_BACKENDS = ("local", "ssh", "railway", "docker")
+SERVER_KINDS = ("redis", "valkey")  # what `lab_server` may name besides a folder (lab/binaries.py)
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -96,6 +97,7 @@ class Inventory:
     control: dict[str, Any]
     single: Endpoint | None = None
     app: dict[str, Any] = field(default_factory=dict)
+    lab_server: str | None = None  # redis, valkey, or a folder of binaries (lab/binaries.py)
 
     def node(self, name: str) -> Endpoint:
         """The Redis node called `name`, or a clear error listing the known ones."""
@@ -211,6 +213,7 @@ _TOP = {
     "name",
     "lab",
     "lab_dir",
+    "lab_server",
     "master_name",
     "auth",
     "nodes",
@@ -354,6 +357,9 @@ class _Validator:
         auth = self.auth(d.get("auth"))
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
+        lab_server = self.get(d, "lab_server", "(top)", str, check=_check_server)
+        if lab_server and lab_server not in SERVER_KINDS:
+            lab_server = str((self.base / lab_server).resolve())  # a folder, like lab_dir
         control = self.get(d, "control", "(top)", dict, default={"backend": "local"})
         backend = control.get("backend", "local")
         if backend not in CONTROL_BACKENDS:
@@ -408,6 +414,7 @@ class _Validator:
             control=dict(control),
             single=single,
             app=dict(app),
+            lab_server=lab_server,
         )
 
 
@@ -462,6 +469,12 @@ def _check_port(v: int) -> str | None:
     if not 1 <= v <= 65535:
         return f"{v} is not a valid port (1-65535)"
     return None
+
+
+def _check_server(v: str) -> str | None:
+    if v in SERVER_KINDS or (v.strip() and "/" in v):
+        return None
+    return f"{v!r} is not {' or '.join(SERVER_KINDS)} nor a folder path"
 
 
 def _check_nonneg(v: int) -> str | None:

@@ -34,6 +34,7 @@ from redis_ha.inventory import Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
 from redis_ha.lab.traffic import Traffic
+from redis_ha.servers import coordinated_failover, label
 
 SCENARIOS = ("sentinel-failover", "failover-manual", "crash")
 LABELS = {
@@ -229,8 +230,12 @@ def run_bench(
     log: Log = print,
     down_after_ms: int = 3000,
     failover_timeout_ms: int = 10000,
+    server: str | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark on a fresh lab of its own; returns (and writes) the result object."""
+    """Run the benchmark on a fresh lab of its own; returns (and writes) the result object.
+
+    `server` picks the binaries (redis, valkey or a folder; lab/binaries.py).
+    """
     state = Path(tempfile.mkdtemp(prefix="bench-failover-"))
     inv = inventory.load(
         write_lab_inventory(
@@ -240,14 +245,18 @@ def run_bench(
             single=False,
         )
     )
-    lab = Lab(inv)
+    lab = Lab(inv, server=server)
     started = datetime.now(UTC)
     info = machine()
     samples: list[Sample] = []
-    version = None
+    served, coordinated = None, None
     try:
         lab.up(timeout=60)
-        version = factsmod.gather(inv, detail=False).nodes[0].version
+        cf = factsmod.gather(inv)
+        served = label(cf.nodes[0].server, cf.nodes[0].version)
+        coordinated = coordinated_failover(cf)
+        has = "available" if coordinated.available else "absent"
+        log(f"server {served}; coordinated SENTINEL FAILOVER {has}: {coordinated.reasons[0]}")
         log(
             f"bench lab up on ports {', '.join(str(n.port) for n in inv.nodes)} "
             f"(down-after {down_after_ms} ms); {runs} run(s) x {len(scenarios)} scenario(s), "
@@ -263,7 +272,8 @@ def run_bench(
         "bench": "failover",
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
-        "machine": {**info, "redis": version},
+        "machine": {**info, "server": served},
+        "coordinated_failover": coordinated.to_dict() if coordinated else None,
         "settings": {
             "down_after_ms": down_after_ms,
             "failover_timeout_ms": failover_timeout_ms,

@@ -14,6 +14,7 @@ from rich.table import Table
 from redis_ha import ui
 from redis_ha.cli.common import expected_errors
 from redis_ha.errors import HAError
+from redis_ha.lab.binaries import SERVER_HELP
 
 
 def _fmt(stat: dict[str, Any], unit: str = "", digits: int = 2) -> str:
@@ -31,7 +32,8 @@ def failover_table(result: dict[str, Any]) -> Table:
     """The bench.failover summary: median / max per scenario and client."""
     t = Table(
         title=(
-            f"Failover benchmark: {result['runs']} run(s), {result['rate_per_client']:g} ops/s "
+            f"Failover benchmark on {result['machine'].get('server') or 'redis'}: "
+            f"{result['runs']} run(s), {result['rate_per_client']:g} ops/s "
             f"per client, down-after {result['settings']['down_after_ms']} ms  (median / max)"
         ),
         title_justify="left",
@@ -69,7 +71,8 @@ def _footer(result: dict[str, Any]) -> None:
     """What the figures were measured on, how long it took, where the JSON went."""
     m = result["machine"]
     ui.console.print(
-        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
+        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, "
+        f"{m.get('server') or 'Redis ' + str(m.get('redis'))}, "
         f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
     )
 
@@ -81,11 +84,12 @@ def _footer(result: dict[str, Any]) -> None:
         "scenario": "only this scenario: sentinel-failover, failover-manual or crash "
         "(repeatable; default all three)",
         "out": "folder for the result JSON (default bench/results)",
+        "server": SERVER_HELP,
     },
     iterable=["scenario"],
 )
 @expected_errors
-def failover(c, runs=5, rate=1000, scenario=None, out="bench/results"):
+def failover(c, runs=5, rate=1000, scenario=None, out="bench/results", server=None):
     """Plain SENTINEL FAILOVER vs failover.manual vs a killed primary, under app traffic."""
     from redis_ha.bench import failover as fb
 
@@ -101,6 +105,7 @@ def failover(c, runs=5, rate=1000, scenario=None, out="bench/results"):
         scenarios=chosen,
         out_dir=Path(out),
         log=lambda m: ui.console.print(m, soft_wrap=True),
+        server=server,
     )
     ui.console.print(failover_table(result))
     _footer(result)
