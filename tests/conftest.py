@@ -56,9 +56,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    value, bins, why = _chosen()
+    unavailable = pytest.mark.skip(reason=f"lab server {value!r} not available: {why}")
     for item in items:
         if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.lab)
+        if bins is None and item.get_closest_marker("lab"):
+            item.add_marker(unavailable)
 
 
 def _chosen() -> tuple[str, Binaries | None, str]:
