@@ -11,6 +11,7 @@ import pytest
 from redis_ha import inventory
 from redis_ha.errors import InventoryError, LabError
 from redis_ha.lab import binaries
+from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import lab_inventory_dict, write_lab_inventory
 from tests.conftest import run_invoke
 
@@ -94,3 +95,11 @@ def test_lab_up_on_valkey_and_status_shows_it(tmp_path: Path, binaries_of: Any) 
     finally:
         down = run_invoke("lab.down", inventory=path, env=env)
     assert down.returncode == 0 and "stopped" in down.stdout
+
+
+def test_an_unmarked_test_cannot_start_lab_processes(tmp_path: Path) -> None:
+    """The guard that keeps `pytest -m "not lab"` free of server processes (conftest)."""
+    lab = Lab(inventory.load(write_lab_inventory(tmp_path)))
+    with pytest.raises(AssertionError, match="starts lab processes: use a lab fixture"):
+        lab.up(timeout=5)
+    assert not lab.running()

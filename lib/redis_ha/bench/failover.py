@@ -2,7 +2,8 @@
 
 (a) plain `SENTINEL FAILOVER` (what `redis-cli -p 26379 SENTINEL FAILOVER mymaster` does),
 (b) the zero-loss switch of `failover.manual --yes`, (c) an automatic failover after the primary
-is killed (SIGKILL). Each runs `runs` times, round-robin, on a lab of its own (free ports,
+is killed (SIGKILL); and, where every Sentinel has it (Valkey 9+), `SENTINEL FAILOVER <master>
+COORDINATED`, in which the old primary itself hands over (FAILOVER). Each runs `runs` times, round-robin, on a lab of its own (free ports,
 production timings) while the app simulator runs both clients (naive and recommended) at `rate`
 ops/s each. Every run starts from a settled cluster: healthy, the old primary back as a replica,
 no failover in progress, no replica flagged down by any Sentinel.
@@ -37,8 +38,11 @@ from redis_ha.lab.traffic import Traffic
 from redis_ha.servers import coordinated_failover, label
 
 SCENARIOS = ("sentinel-failover", "failover-manual", "crash")
+# Run as well, by default, where every Sentinel has it (servers.coordinated_failover: Valkey 9+).
+COORDINATED = "sentinel-coordinated"
 LABELS = {
     "sentinel-failover": "plain SENTINEL FAILOVER",
+    COORDINATED: "SENTINEL FAILOVER COORDINATED",
     "failover-manual": "failover.manual --yes",
     "crash": "primary killed (automatic)",
 }
@@ -124,11 +128,12 @@ def event(lab: Lab, scenario: str) -> dict[str, Any]:
     old = lab.current_primary()
     t0 = time.monotonic()
     info: dict[str, Any] = {"old_primary": old.name}
-    if scenario == "sentinel-failover":
+    if scenario in ("sentinel-failover", COORDINATED):
         first = inv.sentinels[0]
         c = client(inv, first, timeout=2.0)
         try:
-            c.execute_command("SENTINEL", "FAILOVER", inv.master_name)
+            extra = ("COORDINATED",) if scenario == COORDINATED else ()
+            c.execute_command("SENTINEL", "FAILOVER", inv.master_name, *extra)
         finally:
             c.close()
         info["via"] = first.name
@@ -198,7 +203,7 @@ def _stat(values: list[float | int | None]) -> dict[str, float | None]:
 def summarize(samples: list[Sample]) -> list[dict[str, Any]]:
     """Median and max per scenario and client."""
     rows = []
-    for sc in SCENARIOS:
+    for sc in (SCENARIOS[0], COORDINATED, *SCENARIOS[1:]):
         for c in CLIENTS:
             s = [x for x in samples if x.scenario == sc and x.client == c]
             if not s:
@@ -257,6 +262,10 @@ def run_bench(
         coordinated = coordinated_failover(cf)
         has = "available" if coordinated.available else "absent"
         log(f"server {served}; coordinated SENTINEL FAILOVER {has}: {coordinated.reasons[0]}")
+        if COORDINATED in scenarios and not coordinated.available:
+            raise LabError(f"{COORDINATED}: not on this server ({coordinated.reasons[0]})", code=2)
+        if scenarios == SCENARIOS and coordinated.available:
+            scenarios = (SCENARIOS[0], COORDINATED, *SCENARIOS[1:])
         log(
             f"bench lab up on ports {', '.join(str(n.port) for n in inv.nodes)} "
             f"(down-after {down_after_ms} ms); {runs} run(s) x {len(scenarios)} scenario(s), "

@@ -81,8 +81,8 @@ def _footer(result: dict[str, Any]) -> None:
     help={
         "runs": "repetitions of each scenario (default 5)",
         "rate": "ops/s of each simulated client (default 1000)",
-        "scenario": "only this scenario: sentinel-failover, failover-manual or crash "
-        "(repeatable; default all three)",
+        "scenario": "only this scenario: sentinel-failover, sentinel-coordinated, "
+        "failover-manual or crash (repeatable; default all, coordinated where it exists)",
         "out": "folder for the result JSON (default bench/results)",
         "server": SERVER_HELP,
     },
@@ -94,9 +94,10 @@ def failover(c, runs=5, rate=1000, scenario=None, out="bench/results", server=No
     from redis_ha.bench import failover as fb
 
     chosen = tuple(scenario) if scenario else fb.SCENARIOS
-    unknown = [s for s in chosen if s not in fb.SCENARIOS]
+    known = (*fb.SCENARIOS, fb.COORDINATED)
+    unknown = [s for s in chosen if s not in known]
     if unknown:
-        raise HAError(f"unknown scenario {unknown[0]!r} (choose: {', '.join(fb.SCENARIOS)})")
+        raise HAError(f"unknown scenario {unknown[0]!r} (choose: {', '.join(known)})")
     if int(runs) < 1:
         raise HAError("--runs must be at least 1")
     result = fb.run_bench(
