@@ -48,13 +48,17 @@ def test_unknown_server_is_one_clear_error(tmp_path: Path) -> None:
         binaries.resolve(str(tmp_path))
 
 
-def test_the_binary_says_what_it_is(tmp_path: Path, binaries_of: Any) -> None:
+def test_the_binary_says_what_it_is(
+    tmp_path: Path, binaries_of: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A folder's `redis-server` that is really Valkey is reported as Valkey; with no
     sentinel-named binary, Sentinels run as `server conf --sentinel`."""
     valkey = binaries_of("valkey")
     (tmp_path / "redis-server").symlink_to(Path(valkey.server).resolve())
     b = binaries.resolve(str(tmp_path))
     assert (b.kind, b.version) == ("valkey", valkey.version)
+    monkeypatch.chdir(tmp_path.parent)
+    assert binaries.resolve(tmp_path.name).server == b.server  # relative: made absolute
     assert b.sentinel_flag and b.sentinel_argv(Path("s.conf")) == [b.server, "s.conf", "--sentinel"]
     assert not valkey.sentinel_flag  # setup links valkey-sentinel: Sentinel mode by its name
 

@@ -1,12 +1,13 @@
-"""`invoke bench.failover`: three ways to change the primary, side by side, under app traffic.
+"""`invoke bench.failover`: the ways to change the primary, side by side, under app traffic.
 
 (a) plain `SENTINEL FAILOVER` (what `redis-cli -p 26379 SENTINEL FAILOVER mymaster` does),
 (b) the zero-loss switch of `failover.manual --yes`, (c) an automatic failover after the primary
-is killed (SIGKILL); and, where every Sentinel has it (Valkey 9+), `SENTINEL FAILOVER <master>
-COORDINATED`, in which the old primary itself hands over (FAILOVER). Each runs `runs` times, round-robin, on a lab of its own (free ports,
-production timings) while the app simulator runs both clients (naive and recommended) at `rate`
-ops/s each. Every run starts from a settled cluster: healthy, the old primary back as a replica,
-no failover in progress, no replica flagged down by any Sentinel.
+is killed (SIGKILL); and where every Sentinel has it (Valkey 9+), `SENTINEL FAILOVER <master>
+COORDINATED`, in which the old primary hands over itself (FAILOVER). Each runs `runs` times,
+round-robin, on a lab of its own (free ports, production timings) while the app simulator runs
+both clients (naive and recommended) at `rate` ops/s each. Every run starts from a settled
+cluster: healthy, the old primary back as a replica, no failover in progress, no replica
+flagged down by any Sentinel.
 """
 
 from __future__ import annotations

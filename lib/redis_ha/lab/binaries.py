@@ -120,6 +120,7 @@ def resolve(value: str) -> Binaries:
         if value == "valkey":
             raise LabError(f"valkey-server not found (PATH, the venv). {VALKEY_HINT}", code=3)
         raise LabError(f"{value}: no redis-server or valkey-server in this folder", code=3)
+    folder = Path(os.path.abspath(folder))  # processes start in their own folders
     server = folder / f"{prefix}-server"
     sentinel = folder / f"{prefix}-sentinel"
     has_sentinel = _exe(sentinel)
