@@ -63,7 +63,11 @@ def test_the_binary_says_what_it_is(
     assert not valkey.sentinel_flag  # setup links valkey-sentinel: Sentinel mode by its name
 
 
-def test_a_running_lab_keeps_its_server(tmp_path: Path, binaries_of: Any) -> None:
+def test_a_running_lab_keeps_its_server(
+    tmp_path: Path, binaries_of: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(binaries.ENV_BIN, raising=False)  # only the explicit choice asks here
+    monkeypatch.delenv(binaries.ENV_SERVER, raising=False)
     redis_bins, valkey_bins = binaries_of("redis"), binaries_of("valkey")
     inv = _inv(tmp_path)
     lab_dir = tmp_path / "lab"

@@ -33,7 +33,7 @@ def identity(info: Mapping[str, Any]) -> tuple[str, str | None]:
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
-    """ "8.1.8" -> (8, 1, 8); unparsable parts end the tuple ("9.0.0-rc1" -> (9, 0))."""
+    """Versions compared as numbers: "8.1.8" -> (8, 1, 8), "9.0.0-rc1" -> (9, 0, 0)."""
     out: list[int] = []
     for part in (version or "").split("."):
         m = re.match(r"\d+", part)
