@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 
 from redis_ha import appconfig, inventory
+from redis_ha import view as viewmod
 from redis_ha.actions import rollback
 from redis_ha.actions.registry import Context
 from redis_ha.appconfig import AppConfigError
 from redis_ha.appconfig.manual import ManualBackend
 from redis_ha.appconfig.railway import RailwayBackend
 from redis_ha.errors import InventoryError
+from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
+from redis_ha.journal import Journal
 from redis_ha.lab.ports import lab_inventory_dict
 
 SECRET = "s3cr3t-pw"
@@ -88,6 +91,13 @@ def _inv(tmp_path: Path, **app: Any) -> inventory.Inventory:
     return inventory.from_dict(data, tmp_path / "inventory.yaml")
 
 
+def _view(inv: inventory.Inventory) -> viewmod.View:
+    """A view of a cluster that does not answer: the app-config plans need only the inventory."""
+    nodes = [NodeFacts(n.name, n.address, False, "down") for n in inv.nodes]
+    sentinels = [SentinelFacts(s.name, s.address, False, "down") for s in inv.sentinels]
+    return viewmod.of(inv, ClusterFacts(str(inv.path), inv.master_name, 0.0, 0, nodes, sentinels))
+
+
 def test_railway_switch_and_restore(railway: Path, tmp_path: Path) -> None:
     b = RailwayBackend("web")
     changes = {
@@ -128,18 +138,24 @@ def test_railway_errors_are_one_line(railway: Path) -> None:
 def test_redeploy_failure_restores_previous_config(railway: Path, tmp_path: Path) -> None:
     """A failure half-way leaves the app on its old, working configuration, and says so."""
     inv = _inv(tmp_path, config_backend="railway", service="web", redis_url="${{legacy.REDIS_URL}}")
-    ctx = Context(inv=inv, state={"journal_dir": str(tmp_path / "journal")}, log=lambda s: None)
-    rollback.set_mode(ctx, mode="single")
+    view = _view(inv)
+    (tmp_path / "journal").mkdir()
+    jr = Journal(tmp_path / "journal" / "run.jsonl")  # backups go beside the run's journal
+    ctx = Context(inv=inv, log=lambda s: None, journal=jr)
+    rollback.set_mode(ctx, rollback.plan_set_mode(view, "single"))
     assert "REDIS_SENTINELS" not in _vars(railway)["web"]
+    assert Path(ctx.state["app_backup"]).parent == tmp_path / "journal"
     (railway / "fail-redeploy").touch()
     with pytest.raises(AppConfigError) as e:
-        rollback.redeploy(ctx)
+        rollback.redeploy(ctx, rollback.plan_redeploy(view))
     msg = str(e.value)
     assert "redeploy failed" in msg and "previous app configuration restored" in msg
     assert _vars(railway)["web"] == SENTINEL_VARS
     assert SECRET not in msg
-    # The runner's undo after this is a no-op, not a second change.
-    assert "already restored" in rollback.restore_config(ctx).message
+    # The runner's undo after this plans nothing: a no-op, not a second change.
+    undo = rollback.plan_restore(view, ctx.state["app_backup"], ctx.state["app_restored"])
+    assert undo.is_noop and "already restored" in (undo.noop or "")
+    assert "already restored" in rollback.restore_config(ctx, undo).message
 
 
 def test_manual_backend_refuses_yes_and_guides_without(tmp_path: Path) -> None:
@@ -178,3 +194,47 @@ def test_unwritable_backup_folder_is_one_readable_error(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(AppConfigError, match="cannot save the app config backup"):
         appconfig.write_backup(tmp_path / "a-file" / "journal", "manual", {"REDIS_URL": "x"}, [])
+
+
+def test_app_plans_name_variables_and_commands_never_secrets(railway: Path, tmp_path: Path) -> None:
+    """set_mode lists what it writes, redeploy what it runs, restore what it puts back: no value
+    of the backup (it may hold a password) and no inventory secret appears in any plan."""
+    inv = _inv(tmp_path, config_backend="railway", service="web", redis_url="${{legacy.REDIS_URL}}")
+    view = _view(inv)
+    p = rollback.plan_set_mode(view, "single")
+    assert [o.command for o in p.ops] == [
+        "save the variables it replaces",
+        "set REDIS_URL=${{legacy.REDIS_URL}}",
+        "unset REDIS_SENTINELS",
+        "unset REDIS_SENTINEL_MASTER",
+    ]
+    assert {o.target for o in p.ops} == {"Railway service 'web'"}
+    r = rollback.plan_redeploy(view)
+    assert r.key()[0] == ("Railway service 'web'", "railway redeploy --service web --yes")
+    assert "put the saved configuration back" in r.ops[-1].command
+    saved = RailwayBackend("web").apply(p.params["changes"], tmp_path / "journal")
+    back = rollback.plan_restore(view, str(saved))
+    shown = "\n".join(back.lines())
+    assert "set REDIS_PASSWORD" not in shown  # not a variable the switch replaced
+    assert "set REDIS_SENTINELS (saved value)" in shown and "unset REDIS_URL" in shown
+    assert SECRET not in shown and "10.0.0.1" not in shown
+    assert back.key()[-1] == ("Railway service 'web'", "railway redeploy --service web --yes")
+    assert rollback.plan_restore(view).noop == (
+        "nothing to restore: the app configuration was not changed"
+    )
+
+
+def test_shown_masks_url_passwords_and_inventory_secrets() -> None:
+    said = appconfig.shown(
+        {"REDIS_URL": "redis://:hunter2@h:1/0", "X": "a-topsecret-b", "Y": None}, ["topsecret"]
+    )
+    assert said == ["set REDIS_URL=redis://:***@h:1/0", "set X=a-***-b", "unset Y"]
+
+
+def test_envfile_redeploy_plan_names_the_restart_command(tmp_path: Path) -> None:
+    inv = _inv(tmp_path, env_file=str(tmp_path / "app.env"), restart_cmd="systemctl restart web")
+    ops = rollback.plan_redeploy(_view(inv)).key()
+    assert ops[0] == (f"env file {tmp_path / 'app.env'}", "parse the file")
+    assert ops[1] == ("app", "run systemctl restart web")
+    no_cmd = _inv(tmp_path, env_file=str(tmp_path / "app.env"))
+    assert len(rollback.plan_redeploy(_view(no_cmd)).ops) == 2  # parse, and restore on failure

@@ -206,16 +206,89 @@ def test_keys_tolerance_grows_with_write_rate():
     assert keys_tolerance(1000, 0.01) == 1010
 
 
-def test_diagnosis_does_not_need_a_control_backend_that_can_serve_logs(tmp_path: Path):
-    """Logs and host memory are best-effort evidence: the default `local` backend refuses a
-    non-lab inventory, and that must not turn a read-only diagnosis into an error."""
-    from redis_ha.actions.registry import Context
+@pytest.mark.parametrize("backend", [None, "ssh", "docker", "railway"])
+def test_diagnosis_does_not_need_a_control_backend_that_can_serve_logs(
+    tmp_path: Path, backend: str | None
+):
+    """Logs and host memory are best-effort evidence: the default `lab` backend refuses a
+    non-lab inventory, placeholder backends refuse everything, and that must not turn a
+    read-only diagnosis into an error."""
+    from redis_ha import view
     from redis_ha.actions.replica import diagnosis
 
     raw = lab_inventory_dict(tmp_path)
     raw["lab"] = False
-    del raw["control"]  # the default backend: local
+    if backend is None:
+        del raw["control"]  # the default backend: lab
+    else:
+        raw["control"] = {"backend": backend}
     prod = inventory.from_dict(raw, tmp_path / "inventory.yaml")
-    d = diagnosis(Context(prod, log=lambda _m: None), "redis-2")  # nothing runs on these ports
+    d = diagnosis(view.take(prod), "redis-2")  # nothing runs on these ports
     assert d.node == "redis-2"
     assert d.needs_rebuild  # redis-2 is down
+
+
+def test_unpromotable_plan_records_the_priority_and_refuses_the_primary(inv):
+    from redis_ha import view
+    from redis_ha.actions.replica import plan_unpromotable
+    from redis_ha.errors import GuardRefused
+
+    v = view.of(inv, _facts(inv, redis_2={"replica_priority": 42}))
+    plan = plan_unpromotable(v, "redis-2")
+    assert plan.key() == [
+        ("redis-2", "CONFIG SET replica-priority 0"),
+        ("redis-2", "CONFIG SET replica-announced no"),
+    ]
+    assert plan.record == {"priority_restore": {"redis-2": 42}}
+    left = plan_unpromotable(view.of(inv, _facts(inv, redis_2={"replica_priority": 0})), "redis-2")
+    assert left.record["priority_restore"] == {"redis-2": inv.settings.replica_priority}
+    down = plan_unpromotable(view.of(inv, _facts(inv, redis_2={"up": False})), "redis-2")
+    assert down.is_noop and "down" in (down.noop or "")
+    with pytest.raises(GuardRefused, match="current primary"):
+        plan_unpromotable(v, "redis-1")
+
+
+def test_restore_plans_from_the_record_not_the_live_priority(inv):
+    from redis_ha import view
+    from redis_ha.actions.replica import CHECK_IN_SYNC, plan_restore
+
+    v = view.of(inv, _facts(inv, redis_2={"replica_priority": 0}))  # as the rebuild left it
+    plan = plan_restore(v, "redis-2", {"redis-2": 42, "redis-3": 7})
+    assert plan.key() == [
+        ("redis-2", CHECK_IN_SYNC),
+        ("redis-2", "CONFIG SET replica-priority 42"),
+        ("redis-2", "CONFIG SET replica-announced yes"),
+        ("redis-2", "CONFIG REWRITE"),
+    ]
+    forced = plan_restore(v, "redis-2", None, force=True)
+    assert forced.key()[0] == (
+        "redis-2",
+        f"CONFIG SET replica-priority {inv.settings.replica_priority}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("over", "max_lag", "why"),
+    [
+        ({}, 1_000_000, None),
+        ({"offset": 0}, 1_000_000, None),  # 1000 bytes behind: within the threshold
+        ({"offset": 0}, 10, "redis-2 is 1000 bytes behind redis-1"),
+        ({"offset": 0}, None, None),  # in_sync: the link-level verdict, no offsets
+        ({"link_up": False}, None, "redis-2: replication link to redis-1 is down"),
+        ({"loading": True}, None, "redis-2: full sync from redis-1 in progress"),
+        (
+            {"replicating_from": "redis-3"},
+            None,
+            "redis-2 replicates from redis-3, not from redis-1",
+        ),
+        ({"up": False, "error": "refused"}, None, "redis-2 is down: refused"),
+    ],
+)
+def test_sync_problem_is_the_one_in_sync_verdict(inv, over, max_lag, why):
+    from redis_ha import health
+
+    f = _facts(inv, redis_2=over)
+    r, p = f.node("redis-2"), f.node("redis-1")
+    assert health.sync_problem(r, p, max_lag) == why
+    if max_lag is None:
+        assert health.in_sync(r, p) is (why is None)

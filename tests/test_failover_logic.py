@@ -13,10 +13,12 @@ from redis_ha import sentinel_events as se
 from redis_ha.actions import failover as fo
 from redis_ha.actions.failover import preflight
 from redis_ha.actions.registry import Context
-from redis_ha.errors import ClusterError, InventoryError
+from redis_ha.errors import ClusterError, GuardRefused, InventoryError
 from redis_ha.facts import ClusterFacts, NodeFacts, ReplicaLink, SentinelFacts
 from redis_ha.inventory import Endpoint
 from redis_ha.lab.ports import lab_inventory_dict
+from redis_ha.plan import Plan
+from redis_ha.view import of
 
 INV = inventory.from_dict(lab_inventory_dict(Path("/tmp/failover-logic")), Path("/tmp/x.yaml"))
 ADDR = {n.name: n.address for n in INV.nodes}
@@ -72,8 +74,7 @@ def facts(**change: object) -> ClusterFacts:
 
 
 def check(f: ClusterFacts, to: str | None = None) -> list[str]:
-    h = healthmod.assess(INV, f)
-    return preflight(INV, f, h, to)[1]
+    return preflight(of(INV, f), to)
 
 
 def test_healthy_cluster_passes_with_and_without_target() -> None:
@@ -143,39 +144,146 @@ def _fake_clients(monkeypatch: pytest.MonkeyPatch, broken: set[str]) -> list[tup
     return calls
 
 
-def test_steer_records_what_to_restore_before_a_later_change_fails(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    f = facts(**{"redis-3.replica_priority": 1})  # a rival as preferred as the target
-    monkeypatch.setattr(fo, "_require_preflight", lambda ctx, to: (f, healthmod.assess(INV, f)))
+def test_steer_plan_shows_and_records_the_rival_it_moves_back() -> None:
+    """The plan says it also moves a rival as preferred as the target back to the default."""
+    f = facts(**{"redis-3.replica_priority": 1})
+    plan = fo.plan_steer(of(INV, f), to="redis-2")
+    default = INV.settings.replica_priority
+    assert plan.key()[:2] == [
+        ("redis-2", f"CONFIG SET replica-priority {fo.STEER_PRIORITY}"),
+        ("redis-3", f"CONFIG SET replica-priority {default}"),
+    ]
+    assert plan.key()[2][0] == "sentinels"
+    assert plan.record == {"priority_restore": {"redis-2": 100, "redis-3": 1}}
+
+
+def test_steer_without_target_is_a_noop_and_records_nothing() -> None:
+    plan = fo.plan_steer(of(INV, facts()))
+    assert plan.is_noop and plan.record == {}
+
+
+def test_steer_apply_stops_at_the_first_failed_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner records plan.record before apply, so the undo restores what was changed."""
+    plan = fo.plan_steer(of(INV, facts(**{"redis-3.replica_priority": 1})), to="redis-2")
     calls = _fake_clients(monkeypatch, broken={"redis-3"})
-    ctx = Context(inv=INV, log=lambda _m: None)
     with pytest.raises(ClusterError, match="redis-3"):
-        fo.steer(ctx, to="redis-2")
+        fo.steer(Context(inv=INV, log=lambda _m: None), plan)
     assert calls == [("redis-2", fo.STEER_PRIORITY)]
-    # The undo (restore_priority) must find redis-2's original priority.
-    assert ctx.state["priority_restore"]["redis-2"] == 100
+
+
+def test_restore_priority_plans_from_the_record_alone() -> None:
+    """Same plan whatever the live priorities are (dry run == run)."""
+    rec = {"redis-3": 1, "redis-2": 100}
+    a = fo.plan_restore_priority(of(INV, facts()), priority_restore=rec)
+    b = fo.plan_restore_priority(of(INV, facts(**{"redis-2.replica_priority": 1})), rec)
+    assert (
+        a.key()
+        == b.key()
+        == [
+            ("redis-2", "CONFIG SET replica-priority 100"),
+            ("redis-3", "CONFIG SET replica-priority 1"),
+        ]
+    )
+    assert fo.plan_restore_priority(of(INV, facts())).is_noop
 
 
 def test_restore_priority_keeps_only_what_it_could_not_restore(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = _fake_clients(monkeypatch, broken={"redis-3"})
-    ctx = Context(
-        inv=INV, log=lambda _m: None, state={"priority_restore": {"redis-2": 100, "redis-3": 1}}
-    )
-    out = fo.restore_priority(ctx)
+    ctx = Context(inv=INV, log=lambda _m: None)
+    plan = fo.plan_restore_priority(of(INV, facts()), {"redis-2": 100, "redis-3": 1})
+    out = fo.restore_priority(ctx, plan)
     assert not out.ok and "redis-3" in out.message
     assert calls == [("redis-2", 100)]
     assert ctx.state["priority_restore"] == {"redis-3": 1}
+
+
+def test_switch_plan_holds_every_value_of_the_loop() -> None:
+    plan = fo.plan_switch(of(INV, facts()))
+    p = plan.params
+    assert (p["old"], p["to"], p["via"]) == ("redis-1", None, INV.sentinels[-1].name)
+    assert p["replicas"] == ["redis-2", "redis-3"]
+    assert p["pause_ms"] == fo.pause_for(INV, facts())
+    assert p["failover_timeout_ms"] == INV.settings.failover_timeout_ms
+    assert plan.record == {"old_primary": "redis-1"}
+    cmds = [c for _, c in plan.key()]
+    assert cmds[0] == f"CLIENT PAUSE {p['pause_ms']} WRITE" and cmds[-1] == "CLIENT UNPAUSE"
+    assert ("redis-1", f"REPLICAOF {fo.PROMOTED}") in plan.key()
+    assert (INV.sentinels[-1].name, f"SENTINEL FAILOVER {INV.master_name}") in plan.key()
+
+
+def test_switch_plan_does_not_depend_on_the_steered_priority() -> None:
+    """The dry run plans before steer changes priorities; the run after: same operations."""
+    before = fo.plan_switch(of(INV, facts()), to="redis-3", via="sentinel-1")
+    after = fo.plan_switch(
+        of(INV, facts(**{"redis-3.replica_priority": 1})), "redis-3", "sentinel-1"
+    )
+    assert before.key() == after.key()
+    assert before.params["via"] == "sentinel-1"
+
+
+@pytest.mark.parametrize(
+    ("down_after", "pause_ms", "expected"),
+    [
+        (3000, 1000, "between 2000 and 5000"),
+        (3000, 6000, "between 2000 and 5000"),
+        (3000, 2600, "above down-after 3000 ms minus 500 ms"),
+        (1000, 2000, "above down-after 1000 ms"),
+    ],
+)
+def test_switch_refuses_a_pause_sentinel_would_outwait(
+    down_after: int, pause_ms: int, expected: str
+) -> None:
+    f = facts()
+    for s in f.sentinels:
+        s.config["down-after-milliseconds"] = str(down_after)
+    with pytest.raises(GuardRefused, match=expected):
+        fo.plan_switch(of(INV, f), pause_ms=pause_ms)
+
+
+def test_switch_accepts_a_pause_under_down_after() -> None:
+    f = facts()
+    for s in f.sentinels:
+        s.config["down-after-milliseconds"] = "3000"
+    assert fo.plan_switch(of(INV, f), pause_ms=2500).params["pause_ms"] == 2500
+    assert fo.plan_switch(of(INV, f)).params["pause_ms"] == 2500  # the default
+
+
+def test_majority_choice_is_the_one_rule() -> None:
+    a, b = ADDR["redis-1"], ADDR["redis-2"]
+    assert healthmod.majority_choice({a: 2, b: 1}, 3) == a
+    assert healthmod.majority_choice({a: 1, b: 1}, 3) is None
+    assert healthmod.majority_choice({a: 2}, 4) is None  # a majority of all listed, not of up
+    f = facts(**{"sentinel-3.primary": b})
+    assert healthmod.authoritative_primary(f) == (a, 2)
+    f = facts(**{"sentinel-2.primary": b, "sentinel-3.up": False})
+    assert healthmod.authoritative_primary(f) == (None, 1)
+
+
+def test_majority_names_counts_live_votes_and_excludes_the_old_primary() -> None:
+    host, port = ADDR["redis-2"].rsplit(":", 1)
+    scs: dict[str, object] = {s.name: _Votes([host, port]) for s in INV.sentinels}
+    scs["sentinel-3"] = _Votes(None)
+    assert fo._majority_names(INV, scs, exclude="redis-1") == "redis-2"  # type: ignore[arg-type]
+    assert fo._majority_names(INV, scs, exclude="redis-2") is None  # type: ignore[arg-type]
+
+
+class _Votes:
+    def __init__(self, addr: list[str] | None) -> None:
+        self.addr = addr
+
+    def execute_command(self, *args: object) -> object:
+        if self.addr is None:
+            raise redis.ConnectionError("refused")
+        return self.addr
 
 
 def test_switch_with_a_node_gone_silent_is_one_error_and_closes_its_connections(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A replica that stops answering between the preflight and the switch: nothing paused."""
-    f = facts()
-    monkeypatch.setattr(fo, "_require_preflight", lambda ctx, to: (f, healthmod.assess(INV, f)))
+    plan: Plan = fo.plan_switch(of(INV, facts()))
     opened: list[_FakeConn] = []
 
     def fake_client(inv: object, ep: Endpoint, **kw: object) -> _FakeConn:
@@ -184,9 +292,24 @@ def test_switch_with_a_node_gone_silent_is_one_error_and_closes_its_connections(
 
     monkeypatch.setattr(fo, "client", fake_client)
     with pytest.raises(ClusterError, match="redis-3 does not answer.*nothing was switched"):
-        fo.switchover(Context(inv=INV, log=lambda _m: None))
+        fo.switchover(Context(inv=INV, log=lambda _m: None), plan)
     assert all(c.closed for c in opened)
     assert not any(c.commands for c in opened)  # no CLIENT PAUSE, no SENTINEL FAILOVER
+
+
+def test_reachable_replicas_in_sync_tolerates_a_down_node_but_not_a_lagging_one() -> None:
+    ok = fo.reachable_replicas_in_sync(of(INV, facts(**{"redis-3.up": False})))
+    assert ok.ok and "redis-3 down" in ok.message
+    bad = fo.reachable_replicas_in_sync(of(INV, facts(**{"redis-3.link_up": False})))
+    assert not bad.ok and "redis-3" in bad.message
+
+
+def test_old_primary_replicates_judges_the_view() -> None:
+    f = facts()
+    assert not fo.old_primary_replicates(of(INV, f), old="redis-1").ok  # still primary
+    assert fo.old_primary_replicates(of(INV, f), old="redis-2").ok
+    with pytest.raises(InventoryError):
+        fo.old_primary_replicates(of(INV, f), old="redis-9")
 
 
 class _FakeConn:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from redis_ha import inventory
-from redis_ha.facts import ClusterFacts, NodeFacts, ReplicaLink, SentinelFacts
+from redis_ha.facts import ClusterFacts
 from redis_ha.health import DEGRADED, DOWN, HEALTHY, assess, authoritative_primary
 from redis_ha.lab.ports import write_lab_inventory
+
+from .factories import healthy
 
 
 def inv(tmp_path: Path) -> inventory.Inventory:
@@ -15,42 +17,7 @@ def inv(tmp_path: Path) -> inventory.Inventory:
 
 
 def facts_for(i: inventory.Inventory, primary: str = "redis-1") -> ClusterFacts:
-    p = i.node(primary)
-    nodes = []
-    for n in i.nodes:
-        if n.name == primary:
-            links = [ReplicaLink(o.address, o.name, "online", 100, 0) for o in i.nodes if o != n]
-            nodes.append(
-                NodeFacts(n.name, n.address, True, role="master", offset=100, replicas=links)
-            )
-        else:
-            nodes.append(
-                NodeFacts(
-                    n.name,
-                    n.address,
-                    True,
-                    role="replica",
-                    replicating_from=primary,
-                    link_up=True,
-                    offset=100,
-                    lag_bytes=0,
-                )
-            )
-    sentinels = [
-        SentinelFacts(
-            s.name,
-            s.address,
-            True,
-            primary=p.address,
-            primary_name=primary,
-            flags=["master"],
-            config_epoch=1,
-            quorum_ok=True,
-            quorum_msg="OK",
-        )
-        for s in i.sentinels
-    ]
-    return ClusterFacts(str(i.path), i.master_name, 0.0, 1, nodes, sentinels)
+    return healthy(i, primary)
 
 
 def test_healthy(tmp_path: Path) -> None:

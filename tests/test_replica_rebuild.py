@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from redis_ha import facts as factsmod
+from redis_ha import view as viewmod
+from redis_ha.actions import cluster as cluster_actions
 from redis_ha.actions import replica as replica_actions
-from redis_ha.actions.registry import Context
 from redis_ha.conn import client
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab import faults
@@ -184,8 +185,7 @@ def test_diverged_replica_stays_broken_until_rebuilt(lab: Lab, tmp_path: Path):
         assert ra.config_get("replica-announced")["replica-announced"] == "yes"
     finally:
         ra.close()
-    ctx = Context(lab.inv)
-    assert replica_actions.sentinels_list_healthy(ctx, a.name).ok
+    assert replica_actions.sentinels_list_healthy(viewmod.take(lab.inv), a.name).ok
 
 
 def test_killed_replica_rebuilt_under_traffic(fresh_lab: Lab, tmp_path: Path):
@@ -211,15 +211,15 @@ def test_killed_replica_rebuilt_under_traffic(fresh_lab: Lab, tmp_path: Path):
         report = traffic.stop().to_dict()
     assert report["failed"] == 0, report["errors"]
     assert report["missing_writes"] == 0 and report["missing_keys"] == 0
-    ctx = Context(inv)
+    v = viewmod.take(inv)
     assert (
-        replica_actions.in_sync(ctx, a.name, max_lag_bytes=0).ok
-        or replica_actions.in_sync(ctx, a.name).ok
+        cluster_actions.node_in_sync(v, a.name, max_lag_bytes=0).ok
+        or cluster_actions.node_in_sync(v, a.name).ok
     )
-    keys = replica_actions.keys_match(ctx, a.name)
+    keys = replica_actions.keys_match(v, a.name)
     assert keys.ok and keys.data["replica_keys"] >= 205_000, keys.message
     assert _priority(inv, a) == "100"
-    assert replica_actions.sentinels_list_healthy(ctx, a.name).ok
+    assert replica_actions.sentinels_list_healthy(viewmod.take(inv), a.name).ok
 
 
 def test_rebuilding_replica_is_never_promoted(fresh_lab: Lab, tmp_path: Path):

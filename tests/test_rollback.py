@@ -13,6 +13,7 @@ import redis
 import yaml
 
 from redis_ha import appconfig, inventory
+from redis_ha import view as viewmod
 from redis_ha.appconfig import envfile
 from redis_ha.inventory import Inventory
 from redis_ha.lab.cluster import Lab
@@ -106,6 +107,9 @@ def test_rollback_and_undo_with_the_simulator(lab: Lab, tmp_path: Path) -> None:
         for step in ("preflight", "warm-sessions", "switch-config", "redeploy", "validate"):
             assert f"| {step} | ok |" in text
         assert "of the 1800 s budget (within budget)" in text
+        # The timeline is the journal's: each step's own message, in order.
+        assert "starts rollback" in text and "warm-sessions ok: copied" in text
+        assert text.index("switch-config ok") < text.index("validate ok: probe session")
         assert "invoke rollback.undo" in text
         assert (inv.password() or "no-password") not in text
 
@@ -238,6 +242,7 @@ def test_app_health_failure_restores_the_config(lab: Lab, tmp_path: Path) -> Non
     from redis_ha.actions import rollback
     from redis_ha.actions.registry import Context
     from redis_ha.appconfig import AppConfigError
+    from redis_ha.journal import Journal
 
     status = {"code": 503}
 
@@ -255,17 +260,20 @@ def test_app_health_failure_restores_the_config(lab: Lab, tmp_path: Path) -> Non
         url = f"http://127.0.0.1:{srv.server_port}/health"
         inv, env_path = _derived(lab, tmp_path, app={"health_url": url})
         original = env_path.read_bytes()
-        ctx = Context(inv=inv, state={"journal_dir": str(tmp_path)}, log=lambda s: None)
-        rollback.set_mode(ctx, mode="single")
+        view = viewmod.take(inv)
+        ctx = Context(inv=inv, log=lambda s: None, journal=Journal(tmp_path / "run.jsonl"))
+        rollback.set_mode(ctx, rollback.plan_set_mode(view, "single"))
+        check = rollback.plan_validate(view, "single", wait_s=0.5)
+        assert ("app", f"GET {url}") in check.key()
         with pytest.raises(AppConfigError, match=r"app health check failed: .* -> 503.*restored"):
-            rollback.validate(ctx, mode="single", wait_s=0.5)
+            rollback.validate(ctx, check)
         assert env_path.read_bytes() == original
+        assert ctx.state["app_restored"] is True
 
         status["code"] = 200
         ctx.state.clear()
-        ctx.state["journal_dir"] = str(tmp_path)
-        rollback.set_mode(ctx, mode="single")
-        out = rollback.validate(ctx, mode="single", wait_s=5)
+        rollback.set_mode(ctx, rollback.plan_set_mode(view, "single"))
+        out = rollback.validate(ctx, rollback.plan_validate(view, "single", wait_s=5))
         assert out.ok and "-> 200" in out.message
     finally:
         srv.shutdown()
@@ -281,12 +289,13 @@ def test_manual_backend_refuses_yes_in_preflight(lab: Lab, tmp_path: Path) -> No
 
 def test_preflight_checks_memory_headroom(lab: Lab, tmp_path: Path) -> None:
     from redis_ha.actions import rollback
-    from redis_ha.actions.registry import Context
 
     inv, _ = _derived(lab, tmp_path)
-    ctx = Context(inv=inv, log=lambda s: None)
-    ok = rollback.single_ready(ctx)
+    view = viewmod.take(inv)
+    ok = rollback.single_ready(view)
     assert ok.ok and "auth OK" in ok.message
+    # The sessions to copy count against the headroom, unless the warm-up is skipped.
+    assert ok.data["needed"] > rollback.single_ready(view, no_warm=True).data["needed"]
     # Ask for more headroom than the machine has: refused, saying how much is free.
-    refused = rollback.single_ready(ctx, min_free_mb=10**9)
+    refused = rollback.single_ready(view, min_free_mb=10**9)
     assert not refused.ok and "MB free" in refused.message and "needed" in refused.message

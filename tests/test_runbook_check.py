@@ -177,7 +177,7 @@ def test_runbooks_list_and_show() -> None:
     r = run_invoke("runbooks.show", "health-check")
     assert r.returncode == 0, r.stderr
     assert "Every replica is in sync" in r.stdout
-    assert "verifies: cluster.replicas_in_sync" in r.stdout
+    assert "verifies: cluster.all_replicas_in_sync" in r.stdout
     r = run_invoke("runbooks.show", "no-such-thing")
     assert r.returncode == 1
     assert "no playbook 'no-such-thing'" in r.stderr

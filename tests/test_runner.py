@@ -105,7 +105,7 @@ def test_dry_run_changes_nothing(lab: Lab, jdir: Path) -> None:
     before = shape(lab.inv)
     r = run(lab, jdir, "--dry-run", node=node, priority="42", expect="42")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"would: set replica-priority on {node} from 100 to 42" in r.stdout
+    assert f"would: {node}: CONFIG SET replica-priority 42  (now 100; not persisted)" in r.stdout
     assert "DRY RUN" in r.stdout
     assert shape(lab.inv) == before
     recs = records(jdir)

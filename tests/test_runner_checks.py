@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import pytest
 
+from redis_ha import view as viewmod
 from redis_ha.actions import registry
-from redis_ha.actions.registry import Context
 from redis_ha.conn import call
 from redis_ha.errors import HAError, InventoryError
 from redis_ha.lab.cluster import Lab
+from redis_ha.view import View
 
 registry.load_all()
 
 
-def chk(ctx: Context, name: str, **args: str) -> registry.Outcome:
-    return registry.CHECKS[name].fn(ctx, **args)
+def chk(view: View, name: str, **args: str) -> registry.Outcome:
+    return registry.CHECKS[name].fn(view, **args)
 
 
 def test_all_true_on_a_healthy_cluster(lab: Lab) -> None:
-    ctx = Context(lab.inv)
+    ctx = viewmod.take(lab.inv)
     primary = lab.current_primary().name
     replica = next(n.name for n in lab.inv.nodes if n.name != primary)
     for name in (
@@ -27,9 +28,9 @@ def test_all_true_on_a_healthy_cluster(lab: Lab) -> None:
         "cluster.quorum_ok",
         "cluster.sentinels_agree",
         "cluster.no_failover_in_progress",
-        "cluster.single_primary",
+        "cluster.one_node_claims_primary",
         "cluster.writes_accepted",
-        "cluster.replicas_in_sync",
+        "cluster.all_replicas_in_sync",
     ):
         out = chk(ctx, name)
         assert out.ok, (name, out.message)
@@ -43,19 +44,19 @@ def test_all_true_on_a_healthy_cluster(lab: Lab) -> None:
     assert not chk(ctx, "node.is_replica", node=primary).ok
     with pytest.raises(InventoryError, match="unknown node 'redis-9'.*redis-1, redis-2, redis-3"):
         chk(ctx, "node.up", node="redis-9")
-    dry = chk(Context(lab.inv, dry_run=True), "cluster.writes_accepted")
+    dry = chk(viewmod.take(lab.inv, dry_run=True), "cluster.writes_accepted")
     assert dry.ok and "skipped: dry run" in dry.message
 
 
 def test_false_with_reasons_when_a_replica_is_down(lab: Lab) -> None:
-    ctx = Context(lab.inv)
     primary = lab.current_primary().name
     replica = next(n.name for n in lab.inv.nodes if n.name != primary)
     lab.stop(replica, kill=True)
+    ctx = viewmod.take(lab.inv)
     out = chk(ctx, "node.up", node=replica)
     assert not out.ok and out.message == f"{replica} is down: connection refused (not running?)"
     assert not chk(ctx, "node.in_sync", node=replica).ok
-    out = chk(ctx, "cluster.replicas_in_sync")
+    out = chk(ctx, "cluster.all_replicas_in_sync")
     assert not out.ok and replica in out.message
     assert not chk(ctx, "cluster.healthy").ok
     assert chk(ctx, "cluster.writes_accepted").ok  # one in-sync replica is enough to write
@@ -65,7 +66,7 @@ def test_writes_refused_names_the_cause(lab: Lab) -> None:
     ep = lab.current_primary()
     call(lab.inv, ep, "CONFIG", "SET", "min-replicas-to-write", "3")
     try:
-        out = chk(Context(lab.inv), "cluster.writes_accepted")
+        out = chk(viewmod.take(lab.inv), "cluster.writes_accepted")
     finally:
         call(lab.inv, ep, "CONFIG", "SET", "min-replicas-to-write", "1")
     assert not out.ok
@@ -75,16 +76,15 @@ def test_writes_refused_names_the_cause(lab: Lab) -> None:
 def test_password_settings_never_reach_the_screen(lab: Lab) -> None:
     # node.set_config refuses auth settings when it runs; its dry-run text and node.config_is
     # must not print the password either (CONFIG GET also takes patterns like '*pass*').
-    ctx = Context(lab.inv)
+    ctx = viewmod.take(lab.inv)
     pw = lab.inv.password()
     assert pw
     node = lab.inv.nodes[0].name
-    describe = registry.ACTIONS["node.set_config"].describe
-    assert describe is not None
+    plan = registry.ACTIONS["node.set_config"].fn
     seen = []
     for parameter in ("requirepass", "masterauth", "*pass*"):
         try:
-            seen.append(describe(ctx, node=node, parameter=parameter, value="x"))
+            seen.append("; ".join(plan(ctx, node=node, parameter=parameter, value="x").lines()))
         except HAError as e:
             seen.append(str(e))
         try:

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from redis_ha import inventory
+from redis_ha import view as viewmod
+from redis_ha.actions import splitbrain as sba
+from redis_ha.errors import GuardRefused
 from redis_ha.facts import ClusterFacts, NodeFacts, ReplicaLink, SentinelFacts
 from redis_ha.splitbrain import (
     DISAGREE,
@@ -319,3 +322,83 @@ def test_unknown_policy_is_refused() -> None:
         decide(sv(1), None, "whatever")
     assert set(POLICIES) == {"authoritative-wins", "newest-wins", "stale-only"}
     assert SPLIT != DISAGREE
+
+
+# --- the recovery steps' plans and checks, from one view ----------------------------------------
+
+
+def isolated_view():
+    """redis-1 cut off but still a primary; the Sentinels' majority names redis-2."""
+    nodes = [
+        primary("redis-1", P1, ["redis-2", "redis-3"], keys=500),
+        primary("redis-2", P2, ["redis-3"]),
+        replica("redis-3", P3, "redis-2"),
+    ]
+    return viewmod.of(INV, facts(nodes, all_say(P2, epoch=2)))
+
+
+def test_assess_records_the_authoritative_and_stale_primaries() -> None:
+    plan = sba.plan_assess(isolated_view())
+    assert plan.record == {"authoritative": "redis-2", "stale": ["redis-1"]}
+    assert not plan.changes
+    assert "stale primaries: redis-1" in plan.ops[1].command
+    assert "500 keys" not in " ".join(c for _, c in plan.key())  # counts only in the reasons
+
+
+def test_assess_refuses_a_primary_the_sentinels_do_not_name() -> None:
+    with pytest.raises(GuardRefused, match="--primary redis-1 but the Sentinel majority"):
+        sba.plan_assess(isolated_view(), primary="redis-1")
+
+
+def test_assess_mid_failover_waits_and_records_nothing_yet() -> None:
+    v = isolated_view()
+    v.facts.sentinels[0].failover_state = "wait_promotion"
+    plan = sba.plan_assess(v)
+    assert plan.record == {} and "wait up to 20 s" in plan.ops[0].command
+
+
+def test_fence_demote_unfence_plan_from_the_record_not_live_roles() -> None:
+    v = viewmod.of(INV, facts(healthy_nodes(), all_say(P1)))  # redis-3 since demoted by Sentinel
+    fence = sba.plan_fence(v, "redis-1", ["redis-3"], pause_ms=5000)
+    assert fence.key() == [("redis-3", "CLIENT PAUSE 5000 WRITE")]
+    assert fence.record == {"fenced": ["redis-3"], "fence_ms": 5000}
+    demote = sba.plan_demote(v, "redis-1", ["redis-3"], salvaged=["redis-3"])
+    assert demote.key()[0] == ("redis-3", "REPLICAOF 127.0.0.1 7101")  # the announced address
+    assert sba.plan_unfence(v, ["redis-3"]).key() == [("redis-3", "CLIENT UNPAUSE")]
+    assert sba.plan_unfence(v, []).is_noop
+    assert sba.plan_fence(v, "redis-1", ["redis-1"]).is_noop  # never the authoritative one
+
+
+def test_demote_refuses_a_node_not_salvaged() -> None:
+    with pytest.raises(GuardRefused, match="not salvaged yet"):
+        sba.plan_demote(isolated_view(), "redis-2", ["redis-1"], salvaged=[])
+
+
+def test_checks_judge_the_view_against_the_recorded_primary() -> None:
+    v = isolated_view()
+    assert sba.authoritative_confirmed(v, "redis-2").ok
+    out = sba.authoritative_confirmed(v, "redis-1")
+    assert not out.ok and "now name redis-2, not redis-1" in out.message
+    assert not sba.only_authoritative_claims_primary(v, "redis-2").ok
+    healthy = viewmod.of(INV, facts(healthy_nodes(), all_say(P1)))
+    assert sba.only_authoritative_claims_primary(healthy, "redis-1").ok
+    assert not sba.only_authoritative_claims_primary(healthy, "redis-2").ok
+
+
+def test_repair_plans_reset_for_stale_peers_and_remonitor_for_a_wrong_primary() -> None:
+    ss = all_say(P1)
+    ss[1] = sentinel("sentinel-2", S2, P2, epoch=0)  # names another primary
+    ss[2] = sentinel("sentinel-3", S3, P1, peers=[S1, S2, 8999])  # a peer not in the inventory
+    plan = sba.plan_repair(viewmod.of(INV, facts(healthy_nodes(), ss)), "redis-1")
+    cmds = dict(plan.key()[::2])
+    assert cmds["sentinel-3"] == "SENTINEL RESET mymaster"
+    assert cmds["sentinel-2"].startswith(
+        "SENTINEL REMOVE mymaster; MONITOR mymaster 127.0.0.1 7101"
+    )
+    assert plan.params["how"] == {"sentinel-2": "remonitor", "sentinel-3": "reset"}
+    assert sba.plan_repair(viewmod.of(INV, facts(healthy_nodes(), all_say(P1))), "redis-1").is_noop
+
+
+def test_salvage_refuses_an_unknown_policy_before_reading() -> None:
+    with pytest.raises(GuardRefused, match="unknown --policy 'bogus'"):
+        sba.plan_salvage(isolated_view(), "redis-2", ["redis-1"], policy="bogus")

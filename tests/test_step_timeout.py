@@ -24,7 +24,8 @@ def runner_for(tmp_path: Path, params: dict) -> Runner:
     pb = playbook.load(ROOT / "playbooks" / "replica-rebuild.yaml")
     r = Runner.__new__(Runner)  # no journal, no terminal: only the timeout arithmetic is tested
     r.pb = pb
-    r.ctx = Context(inv=inventory.load(write_lab_inventory(tmp_path)), params=params)
+    r.ctx = Context(inv=inventory.load(write_lab_inventory(tmp_path)))
+    r.params = params
     return r
 
 

@@ -12,7 +12,20 @@ import redis
 from redis_ha.conn import client
 from redis_ha.lab import faults
 from redis_ha.lab.cluster import Lab
-from redis_ha.lab.traffic import Traffic, error_kind, longest_stall, percentile
+from redis_ha.lab.traffic import Traffic
+from redis_ha.lab.traffic_stats import (
+    F_HIT,
+    F_MISS,
+    F_OK,
+    F_STALE,
+    F_WRITE,
+    Tally,
+    error_kind,
+    longest_stall,
+    lost_writes,
+    percentile,
+    summarise,
+)
 from tests.conftest import run_invoke
 
 REPORT_KEYS = {
@@ -49,6 +62,37 @@ def test_error_kinds_are_short_and_stable() -> None:
 def test_percentile() -> None:
     assert percentile([], 0.5) is None
     assert percentile([float(i) for i in range(101)], 0.99) == 99.0
+
+
+def test_lost_writes_counts_versions_and_keys_newer_than_what_is_there() -> None:
+    acked = [(1, 1), (1, 2), (1, 3), (2, 1), (3, 5)]
+    # key 1 kept version 2 (version 3 lost), key 2 kept everything, key 3 is gone
+    assert lost_writes(acked, {1: 2, 2: 1}) == (2, 2)
+    assert lost_writes(acked, {1: 3, 2: 1, 3: 5}) == (0, 0)
+
+
+def test_summary_from_recorded_requests() -> None:
+    """Two workers: writes every 0.1 s with a 1.2 s hole, reads that miss after a failover."""
+    w1, w2 = Tally(), Tally()
+    for i in range(10):  # 0.0 .. 0.9 s
+        w1.record(i / 10, 1.0, F_WRITE | F_OK)
+    w1.fail(redis.ResponseError("NOREPLICAS Not enough good replicas"), 1.0, 5.0, F_WRITE)
+    w1.record(2.1, 2.0, F_WRITE | F_OK)  # the next acknowledged write: 1.2 s after 0.9
+    w2.record(0.5, 1.0, F_HIT | F_OK)
+    w2.record(1.5, 1.0, F_HIT | F_STALE | F_OK)
+    w2.record(2.5, 3.0, F_MISS | F_OK)
+    w2.skipped = 4
+    s = summarise([w1, w2], end=3.0, first_failover=1.2, last_failover=1.2)
+    assert (s["ops"], s["ok"], s["failed"], s["writes"], s["writes_ok"]) == (15, 14, 1, 12, 11)
+    assert s["reads"] == 3 and s["skipped"] == 4 and s["stale_reads"] == 1
+    assert s["ops_per_s"] == 5.0
+    assert s["errors"] == {"NOREPLICAS": 1}
+    assert s["error_samples"] == {"NOREPLICAS": "NOREPLICAS Not enough good replicas"}
+    assert (s["write_stall_s"], s["write_stall_at_s"]) == (pytest.approx(1.2), 0.9)
+    assert s["latency_ms"] == {"p50": 1.0, "p99": 5.0, "max": 5.0}
+    assert s["hit_rate"] == {"overall": 0.6667, "before_failover": 1.0, "after_failover": 0.5}
+    assert [b["ops"] for b in s["timeline"]] == [11, 2, 2]
+    assert [b["failed"] for b in s["timeline"]] == [0, 1, 0]
 
 
 # --- real clusters ------------------------------------------------------------------------------

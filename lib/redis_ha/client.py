@@ -62,8 +62,9 @@ Configuration from the environment (12-factor; the rollback procedure rewrites t
     The password itself (fallback when no file is given). A password in ``REDIS_URL`` wins over
     both for the URL mode. The same password is used for the Sentinels and the data nodes.
 
-The file form (`.env`/dotenv: ``KEY=value`` lines, ``#`` comments, optional ``export`` and quotes)
-is read with `read_env_file`. Example for the lab::
+The file form (`.env`/dotenv, read exactly as python-dotenv reads it: ``KEY=value`` lines,
+``#`` comments, optional ``export``, quotes, ``${VAR}`` expansion) is read with `read_env_file`.
+Example for the lab::
 
     REDIS_SENTINELS=127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381
     REDIS_SENTINEL_MASTER=mymaster
@@ -90,6 +91,7 @@ from urllib.parse import urlparse
 
 import redis
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -305,6 +307,17 @@ class AppConfig:
         u = urlparse(self.url or "")
         return f"url redis://{u.hostname}:{u.port or 6379}{u.path or ''}"
 
+    def server_kwargs(self) -> dict[str, Any]:
+        """host, port, db, username and password of the server this config reaches, read as the
+        app's client reads them (redis-py's `parse_url`: a password in REDIS_URL wins). For a
+        Sentinel config host and port are only defaults: the Sentinels name the primary."""
+        kw: dict[str, Any] = {"host": "localhost", "port": 6379, "db": 0, "username": None}
+        kw["password"] = self.password
+        if self.url:
+            parsed = parse_url(self.url)
+            kw.update({k: parsed[k] for k in list(kw) if k in parsed})
+        return kw
+
 
 def parse_hostport(text: str, what: str) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
@@ -345,28 +358,25 @@ def config_from_env(env: Mapping[str, str]) -> AppConfig:
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
-    """Parse a dotenv file: KEY=value lines, '#' comments, optional 'export ' and quotes.
+    """Read a dotenv file as python-dotenv does, refusing statements python-dotenv would skip.
 
-    The rollback rewrites this file with `appconfig.envfile`; its parser is used here too, so the
-    app (and the simulator) read exactly the values the rollback wrote.
+    The values are `appconfig.envfile`'s, the reader the rollback uses before and after it
+    rewrites this file, so the app (and the simulator) read exactly the values the rollback wrote.
     """
     from redis_ha.appconfig import envfile  # here: apps importing this module need no YAML
 
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise ClientConfigError(f"{p}: cannot read env file ({e.strerror})") from None
-    out: dict[str, str] = {}
-    for n, line in enumerate(envfile.parse(text), 1):
-        if line.key is None:
-            if line.text.strip() and not line.text.lstrip().startswith("#"):
-                raise ClientConfigError(f"{p}:{n}: expected KEY=value")
-        elif line.opaque:
-            raise ClientConfigError(f"{p}:{n}: {line.key} has an unterminated quote")
-        else:
-            out[line.key] = line.value or ""
-    return out
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8"
+        raise ClientConfigError(f"{p}: cannot read env file ({why})") from None
+    for b in envfile.parse(text):
+        if b.error:
+            raise ClientConfigError(
+                f"{p}:{b.original.line}: expected KEY=value (python-dotenv skips this statement)"
+            )
+    return envfile.values(text)
 
 
 def naive(

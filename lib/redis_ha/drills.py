@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,10 +25,8 @@ from redis_ha import journal
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
 from redis_ha.lab import faults
-from redis_ha.lab.cluster import Lab, proc_state
+from redis_ha.lab.cluster import Lab, pid_alive, proc_state
 from redis_ha.lab.scenarios import manual_promotion
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -145,6 +142,7 @@ class Scorecard:
         return d
 
 
+TRAFFIC = "drill-traffic"  # the lab process name of the drill's app simulator
 _MUST = ("cluster healthy", "no acknowledged write lost")
 
 
@@ -257,40 +255,18 @@ def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
     replica = next(n.name for n in inv.nodes if n.name != primary)
     out = inv.lab_dir / "drill-traffic.json"
     out.unlink(missing_ok=True)
-    log = open(inv.lab_dir / "drill-traffic.log", "wb")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "invoke",
-                "lab.traffic",
-                "--inventory",
-                str(inv.path),
-                "--rate",
-                str(rate),
-                "--json",
-                "--quiet",
-                "--out",
-                str(out),
-                "--settle",
-                "20",
-            ],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    finally:
-        log.close()
+    argv = [sys.executable, "-m", "redis_ha", "lab.traffic", "--inventory", str(inv.path)]
+    argv += ["--rate", str(rate), "--json", "--quiet", "--out", str(out), "--settle", "20"]
+    # A lab process like the others: `lab.down` stops it, its output is in the lab folder.
+    pid = lab.spawn(TRAFFIC, argv, cwd=Path.cwd())
     time.sleep(2.0)  # the simulator loads its keys before the clock starts
-    if proc.poll() is not None:
-        raise LabError(f"the app simulator did not start (see {inv.lab_dir / 'drill-traffic.log'})")
+    if not pid_alive(pid):
+        log = lab.proc_dir(TRAFFIC) / "stdout.log"
+        raise LabError(f"the app simulator did not start (see {log})")
     try:
         did = sc.inject(lab, primary, replica)
     except Exception:
-        proc.terminate()
+        lab.stop(TRAFFIC)
         raise
     state = {
         "scenario": sc.name,
@@ -299,7 +275,7 @@ def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
         "primary": primary,
         "node": did.get("node", replica),
         "fault": did,
-        "traffic_pid": proc.pid,
+        "traffic_pid": pid,
         "traffic_out": str(out),
         "rate": rate,
     }

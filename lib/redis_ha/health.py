@@ -1,21 +1,25 @@
 """Turn cluster facts into a verdict: pure functions, no I/O, tested from data.
 
-The authoritative primary is the address a majority of Sentinels report (ties broken by the
-highest config epoch): Sentinels are what clients ask, so their majority is what the app uses.
+The authoritative primary is the address a majority of Sentinels report (`majority_choice`):
+Sentinels are what clients ask, so their majority is what the app uses.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis_ha.facts import ClusterFacts, NodeFacts
+from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
 from redis_ha.inventory import Inventory
 
-HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
-EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
-LAG_BYTES_WARN = 1_000_000
+HEALTHY, DEGRADED, DOWN, UNKNOWN = "healthy", "degraded", "down", "unknown"
+# Nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check itself could not judge).
+EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2, UNKNOWN: 3}
+# The one threshold of "in sync": a replica further behind its primary than this is lagging (a
+# problem in the verdict, and not caught up for a check that waits for a replica to catch up).
+IN_SYNC_MAX_LAG_BYTES = 1_000_000
 
 
 @dataclass
@@ -47,35 +51,95 @@ def majority(n: int) -> int:
     return n // 2 + 1
 
 
+def majority_choice(votes: Mapping[str, int], n_sentinels: int) -> str | None:
+    """The primary address at least a majority of the `n_sentinels` listed Sentinels name (at
+    most one can), or None: the one rule of "which primary does a Sentinel majority name"."""
+    need = majority(n_sentinels)
+    return next((addr for addr, n in votes.items() if n >= need), None)
+
+
 def authoritative_primary(facts: ClusterFacts) -> tuple[str | None, int]:
     """The primary address a majority of all listed Sentinels agree on, and its vote count."""
-    votes = Counter(s.primary for s in facts.sentinels if s.up and s.primary)
+    return majority_primary(facts.sentinels, len(facts.sentinels))
+
+
+def majority_primary(sentinels: Sequence[SentinelFacts], listed: int) -> tuple[str | None, int]:
+    """The address a majority of `listed` Sentinels name, and its vote count (without a
+    majority: None and the largest count), whoever asks (the verdict, safestart, the lock)."""
+    votes = Counter(s.primary for s in sentinels if s.up and s.primary)
     if not votes:
         return None, 0
-    epoch: dict[str, int] = {}
-    for s in facts.sentinels:
-        if s.up and s.primary:
-            epoch[s.primary] = max(epoch.get(s.primary, -1), s.config_epoch or 0)
-    addr, count = max(votes.items(), key=lambda kv: (kv[1], epoch.get(kv[0], 0)))
-    if count >= majority(len(facts.sentinels)):
-        return addr, count
-    return None, count
+    addr = majority_choice(votes, listed)
+    return addr, votes[addr] if addr else max(votes.values())
 
 
 def in_sync(replica: NodeFacts, primary: NodeFacts) -> bool:
     """Replicating from the primary with the link up, not syncing, not loading."""
-    return (
-        replica.up
-        and replica.role == "replica"
-        and replica.replicating_from == primary.name
-        and bool(replica.link_up)
-        and not replica.sync_in_progress
-        and not replica.loading
-    )
+    return sync_problem(replica, primary, max_lag_bytes=None) is None
+
+
+def lag_bytes(replica: NodeFacts, primary: NodeFacts) -> int:
+    """How many bytes of the primary's replication stream the replica has not applied yet."""
+    return max(0, (primary.offset or 0) - (replica.offset or 0))
+
+
+def sync_problem(
+    replica: NodeFacts, primary: NodeFacts, max_lag_bytes: int | None = IN_SYNC_MAX_LAG_BYTES
+) -> str | None:
+    """Why `replica` is not an in-sync copy of `primary`, in plain words (None: it is).
+
+    The offset comparison (at most `max_lag_bytes` behind) is skipped with None: that is
+    `in_sync`, the link-level verdict of `assess`; checks that wait for a copy compare offsets.
+    """
+    r, p = replica.name, primary.name
+    if not replica.up:
+        return f"{r} is down: {replica.error}"
+    if r == p:
+        return f"{r} is the primary, not a replica"
+    if replica.role != "replica" or replica.replicating_from != p:
+        src = replica.replicating_from if replica.role == "replica" else "nothing (it is a primary)"
+        return f"{r} replicates from {src}, not from {p}"
+    if not replica.link_up:
+        return f"{r}: replication link to {p} is down"
+    if replica.sync_in_progress or replica.loading:
+        return f"{r}: full sync from {p} in progress"
+    lag = lag_bytes(replica, primary)
+    if max_lag_bytes is not None and lag > max_lag_bytes:
+        return f"{r} is {lag} bytes behind {p}"
+    return None
+
+
+def cannot_judge(facts: ClusterFacts) -> str | None:
+    """Why the tool cannot judge the cluster, or None when it can.
+
+    When no node could be read and at least one refused our credentials (or they could not be
+    read), "down" would be a guess: those nodes answered. The verdict is then UNKNOWN.
+    """
+    if any(n.up for n in facts.nodes):
+        return None
+    denied = [n for n in facts.nodes if n.denied]
+    if not denied:
+        return None
+    by_error: dict[str, list[str]] = {}
+    for n in denied:
+        by_error.setdefault(n.error or "refused", []).append(n.name)
+    said = "; ".join(f"{err} on {', '.join(names)}" for err, names in by_error.items())
+    return f"no node accepted the tool's credentials: {said}"
 
 
 def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     """A verdict with every problem said in plain words."""
+    why = cannot_judge(facts)
+    if why:
+        return Health(
+            level=UNKNOWN,
+            primary=None,
+            authoritative=None,
+            quorum_ok=False,
+            split_brain=False,
+            sentinels_agree=False,
+            problems=[why],
+        )
     problems: list[str] = []
     s_up = [s for s in facts.sentinels if s.up]
     for s in facts.sentinels:
@@ -155,7 +219,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
                 problems.append(f"{n.name}: full sync in progress")
             else:
                 good.append(n.name)
-                if (n.lag_bytes or 0) > LAG_BYTES_WARN:
+                if (n.lag_bytes or 0) > IN_SYNC_MAX_LAG_BYTES:
                     problems.append(f"{n.name} is {n.lag_bytes} bytes behind {primary.name}")
         if len(good) < expected:
             problems.append(

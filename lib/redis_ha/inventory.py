@@ -16,11 +16,12 @@ from typing import Any
 
 import yaml
 
+from redis_ha import control as controlmod
+from redis_ha import paths
 from redis_ha.errors import InventoryError
 
-DEFAULT_INVENTORY = "inventories/lab.yaml"
+DEFAULT_INVENTORY = "inventories/lab.yaml"  # under paths.home(), else the one shipped
 ENV_INVENTORY = "REDIS_HA_INVENTORY"
-CONTROL_BACKENDS = ("local", "ssh", "railway", "docker")
 SERVER_KINDS = ("redis", "valkey")  # what `lab_server` may name besides a folder (lab/binaries.py)
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -38,6 +39,8 @@ class Endpoint:
     # The address the cluster (Sentinels, replicas) uses for this node when it differs from the
     # one the tool uses (NAT, or the lab's partition proxies): `host:port`.
     announce: str | None = None
+    # What the service is sized at, for `invoke cost` (memory_gb, vcpu, volume_gb; see cost.py).
+    size: dict[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -83,7 +86,7 @@ class Auth:
 
 @dataclass(frozen=True)
 class Inventory:
-    """A validated inventory. Paths are absolute (resolved against the file's folder)."""
+    """A validated inventory. Paths are absolute (resolved against `paths.anchor` of the file)."""
 
     path: Path
     name: str
@@ -97,6 +100,7 @@ class Inventory:
     control: dict[str, Any]
     single: Endpoint | None = None
     app: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
     lab_server: str | None = None  # redis, valkey, or a folder of binaries (lab/binaries.py)
 
     def node(self, name: str) -> Endpoint:
@@ -158,6 +162,19 @@ class Inventory:
             raise InventoryError(f"the password variable ${a.password_env} is not set")
         return None
 
+    def credential_source(self) -> str:
+        """Where the tool's password comes from, for an operator to check (never the value)."""
+        a = self.auth
+        user = 'as ACL user "default" (the inventory names no other)'
+        if a.password_env and os.environ.get(a.password_env):
+            return f"the password in ${a.password_env}, {user}"
+        if a.password_file:
+            unset = f"${a.password_env} is not set, so " if a.password_env else ""
+            return f"{unset}the password file {a.password_file}, {user}"
+        if a.password_env:
+            return f"${a.password_env} (not set), {user}"
+        return "no password: the inventory sets neither auth.password_env nor auth.password_file"
+
     def secrets(self) -> list[str]:
         """Strings to redact from journals and output."""
         try:
@@ -173,9 +190,16 @@ def same_host(a: str, b: str) -> bool:
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
-    """The inventory to use: explicit path, else $REDIS_HA_INVENTORY, else the lab."""
-    chosen = path or os.environ.get(ENV_INVENTORY) or DEFAULT_INVENTORY
-    return Path(chosen)
+    """The inventory to use: explicit path, else $REDIS_HA_INVENTORY, else the lab's.
+
+    The lab's is `inventories/lab.yaml` in the home folder (the current one, or $REDIS_HA_HOME)
+    when there is one, else the lab inventory shipped with the package.
+    """
+    chosen = path or os.environ.get(ENV_INVENTORY)
+    if chosen:
+        return Path(chosen)
+    local = paths.home() / DEFAULT_INVENTORY
+    return local if local.exists() else paths.shipped("inventories") / "lab.yaml"
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Inventory:
@@ -222,8 +246,9 @@ _TOP = {
     "control",
     "single",
     "app",
+    "cost",
 }
-_ENDPOINT = {"name", "host", "port", "control", "announce"}
+_ENDPOINT = {"name", "host", "port", "control", "announce", "size"}
 _AUTH = {"password_env", "password_file"}
 _APP = {
     "config_backend",
@@ -239,7 +264,7 @@ _APP = {
 class _Validator:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.base = path.parent.resolve()
+        self.base = paths.anchor(path)
         self.problems: list[str] = []
 
     def bad(self, where: str, msg: str) -> None:
@@ -301,10 +326,25 @@ class _Validator:
         host = self.get(d, "host", where, str, required=True, check=_check_host)
         port = self.get(d, "port", where, int, required=True, check=_check_port)
         control = self.get(d, "control", where, dict, default={})
+        self.control_backend(control, f"{where}.control.backend")
         announce = self.get(d, "announce", where, str, check=_check_hostport)
+        size = self.get(d, "size", where, dict, default={})
         if name is None or host is None or port is None:
             return None
-        return Endpoint(name=name, host=host, port=port, control=dict(control), announce=announce)
+        return Endpoint(
+            name=name,
+            host=host,
+            port=port,
+            control=dict(control),
+            announce=announce,
+            size=dict(size),
+        )
+
+    def control_backend(self, control: dict[str, Any], where: str) -> None:
+        """A `control.backend`, when given, is one of the registered backends (control/)."""
+        backend = control.get("backend")
+        if backend is not None and backend not in controlmod.names():
+            self.bad(where, f"must be one of {', '.join(controlmod.names())}, not {backend!r}")
 
     def endpoints(self, d: dict[str, Any], key: str, count_hint: str) -> tuple[Endpoint, ...]:
         raw = self.get(d, key, "(top)", list, required=True, default=[])
@@ -340,7 +380,7 @@ class _Validator:
             )
         env = self.get(d, "password_env", "auth", str)
         file = self.get(d, "password_file", "auth", str)
-        return Auth(password_env=env, password_file=(self.base / file) if file else None)
+        return Auth(password_env=env, password_file=(self.base / file).resolve() if file else None)
 
     def inventory(self, data: Any) -> Inventory | None:
         if data is None:
@@ -360,19 +400,20 @@ class _Validator:
         lab_server = self.get(d, "lab_server", "(top)", str, check=_check_server)
         if lab_server and lab_server not in SERVER_KINDS:
             lab_server = str((self.base / lab_server).resolve())  # a folder, like lab_dir
-        control = self.get(d, "control", "(top)", dict, default={"backend": "local"})
-        backend = control.get("backend", "local")
-        if backend not in CONTROL_BACKENDS:
-            self.bad("control.backend", f"must be one of {', '.join(CONTROL_BACKENDS)}")
+        control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
+        self.control_backend(control, "control.backend")
         single = None
         if d.get("single") is not None:
             single = self.endpoint(d["single"], "single")
         app = self.get(d, "app", "(top)", dict, default={})
+        cost = self.get(d, "cost", "(top)", dict, default={})
         if app:
             self.mapping(app, "app", _APP)
             cb = app.get("config_backend")
             if cb is not None and cb not in APP_CONFIG_BACKENDS:
                 self.bad("app.config_backend", f"must be one of {', '.join(APP_CONFIG_BACKENDS)}")
+            if isinstance(app.get("env_file"), str) and app["env_file"]:  # anchored like the rest
+                app = {**app, "env_file": str((self.base / app["env_file"]).resolve())}
 
         seen: dict[str, str] = {}
         addrs: dict[tuple[str, int], str] = {}
@@ -414,6 +455,7 @@ class _Validator:
             control=dict(control),
             single=single,
             app=dict(app),
+            cost=dict(cost),
             lab_server=lab_server,
         )
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redis_ha import paths
 from redis_ha.errors import HAError
 
 ENV_DIR = "REDIS_HA_JOURNAL_DIR"
-ROOT = Path(__file__).resolve().parents[2]
 REDACTED = "***"
 
 
@@ -28,7 +28,8 @@ class JournalError(HAError):
 
 
 def journal_dir() -> Path:
-    return Path(os.environ.get(ENV_DIR) or ROOT / "journal")
+    """$REDIS_HA_JOURNAL_DIR, else `journal/` in the home folder (never inside the install)."""
+    return Path(os.environ.get(ENV_DIR) or paths.home() / "journal")
 
 
 def operator() -> str:

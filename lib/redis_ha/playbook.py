@@ -16,12 +16,13 @@ from typing import Any
 
 import yaml
 
+from redis_ha import paths
 from redis_ha import runbook as runbookmod
+from redis_ha import state as statemod
 from redis_ha.actions import registry
 from redis_ha.errors import HAError
 from redis_ha.runbook import Problem, Runbook
 
-ROOT = Path(__file__).resolve().parents[2]
 TOP_FIELDS = {"runbook", "changes", "budget_s", "steps"}
 STEP_FIELDS = {
     "id",
@@ -102,6 +103,21 @@ class Playbook:
     def title(self) -> str:
         return self.runbook.title
 
+    def inputs(self) -> list[str]:
+        """Every `$name` that is not procedure state: the options an operator passes (`--name`)."""
+        names: list[str] = []
+        for s in self.steps:
+            refs = [s.args, *(c.args for c in (*s.guard, *s.verify))]
+            if s.undo:
+                refs.append(s.undo.args)
+            vals: list[Any] = [v for a in refs for v in a.values()]
+            if s.timeout_param:
+                vals.append(f"${s.timeout_param}")
+            for v in vals:
+                if isinstance(v, str) and v.startswith("$") and not statemod.is_state(v[1:]):
+                    names.append(v[1:])
+        return list(dict.fromkeys(names))
+
 
 class _LineLoader(yaml.SafeLoader):
     """A safe loader whose mappings remember the line of each key (for messages)."""
@@ -123,12 +139,17 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def playbook_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """`failover-manual` -> playbooks/failover-manual.yaml; a path is taken as it is."""
+    """`failover-manual` -> the shipped playbooks/failover-manual.yaml; a path is taken as it is.
+
+    A relative path that does not exist is looked up beside the shipped playbooks/ (so
+    `playbooks/x.yaml` works from any folder).
+    """
     s = str(name_or_path)
+    playbooks = paths.shipped("playbooks")
     if s.endswith((".yaml", ".yml")) or os.sep in s:
         p = Path(s)
-        return p if p.is_absolute() or p.exists() else ROOT / p
-    return ROOT / "playbooks" / f"{s}.yaml"
+        return p if p.is_absolute() or p.exists() else playbooks.parent / p
+    return playbooks / f"{s}.yaml"
 
 
 def resolve_runbook(ref: str, playbook_file: Path) -> Path:
@@ -144,7 +165,7 @@ def load(name_or_path: str | os.PathLike[str]) -> Playbook:
     """A validated playbook and its runbook, or a PlaybookError listing every problem."""
     path = playbook_path(name_or_path)
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in (ROOT / "playbooks").glob("*.yaml")))
+        known = ", ".join(sorted(p.stem for p in discover()))
         raise PlaybookError(f"no playbook {str(name_or_path)!r} (known: {known or 'none'})")
     pb, problems = validate(path)
     if problems or pb is None:
@@ -412,13 +433,15 @@ def pair_problems(rb: Runbook, steps: list[PlayStep], pb_path: Path) -> list[Pro
     return out
 
 
-def discover(root: Path = ROOT) -> list[Path]:
-    """Every playbook in the repository."""
-    return sorted((root / "playbooks").glob("*.yaml"))
+def discover(root: Path | None = None) -> list[Path]:
+    """Every playbook in `root`/playbooks (default: the shipped ones)."""
+    folder = root / "playbooks" if root else paths.shipped("playbooks")
+    return sorted(folder.glob("*.yaml"))
 
 
-def check_all(root: Path = ROOT) -> list[Problem]:
+def check_all(root: Path | None = None) -> list[Problem]:
     """`runbooks.check`: every pair in runbooks/ + playbooks/, and runbooks left without a pair."""
+    root = root or paths.shipped("playbooks").parent
     problems: list[Problem] = []
     paired: set[Path] = set()
     for p in discover(root):

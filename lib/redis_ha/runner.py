@@ -1,12 +1,15 @@
-"""Execute a playbook step by step: show the runbook text, check guards, confirm, act, verify.
+"""Execute a playbook step by step: show the runbook text, check guards, plan, confirm, apply,
+verify.
 
-The loop for each step, after facts and the lock are in hand:
-  text -> guards (fresh facts; a failure refuses the step) -> confirm -> action (with timeout)
-  -> verifications (polled until true or timed out) -> journal record with ctx.state.
+The loop for each step, after the lock is in hand:
+  text -> one view -> guards on it (a failure refuses the step) -> the action's plan from the same
+  view, shown -> confirm -> apply that plan (with timeout) -> verifications (one fresh view per
+  poll, until true or timed out) -> journal record with the plan and ctx.state.
 A failed or refused step offers to undo the completed steps in reverse order (automatic with
---yes). `--dry-run` is the same path with the action stage replaced by "would ...". Ctrl-C, a
-quit answer or SIGTERM leave a journal that `--resume RUN` continues from the first unfinished
-step; actions themselves bound every temporary state with a timeout.
+--yes). `--dry-run` is the same path without the apply stage: it prints and journals the very
+plans the run would apply, from the same functions, and threads each plan's recorded state into
+the next step. Ctrl-C, a quit answer or SIGTERM leave a journal that `--resume RUN` continues
+from the first unfinished step; actions themselves bound every temporary state with a timeout.
 
 Exit codes: 0 done, 1 a step failed, 2 a guard refused, 3 the operator stopped, 4 locked,
 130 interrupted.
@@ -14,31 +17,34 @@ Exit codes: 0 done, 1 a step failed, 2 a guard refused, 3 the operator stopped, 
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from redis_ha import bounded, ui
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import journal as journalmod
 from redis_ha import playbook as playbookmod
-from redis_ha import ui
+from redis_ha import resume as resumemod
+from redis_ha import state as statemod
+from redis_ha import view as viewmod
 from redis_ha.actions import registry
-from redis_ha.actions.registry import Context, Outcome
+from redis_ha.actions.registry import Context, Outcome, Spec
+from redis_ha.clock import clock_line, mmss
 from redis_ha.errors import HAError
 from redis_ha.inventory import Inventory
 from redis_ha.lock import ClusterLock, LockHeld
+from redis_ha.plan import Plan
 from redis_ha.playbook import CheckRef, Playbook, PlayStep
+from redis_ha.state import RunState
+from redis_ha.view import View
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 VERIFY_INTERVAL = 0.25
 TIMEOUT_PARAM_SLACK_S = 60.0  # beyond an operator-chosen `timeout: $name`
+REPLAN_AFTER_S = 2.0  # an operator who thought longer than this is shown a plan from a new view
 
 
 class RunnerError(HAError):
@@ -56,7 +62,7 @@ class StepFailed(Exception):
 @dataclass
 class _Done:
     step: PlayStep
-    state: dict[str, Any]
+    state: RunState
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Runner:
     done: list[_Done] = field(default_factory=list)
     skip_ids: set[str] = field(default_factory=set)
     output: list[str] = field(default_factory=list)
+    views_taken: int = 0
     _dry_refusals: list[str] = field(default_factory=list)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -81,32 +88,78 @@ class Runner:
         self.output.append(msg)
         ui.console.print(f"    {msg}", soft_wrap=True)
 
-    def resolve(self, args: dict[str, Any], where: str) -> dict[str, Any]:
-        """`$name` -> ctx.state[name] if set, else ctx.params[name]."""
+    def take_view(self) -> View:
+        """One gathering of facts: the view a guard round, a plan or a verify poll judges."""
+        self.views_taken += 1
+        return viewmod.take(self.inv, dry_run=self.dry_run)
+
+    def resolve(self, args: dict[str, Any], spec: Spec, where: str) -> dict[str, Any]:
+        """`$name` -> the procedure state `name` if it is a state key, else the operator's
+        `--name`; an unset input for an argument with a default leaves the default."""
         out = {}
         for k, v in args.items():
             if isinstance(v, str) and v.startswith("$"):
                 name = v[1:]
-                if name in self.ctx.state and self.ctx.state[name] is not None:
-                    v = self.ctx.state[name]
-                elif self.ctx.params.get(name) is not None:
-                    v = self.ctx.params[name]
+                if statemod.is_state(name):
+                    found = self.ctx.state.get(name)
+                    if found is None:
+                        if spec.optional(k):
+                            continue
+                        raise RunnerError(f"{where} needs {v}, which no earlier step recorded")
+                    v = found
                 else:
-                    opt = name.replace("_", "-")
-                    raise RunnerError(f"{where} needs {v}: pass --{opt}")
+                    if self.params.get(name) is None:
+                        if spec.optional(k):
+                            continue
+                        opt = name.replace("_", "-")
+                        raise RunnerError(f"{where} needs {v}: pass --{opt}")
+                    v = self.params[name]
             out[k] = v
         return out
 
-    def run_check(self, kind: str, step: PlayStep, ref: CheckRef) -> Outcome:
+    def run_check(self, kind: str, step: PlayStep, ref: CheckRef, view: View) -> Outcome:
         spec = registry.CHECKS[ref.name]
-        args = self.resolve(ref.args, f"{kind} {ref.name} of step {step.id!r}")
         try:
-            out = _call(spec.fn, ref.timeout, self.ctx, **args)
+            args = self.resolve(ref.args, spec, f"{kind} {ref.name} of step {step.id!r}")
+            out = bounded.call(spec.fn, ref.timeout, view, **args)
         except HAError as e:
             out = Outcome(False, str(e))
         except TimeoutError:
             out = Outcome(False, f"no answer within {ref.timeout:g} s")
         return out
+
+    def make_plan(self, name: str, args: dict[str, Any], view: View, where: str) -> Plan:
+        """The plan of action `name` from `view`: the one function both dry run and run call."""
+        spec = registry.ACTIONS[name]
+        resolved = self.resolve(args, spec, where)
+        plan = spec.fn(view, **resolved)
+        if not isinstance(plan, Plan):
+            raise TypeError(f"{name}: plan function returned {type(plan).__name__}, not a Plan")
+        bad = statemod.unknown(plan.record)
+        if bad:
+            raise TypeError(f"{name}: plan records undeclared state {bad} (add to RunState)")
+        return plan
+
+    def show_plan(self, step: PlayStep, plan: Plan, *, undo: bool = False) -> None:
+        confirm = "asks first" if step.confirm and not undo else "no prompt"
+        lines = plan.lines()
+        head = "would" if self.dry_run else "plan"
+        ui.console.print(
+            f"  [cyan]{head}:[/] {lines[0]}" + (f"  [dim]({confirm})[/]" if not undo else ""),
+            soft_wrap=True,
+            markup=True,
+        )
+        for ln in lines[1:]:
+            ui.console.print(f"        {ln}", soft_wrap=True, markup=False)
+        self.jr.write(
+            "plan",
+            step=step.id,
+            action=plan.action,
+            undo=undo,
+            dry_run=self.dry_run,
+            would="; ".join(lines),
+            plan=plan.to_dict(),
+        )
 
     def clock(self, step_s: float, step: PlayStep) -> str:
         total = time.monotonic() - self.started
@@ -123,20 +176,22 @@ class Runner:
             )
         self.ctx = Context(
             inv=self.inv,
-            params=dict(self.params),
-            dry_run=self.dry_run,
             log=self.log,
             yes=self.yes,
+            budget_s=self.pb.budget_s,
+            viewer=self.take_view,
         )
         resumed = self._load_resume() if self.resume else None
         # Facts first: a wrong password or a missing variable fails here, before any journal.
-        facts, health = self.ctx.health()
-        _refuse_if_no_access(facts)
+        view = self.take_view()
+        _refuse_if_no_access(view.facts)
         if resumed:
             self.jr = journalmod.Journal(resumed, self.inv.secrets())
         else:
             self.jr = journalmod.Journal.create(self.pb.name, self.inv.secrets())
-        self._header(health)
+            self.ctx.started_at = time.time()
+        self.ctx.run_id, self.ctx.journal = self.jr.run_id, self.jr
+        self._header(view.health)
         meta = {
             **journalmod.whoami(),
             "procedure": self.pb.name,
@@ -145,12 +200,13 @@ class Runner:
             "runbook": str(self.pb.runbook_path),
             "inventory": str(self.inv.path),
             "inventory_name": self.inv.name,
-            "params": self.ctx.params,
+            "params": self.params,
+            "inputs": self.pb.inputs(),
             "dry_run": self.dry_run,
             "yes": self.yes,
-            "primary": health.primary,
+            "primary": view.health.primary,
             "budget_s": self.pb.budget_s,
-            "facts": healthmod.status_dict(self.inv, facts, health),
+            "facts": healthmod.status_dict(self.inv, view.facts, view.health),
         }
         if resumed:
             first = next((s.id for s in self.pb.steps if s.id not in self.skip_ids), None)
@@ -161,7 +217,7 @@ class Runner:
         lock: ClusterLock | None = None
         code, result, message = EXIT_FAILED, "failed", ""
         try:
-            with _sigterm_as_interrupt():
+            with bounded.sigterm_as_interrupt():
                 if self.pb.changes and not self.dry_run:
                     lock = ClusterLock(self.inv, self.pb.name, run_id=self.jr.run_id)
                     lock.acquire()
@@ -177,7 +233,7 @@ class Runner:
                 f"interrupted; continue with: --resume {self.jr.run_id} "
                 "(guards are checked again first)"
             )
-            self.jr.write("interrupted", message=message)
+            self.jr.write("interrupted", message=message, state=self.ctx.state)
         except HAError as e:
             code, message = e.code or 1, str(e)
             result = "locked" if isinstance(e, LockHeld) else "error"
@@ -187,43 +243,17 @@ class Runner:
             self._finish(code, result, message)
         return code
 
-    def _load_resume(self) -> Path:
+    def _load_resume(self) -> Any:
         """The journal to continue; restores its state, parameters, clock and finished steps."""
-        path = journalmod.find(self.resume, self.pb.name)
-        recs = journalmod.read(path)
-        start = next((r for r in recs if r["event"] == "start"), None)
-        if start is None:
-            raise RunnerError(f"{path.name} has no start record: cannot resume it")
-        if start.get("procedure") != self.pb.name:
-            raise RunnerError(
-                f"run {path.stem} is a {start.get('procedure')} run, not {self.pb.name}"
-            )
-        if start.get("dry_run"):
-            raise RunnerError(f"run {path.stem} was a dry run: nothing to resume")
-        ends = [r for r in recs if r["event"] == "end"]
-        if ends and ends[-1].get("result") == "completed":
-            raise RunnerError(f"run {path.stem} already completed: nothing to resume")
-        done: dict[str, dict[str, Any]] = {}
-        for r in recs:
-            if r["event"] == "step-end" and r.get("result") in ("ok", "skipped"):
-                done[r["step"]] = r
-            if r["event"] == "undo" and r.get("result") == "ok":
-                done.pop(str(r.get("step")), None)
-            if r.get("state") is not None and r["event"] in ("step-end", "resume"):
-                self.ctx.state = dict(r["state"])
-        # The clock (and the budget) counts from the original start, not from the resume.
-        self.started = time.monotonic() - max(0.0, time.time() - float(start["ts"]))
-        params = {**start.get("params", {}), **{k: v for k, v in self.params.items() if v}}
-        self.ctx.params = params
-        for s in self.pb.steps:
-            if s.id not in done:
-                break
-            self.skip_ids.add(s.id)
-            if done[s.id].get("result") == "ok":
-                self.done.append(_Done(s, dict(done[s.id].get("state") or {})))
-        if len(self.skip_ids) == len(self.pb.steps):
-            raise RunnerError(f"run {path.stem}: every step is done already")
-        return path
+        assert self.resume is not None
+        r = resumemod.load(self.resume, self.pb, self.params)
+        self.ctx.state = r.state
+        self.params = r.params
+        self.started = resumemod.clock_start(r.started_wall)
+        self.ctx.started_at = r.started_wall
+        self.skip_ids = set(r.skip_ids)
+        self.done = [_Done(s, st) for s, st in r.done]
+        return r.path
 
     def _header(self, health: healthmod.Health) -> None:
         rb = self.pb.runbook
@@ -238,7 +268,7 @@ class Runner:
         ui.console.print(f"  operator:  {journalmod.operator()}")
         ui.console.print(f"  use when:  {rb.meta.get('when')}")
         exp = rb.meta.get("duration")
-        budget = f"   budget: {_mmss(self.pb.budget_s)}" if self.pb.budget_s else ""
+        budget = f"   budget: {mmss(self.pb.budget_s)}" if self.pb.budget_s else ""
         ui.console.print(f"  expected duration: {exp}{budget}")
         for p in health.problems:
             ui.console.print(f"  [yellow]![/] {p}")
@@ -265,13 +295,16 @@ class Runner:
             self.jr.write("step-start", step=step.id, index=i, title=title)
             try:
                 if self.dry_run:
-                    self._plan(step, indicative=changed)
+                    self._dry_step(step, indicative=changed)
                     changed = changed or step.changes
                     continue
-                self._guards(step)
+                plan = self._guards_and_plan(step)
                 asked = time.monotonic()
                 answer = self._confirm(step, title)
-                t0 += time.monotonic() - asked  # the operator's thinking time is not the step's
+                waited = time.monotonic() - asked
+                t0 += waited  # the operator's thinking time is not the step's
+                if answer == "yes" and plan is not None and waited > REPLAN_AFTER_S:
+                    plan, answer = self._replan(step, title, plan)
                 if answer == "skip":
                     self._end_step(step, t0, "skipped")
                     continue
@@ -286,7 +319,8 @@ class Runner:
                         f"operator quit at step {step.id!r}; continue with --resume "
                         f"{self.jr.run_id}",
                     )
-                self._act(step)
+                if plan is not None:
+                    self._apply(step, plan)
                 self._verify(step)
             except (StepFailed, RunnerError) as err:
                 e = err if isinstance(err, StepFailed) else StepFailed(str(err))
@@ -296,7 +330,7 @@ class Runner:
                 code = EXIT_REFUSED if e.result == "refused" else EXIT_FAILED
                 return code, e.result, f"step {step.id!r}: {e}"
             self._end_step(step, t0, "ok")
-            self.done.append(_Done(step, dict(self.ctx.state)))
+            self.done.append(_Done(step, RunState(**self.ctx.state)))
         if self.dry_run:
             refused = self._dry_refusals
             if refused:
@@ -304,11 +338,13 @@ class Runner:
             return EXIT_OK, "dry-run", "plan shown, nothing changed"
         return EXIT_OK, "completed", f"{self.pb.name} completed"
 
-    def _check_guards(self, step: PlayStep, note: str = "") -> list[tuple[CheckRef, Outcome]]:
-        """Evaluate, journal and show every guard of `step`; the ones that failed."""
+    def _check_guards(
+        self, step: PlayStep, view: View, note: str = ""
+    ) -> list[tuple[CheckRef, Outcome]]:
+        """Evaluate, journal and show every guard of `step` on one view; the ones that failed."""
         failed = []
         for ref in step.guard:
-            out = self.run_check("guard", step, ref)
+            out = self.run_check("guard", step, ref, view)
             self.jr.write(
                 "guard", step=step.id, check=ref.name, ok=out.ok, message=out.message, data=out.data
             )
@@ -317,35 +353,57 @@ class Runner:
                 failed.append((ref, out))
         return failed
 
-    def _plan(self, step: PlayStep, *, indicative: bool) -> None:
-        note = " (now; earlier steps may change this)" if indicative else ""
-        failed = self._check_guards(step, note)
-        if not indicative:
-            self._dry_refusals += [f"{step.id}: {out.message}" for _, out in failed]
-        if step.action:
-            spec = registry.ACTIONS[step.action]
-            try:
-                args = self.resolve(step.args, f"step {step.id!r}")
-                if spec.describe:
-                    would = spec.describe(self.ctx, **args)
-                else:
-                    shown = ", ".join(f"{k}={v}" for k, v in args.items())
-                    would = f"{step.action}({shown})"
-            except HAError as e:
-                would = f"{step.action}: {e}"
-            confirm = "asks first" if step.confirm else "no prompt"
-            ui.console.print(f"  [cyan]would:[/] {would}  [dim]({confirm})[/]", soft_wrap=True)
-            self.jr.write("plan", step=step.id, would=would)
-        for ref in step.verify:
-            ui.console.print(f"  [dim]then waits up to {ref.timeout:g} s for {ref.name}[/]")
-
-    def _guards(self, step: PlayStep) -> None:
-        failed = self._check_guards(step)
+    def _guards_and_plan(self, step: PlayStep) -> Plan | None:
+        """One view: the guards judge it, and the action plans from it (shown and journaled)."""
+        view = self.take_view() if step.guard or step.action else None
+        if view is None:
+            return None
+        failed = self._check_guards(step, view)
         if failed:
             why = "; ".join(f"{ref.name}: {out.message}" for ref, out in failed)
             raise StepFailed("guard refused — " + why, result="refused")
+        if not step.action:
+            return None
+        try:
+            plan = self.make_plan(step.action, step.args, view, f"step {step.id!r}")
+        except HAError as e:
+            raise StepFailed(f"cannot plan {step.action}: {e}", result="refused") from None
+        self.show_plan(step, plan)
+        return plan
 
-    def _confirm(self, step: PlayStep, title: str) -> str:
+    def _replan(self, step: PlayStep, title: str, plan: Plan) -> tuple[Plan, str]:
+        """The operator took a while: check again on a new view, and ask again if it changed."""
+        new = self._guards_and_plan(step)
+        assert new is not None
+        if new.key() == plan.key():
+            return new, "yes"
+        ui.console.print("  [yellow]the cluster changed while you decided: the plan is now[/]")
+        return new, self._confirm(step, title, again=True)
+
+    def _dry_step(self, step: PlayStep, *, indicative: bool) -> None:
+        note = " (now; earlier steps may change this)" if indicative else ""
+        view = self.take_view()
+        failed = self._check_guards(step, view, note)
+        if not indicative:
+            self._dry_refusals += [f"{step.id}: {out.message}" for _, out in failed]
+        if step.action:
+            try:
+                plan = self.make_plan(step.action, step.args, view, f"step {step.id!r}")
+            except HAError as e:
+                msg = f"{step.action}: {e}"
+                ui.console.print(f"  [cyan]would:[/] {msg}", soft_wrap=True)
+                self.jr.write(
+                    "plan", step=step.id, action=step.action, dry_run=True, would=msg, error=str(e)
+                )
+                if not indicative:
+                    self._dry_refusals.append(f"{step.id}: {e}")
+            else:
+                self.show_plan(step, plan)
+                statemod.merge(self.ctx.state, plan.record)
+        for ref in step.verify:
+            ui.console.print(f"  [dim]then waits up to {ref.timeout:g} s for {ref.name}[/]")
+
+    def _confirm(self, step: PlayStep, title: str, *, again: bool = False) -> str:
         if not step.confirm:
             return "yes"
         if self.yes:
@@ -354,8 +412,9 @@ class Runner:
         if not self.ask:
             raise RunnerError(f"step {step.id!r} needs a confirmation and there is no terminal")
         what = f" ({step.action})" if step.action else ""
+        verb = "Run the new plan of step" if again else "Run step"
         answer = ui.ask_step(
-            f"Run step '{title}'{what}?", skippable=step.skippable, default_no=step.changes
+            f"{verb} '{title}'{what}?", skippable=step.skippable, default_no=step.changes
         )
         self.jr.write("answer", step=step.id, answer=answer, auto=False)
         return answer
@@ -365,24 +424,28 @@ class Runner:
         so the action's own deadline (which says more) fires before the runner's."""
         if not step.timeout_param:
             return step.timeout
-        raw = self.resolve({"timeout": f"${step.timeout_param}"}, f"step {step.id!r}")["timeout"]
+        name = step.timeout_param
+        raw: Any = self.ctx.state.get(name) if statemod.is_state(name) else self.params.get(name)
+        if raw is None:
+            raise RunnerError(f"step {step.id!r} needs ${name}: pass --{name.replace('_', '-')}")
         try:
             return float(raw) + TIMEOUT_PARAM_SLACK_S
         except (TypeError, ValueError):
             raise RunnerError(
-                f"step {step.id!r}: --{step.timeout_param.replace('_', '-')} must be a number "
+                f"step {step.id!r}: --{name.replace('_', '-')} must be a number "
                 f"of seconds, got {raw!r}"
             ) from None
 
-    def _act(self, step: PlayStep) -> None:
-        if not step.action:
-            return
+    def _apply(self, step: PlayStep, plan: Plan) -> None:
+        """Carry out `plan`: its recorded state first (so an undo knows it even if apply dies)."""
+        assert step.action is not None
         spec = registry.ACTIONS[step.action]
-        args = self.resolve(step.args, f"step {step.id!r}")
         timeout = self.step_timeout(step)
-        ui.console.print(f"  [cyan]→[/] {step.action} {_args(args)}", soft_wrap=True)
+        statemod.merge(self.ctx.state, plan.record)
+        self.jr.write("apply", step=step.id, action=step.action, state=self.ctx.state)
+        ui.console.print(f"  [cyan]→[/] {step.action}", soft_wrap=True)
         try:
-            out = _call(spec.fn, timeout, self.ctx, **args)
+            out = self._call_apply(spec, plan, timeout)
         except TimeoutError:
             raise StepFailed(
                 f"{step.action} did not finish within {timeout:g} s", "timeout"
@@ -399,30 +462,40 @@ class Runner:
             raise StepFailed(out.message or f"{step.action} reported failure")
         ui.console.print(f"  [green]✓[/] {out.message or 'done'}", soft_wrap=True)
 
+    def _call_apply(self, spec: Spec, plan: Plan, timeout: float) -> Outcome:
+        assert spec.apply is not None
+        return bounded.call(spec.apply, timeout, self.ctx, plan)
+
     def _verify(self, step: PlayStep) -> None:
-        for ref in step.verify:
-            t0 = time.monotonic()
-            deadline = t0 + ref.timeout
-            while True:
-                out = self.run_check("verify", step, ref)
-                if out.ok or time.monotonic() >= deadline:
-                    break
-                time.sleep(VERIFY_INTERVAL)
-            waited = time.monotonic() - t0
-            self.jr.write(
-                "verify",
-                step=step.id,
-                check=ref.name,
-                ok=out.ok,
-                message=out.message,
-                waited_s=round(waited, 3),
-            )
-            ui.check_line("verify", out.ok, ref.name, f"{out.message} ({waited:.1f} s)")
-            if not out.ok:
-                raise StepFailed(
-                    f"{ref.name} still not true after {ref.timeout:g} s: {out.message}",
-                    "failed",
+        """Poll every verification on one fresh view per round until each passes or times out."""
+        if not step.verify:
+            return
+        t0 = time.monotonic()
+        pending = list(step.verify)
+        while pending:
+            view = self.take_view()
+            for ref in list(pending):
+                out = self.run_check("verify", step, ref, view)
+                waited = time.monotonic() - t0
+                if not out.ok and waited < ref.timeout:
+                    continue
+                pending.remove(ref)
+                self.jr.write(
+                    "verify",
+                    step=step.id,
+                    check=ref.name,
+                    ok=out.ok,
+                    message=out.message,
+                    waited_s=round(waited, 3),
                 )
+                ui.check_line("verify", out.ok, ref.name, f"{out.message} ({waited:.1f} s)")
+                if not out.ok:
+                    raise StepFailed(
+                        f"{ref.name} still not true after {ref.timeout:g} s: {out.message}",
+                        "failed",
+                    )
+            if pending:
+                time.sleep(VERIFY_INTERVAL)
 
     def _end_step(self, step: PlayStep, t0: float, result: str, error: str | None = None) -> None:
         dur = time.monotonic() - t0
@@ -470,11 +543,13 @@ class Runner:
         for d in todo:
             assert d.step.undo is not None
             spec = registry.ACTIONS[d.step.undo.name]
-            saved = self.ctx.state
-            self.ctx.state = {**d.state, **saved}
+            self.ctx.state = RunState(**{**d.state, **self.ctx.state})  # type: ignore[typeddict-item]
             try:
-                args = self.resolve(d.step.undo.args, f"undo of {d.step.id!r}")
-                out = _call(spec.fn, self.step_timeout(d.step), self.ctx, **args)
+                view = self.take_view()
+                plan = self.make_plan(spec.name, d.step.undo.args, view, f"undo of {d.step.id!r}")
+                self.show_plan(d.step, plan, undo=True)
+                statemod.merge(self.ctx.state, plan.record)
+                out = self._call_apply(spec, plan, self.step_timeout(d.step))
                 res, msg = ("ok" if out.ok else "failed"), out.message
             except (HAError, TimeoutError) as e:
                 res, msg = "failed", str(e) or "timed out"
@@ -487,11 +562,11 @@ class Runner:
     def _finish(self, code: int, result: str, message: str) -> None:
         after: dict[str, Any] = {}
         try:
-            f, h = self.ctx.health()
+            v = self.take_view()
             after = {
-                "facts_after": healthmod.status_dict(self.inv, f, h),
-                "primary_after": h.primary,
-                "problems_after": h.problems,
+                "facts_after": healthmod.status_dict(self.inv, v.facts, v.health),
+                "primary_after": v.health.primary,
+                "problems_after": v.health.problems,
             }
         except HAError as e:
             after = {"facts_after_error": str(e)}
@@ -502,13 +577,12 @@ class Runner:
             exit_code=code,
             message=message,
             duration_s=round(total, 3),
+            views_taken=self.views_taken,
             **after,
         )
         style = "bold green" if code == 0 else "bold red"
         ui.console.rule(align="left")
-        ui.console.print(
-            f"[{style}]{result.upper()}[/] {message}  ({_mmss(total)})", soft_wrap=True
-        )
+        ui.console.print(f"[{style}]{result.upper()}[/] {message}  ({mmss(total)})", soft_wrap=True)
         ui.console.print(
             f"  journal: {self.jr.path}   (invoke journal.show --run {self.jr.run_id})"
         )
@@ -521,83 +595,6 @@ def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:
     errors = [n.error or "" for n in facts.nodes] + [s.error or "" for s in facts.sentinels]
     if errors and all("authentication" in e for e in errors):
         raise RunnerError(f"every node and Sentinel refused us: {errors[0]}")
-
-
-def clock_line(
-    step_s: float, expected_s: float | None, total_s: float, budget_s: float | None
-) -> str:
-    """Per-step and total time, flagged against the step's expected time and the budget."""
-    parts = [f"step {_mmss(step_s)}"]
-    if expected_s and step_s > expected_s:
-        parts[0] = f"[yellow]step {_mmss(step_s)} ⚠ over the expected {_mmss(expected_s)}[/]"
-    if budget_s:
-        left = budget_s - total_s
-        if left < 0:
-            parts.append(
-                f"[bold red]elapsed {_mmss(total_s)} ⚠ OVER the {_mmss(budget_s)} budget by "
-                f"{_mmss(-left)}[/]"
-            )
-        else:
-            parts.append(
-                f"elapsed {_mmss(total_s)} of the {_mmss(budget_s)} budget, {_mmss(left)} left"
-            )
-    else:
-        parts.append(f"total {_mmss(total_s)}")
-    return "  ⏱ " + " · ".join(parts)
-
-
-def _args(args: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in args.items())
-
-
-def _mmss(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = max(0.0, s)
-    if s < 60:
-        return f"{s:.1f} s"
-    m, sec = divmod(int(s), 60)
-    return f"{m}:{sec:02d}"
-
-
-def _call(fn: Callable[..., Outcome], timeout: float, *args: Any, **kw: Any) -> Outcome:
-    """Run fn in a worker thread; TimeoutError when it takes longer than `timeout`."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["v"] = fn(*args, **kw)
-        except BaseException as e:  # handed back to the caller's thread
-            box["e"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise TimeoutError
-    if "e" in box:
-        raise box["e"]
-    out = box.get("v")
-    if not isinstance(out, Outcome):
-        return Outcome(True, str(out) if out is not None else "")
-    return out
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends a run like Ctrl-C: journaled, lock released, resumable."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def run_playbook(

@@ -31,7 +31,6 @@ import shlex
 import shutil
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from redis_ha.client import parse_hostport
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import HAError, InventoryError
 from redis_ha.facts import NodeFacts, SentinelFacts, node_facts, sentinel_facts
-from redis_ha.health import majority
+from redis_ha.health import majority_primary
 from redis_ha.inventory import Auth, Endpoint, Inventory, Settings
 
 PREFIX = "safestart"
@@ -89,11 +88,9 @@ def decide(
     mine = (me,) if isinstance(me, str) else tuple(me)
     if bootstrap:
         return Decision("configured", None, "bootstrap requested: starting as configured")
-    votes = Counter(s.primary for s in sentinels if s.up and s.primary)
-    named, count = votes.most_common(1)[0] if votes else (None, 0)
-    need = majority(n_sentinels)
+    named, count = majority_primary(sentinels, n_sentinels)
     holders = [p for p in peers if p.up and (p.keys or 0) > 0]
-    if named and count >= need:
+    if named:
         said = f"{count}/{n_sentinels} Sentinels name {named} as primary"
         if not any(same_addr(named, m) for m in mine):
             return Decision("replica", named, f"{said}: starting as its replica")
@@ -223,12 +220,7 @@ def named_primary(inv: Inventory) -> str | None:
     """The address a majority of the listed Sentinels names, if any."""
     with ThreadPoolExecutor(max_workers=max(1, len(inv.sentinels))) as pool:
         views = list(pool.map(lambda s: sentinel_facts(inv, s, detail=False), inv.sentinels))
-    votes = Counter(v.primary for v in views if v.up and v.primary)
-    if votes:
-        addr, count = votes.most_common(1)[0]
-        if count >= majority(len(inv.sentinels)):
-            return addr
-    return None
+    return majority_primary(views, len(inv.sentinels))[0]
 
 
 def hand_over(inv: Inventory, me: Endpoint, timeout: float) -> tuple[str | None, str]:

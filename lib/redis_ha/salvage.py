@@ -34,6 +34,16 @@ def raw_client(inv: Inventory, ep: Endpoint, timeout: float = 5.0) -> redis.Redi
     return conn.client(inv, ep, timeout=timeout, binary=True)
 
 
+def gone(pttl: Any, dump: Any) -> bool:
+    """True when a key read as PTTL + DUMP expired or was deleted meanwhile (nothing to copy)."""
+    return dump is None or pttl == -2
+
+
+def restore_ttl(pttl: int) -> int:
+    """RESTORE's ttl argument for a key whose PTTL was `pttl` (-1, no expiry, is 0)."""
+    return max(int(pttl), 0)
+
+
 @dataclass
 class Item:
     key: bytes
@@ -79,7 +89,7 @@ def _versions(c: redis.Redis, keys: list[bytes]) -> list[KeyVersion | None]:
     for i in range(len(keys)):
         t, pttl, dump, val = res[4 * i : 4 * i + 4]
         t = t.decode() if isinstance(t, bytes) else str(t)
-        if t == "none" or pttl == -2:
+        if t == "none" or gone(pttl, dump):
             out.append(None)
             continue
         out.append(
@@ -198,7 +208,7 @@ def apply(inv: Inventory, pl: Plan, auth: Endpoint) -> dict[str, int]:
 def _apply_one(c: redis.Redis, it: Item) -> str:
     if it.stale.dump is None:
         return "failed"
-    ttl = max(it.stale.pttl, 0)
+    ttl = restore_ttl(it.stale.pttl)
     if it.decision.action == "copy":
         try:
             c.restore(it.key, ttl, it.stale.dump)

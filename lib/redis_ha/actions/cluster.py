@@ -1,36 +1,30 @@
-"""Common checks every procedure guards and verifies with: read-only predicates over fresh facts.
+"""Common checks every procedure guards and verifies with: read-only predicates over one view.
 
-Each check gathers its own facts (a fresh look is what a guard is for) and says in plain words
-what it saw, so a refused guard tells the operator what is wrong, not just that something is.
-Node arguments are stable inventory names; an unknown name is an `InventoryError`.
+Each check judges the view of its round (the runner takes one per guard round and per verify
+poll) and says in plain words what it saw, so a refused guard tells the operator what is wrong,
+not just that something is. Node arguments are stable inventory names; an unknown name is an
+`InventoryError`.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import redis
 
+from redis_ha import health as healthmod
 from redis_ha import ui
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import ClusterError
-from redis_ha.facts import ClusterFacts, NodeFacts
-from redis_ha.health import Health, assess
+from redis_ha.health import Health
+from redis_ha.plan import Plan, reads
+from redis_ha.view import View
 
 PROBE_KEY = "redis-ha-runbooks:probe"
 PROBE_TTL_MS = 5000
-IN_SYNC_MAX_LAG_BYTES = 0
-
-
-def current_primary(ctx: Context) -> tuple[ClusterFacts, Health, NodeFacts]:
-    """Facts, verdict and the usable primary (named by a Sentinel majority), or ClusterError."""
-    f, h = ctx.health()
-    if h.primary is None:
-        why = "; ".join(h.problems) or "no Sentinel majority names a primary"
-        raise ClusterError(f"no usable primary: {why}")
-    return f, h, f.node(h.primary)
 
 
 def _problems(h: Health, limit: int = 3) -> str:
@@ -40,9 +34,9 @@ def _problems(h: Health, limit: int = 3) -> str:
 
 
 @check("cluster.healthy")
-def healthy(ctx: Context) -> Outcome:
+def healthy(view: View) -> Outcome:
     """The whole cluster is healthy: one primary, every replica in sync, Sentinels agree."""
-    f, h = ctx.health()
+    h = view.health
     data = {"level": h.level, "primary": h.primary, "problems": h.problems}
     if h.healthy:
         n = len(h.in_sync_replicas)
@@ -51,11 +45,11 @@ def healthy(ctx: Context) -> Outcome:
 
 
 @check("cluster.quorum_ok")
-def quorum_ok(ctx: Context) -> Outcome:
+def quorum_ok(view: View) -> Outcome:
     """Enough Sentinels are up and agree to authorise a failover (SENTINEL CKQUORUM)."""
-    f, h = ctx.health()
+    f, h = view.facts, view.health
     up = [s.name for s in f.sentinels if s.up]
-    need = ctx.inv.settings.quorum
+    need = view.inv.settings.quorum
     data = {"sentinels_up": up, "quorum": need}
     if h.quorum_ok:
         return Outcome(True, f"quorum OK: {len(up)} of {len(f.sentinels)} Sentinels up", data)
@@ -69,9 +63,9 @@ def quorum_ok(ctx: Context) -> Outcome:
 
 
 @check("cluster.sentinels_agree")
-def sentinels_agree(ctx: Context) -> Outcome:
+def sentinels_agree(view: View) -> Outcome:
     """Every listed Sentinel is up and names the same primary."""
-    f = ctx.facts(detail=False)
+    f = view.facts
     down = [s.name for s in f.sentinels if not s.up]
     views = {s.name: s.primary_name or "nothing" for s in f.sentinels if s.up}
     data = {"views": views, "down": down}
@@ -91,9 +85,9 @@ def sentinels_agree(ctx: Context) -> Outcome:
 
 
 @check("cluster.no_failover_in_progress")
-def no_failover_in_progress(ctx: Context) -> Outcome:
+def no_failover_in_progress(view: View) -> Outcome:
     """No Sentinel is in the middle of a failover (acting now would race it)."""
-    f = ctx.facts(detail=False)
+    f = view.facts
     busy = {
         s.name: s.failover_state or "failover_in_progress"
         for s in f.sentinels
@@ -105,11 +99,10 @@ def no_failover_in_progress(ctx: Context) -> Outcome:
     return Outcome(True, "no failover in progress", {})
 
 
-@check("cluster.single_primary")
-def single_primary(ctx: Context) -> Outcome:
+@check("cluster.one_node_claims_primary")
+def one_node_claims_primary(view: View) -> Outcome:
     """Exactly one reachable node says it is a primary (no split-brain)."""
-    f = ctx.facts(detail=False)
-    claimed = [n.name for n in f.claimed_primaries()]
+    claimed = [n.name for n in view.facts.claimed_primaries()]
     data = {"primaries": claimed}
     if len(claimed) == 1:
         return Outcome(True, f"one primary: {claimed[0]}", data)
@@ -119,16 +112,16 @@ def single_primary(ctx: Context) -> Outcome:
 
 
 @check("cluster.writes_accepted")
-def writes_accepted(ctx: Context) -> Outcome:
+def writes_accepted(view: View) -> Outcome:
     """A probe SET with a short TTL on the current primary succeeds (writes are not refused)."""
     try:
-        _, _, p = current_primary(ctx)
+        p = view.primary()
     except ClusterError as e:
         return Outcome(False, str(e), {})
-    if ctx.dry_run:
+    if view.dry_run:
         return Outcome(True, f"would write a probe key on {p.name} (skipped: dry run)", {})
-    ep = ctx.inv.node(p.name)
-    c = client(ctx.inv, ep, timeout=1.0)
+    ep = view.inv.node(p.name)
+    c = client(view.inv, ep, timeout=1.0)
     value = f"{socket.gethostname()}:{os.getpid()}"
     try:
         c.set(PROBE_KEY, value, px=PROBE_TTL_MS)
@@ -139,13 +132,14 @@ def writes_accepted(ctx: Context) -> Outcome:
     return Outcome(True, f"{p.name} accepted a probe write", {"primary": p.name})
 
 
-@check("cluster.replicas_in_sync")
-def replicas_in_sync(ctx: Context) -> Outcome:
-    """Every node but the primary is up and an in-sync replica of it."""
+@check("cluster.all_replicas_in_sync")
+def all_replicas_in_sync(view: View) -> Outcome:
+    """Every node but the primary is up and an in-sync replica of it (none may be down)."""
     try:
-        f, h, p = current_primary(ctx)
+        p = view.primary()
     except ClusterError as e:
         return Outcome(False, str(e))
+    f, h = view.facts, view.health
     others = [n.name for n in f.nodes if n.name != p.name]
     behind = [n for n in others if n not in h.in_sync_replicas]
     data = {"primary": p.name, "in_sync": h.in_sync_replicas, "not_in_sync": behind}
@@ -155,37 +149,33 @@ def replicas_in_sync(ctx: Context) -> Outcome:
     return Outcome(True, f"{', '.join(others)} in sync with {p.name}", data)
 
 
-def _describe_status(ctx: Context) -> str:
-    return "print the status tables of every node and Sentinel (read-only)"
+def plan_status(view: View) -> Plan:
+    """Print the status tables of every node and Sentinel."""
+    return reads("cluster.show_status", "cluster", "INFO / SENTINEL MASTER on every endpoint")
 
 
-@action("cluster.show_status", changes=False, describe=_describe_status)
-def show_status(ctx: Context) -> Outcome:
+@action("cluster.show_status", plan=plan_status, changes=False)
+def show_status(ctx: Context, plan: Plan) -> Outcome:
     """Print the status tables (nodes, Sentinels, verdict): read-only."""
-    f, h = ctx.health()
-    ui.status_tables(f, h)
+    v = ctx.view()
+    ui.status_tables(v.facts, v.health)
+    h = v.health
     return Outcome(True, f"{h.level}: primary {h.primary or 'none'}", {"level": h.level})
 
 
-def _node(ctx: Context, node: str) -> tuple[ClusterFacts, NodeFacts]:
-    ctx.inv.node(node)  # unknown names -> InventoryError listing the known ones
-    f = ctx.facts(detail=False)
-    return f, f.node(node)
-
-
 @check("node.up")
-def node_up(ctx: Context, node: str) -> Outcome:
+def node_up(view: View, node: str) -> Outcome:
     """The node answers (with the inventory's password)."""
-    _, n = _node(ctx, node)
+    n = view.node(node)
     if n.up:
         return Outcome(True, f"{node} is up ({n.role})", {"role": n.role})
     return Outcome(False, f"{node} is down: {n.error}", {"error": n.error})
 
 
 @check("node.is_replica")
-def node_is_replica(ctx: Context, node: str) -> Outcome:
+def node_is_replica(view: View, node: str) -> Outcome:
     """The node is up and a replica (of anything)."""
-    _, n = _node(ctx, node)
+    n = view.node(node)
     if not n.up:
         return Outcome(False, f"{node} is down: {n.error}")
     if n.role == "replica":
@@ -194,39 +184,28 @@ def node_is_replica(ctx: Context, node: str) -> Outcome:
 
 
 @check("node.in_sync")
-def node_in_sync(ctx: Context, node: str, max_lag_bytes: int = IN_SYNC_MAX_LAG_BYTES) -> Outcome:
+def node_in_sync(
+    view: View, node: str, max_lag_bytes: int = healthmod.IN_SYNC_MAX_LAG_BYTES
+) -> Outcome:
     """The node replicates from the current primary, link up, not syncing, offset caught up."""
-    ctx.inv.node(node)
+    n = view.node(node)
     try:
-        f, _, p = current_primary(ctx)
+        p = view.primary()
     except ClusterError as e:
         return Outcome(False, str(e))
-    n = f.node(node)
-    data = {"primary": p.name, "offset": n.offset, "primary_offset": p.offset}
-    if not n.up:
-        return Outcome(False, f"{node} is down: {n.error}", data)
-    if n.name == p.name:
-        return Outcome(False, f"{node} is the primary, not a replica", data)
-    if n.role != "replica" or n.replicating_from != p.name:
-        src = n.replicating_from if n.role == "replica" else "nothing (it is a primary)"
-        return Outcome(False, f"{node} replicates from {src}, not from {p.name}", data)
-    if not n.link_up:
-        return Outcome(False, f"{node}: replication link to {p.name} is down", data)
-    if n.sync_in_progress or n.loading:
-        return Outcome(False, f"{node}: full sync from {p.name} in progress", data)
-    lag = (p.offset or 0) - (n.offset or 0)
-    data["lag_bytes"] = lag
-    if lag > max_lag_bytes:
-        return Outcome(False, f"{node} is {lag} bytes behind {p.name}", data)
-    return Outcome(True, f"{node} is in sync with {p.name} ({max(lag, 0)} bytes behind)", data)
+    data: dict[str, Any] = {"primary": p.name, "offset": n.offset, "primary_offset": p.offset}
+    data["lag_bytes"] = lag = healthmod.lag_bytes(n, p)
+    why = healthmod.sync_problem(n, p, max_lag_bytes)
+    if why:
+        return Outcome(False, why, data)
+    return Outcome(True, f"{node} is in sync with {p.name} ({lag} bytes behind)", data)
 
 
 @check("node.not_primary")
-def node_not_primary(ctx: Context, node: str) -> Outcome:
+def node_not_primary(view: View, node: str) -> Outcome:
     """The node is not the primary the Sentinels name and does not claim to be one."""
-    f, n = _node(ctx, node)
-    h = assess(ctx.inv, f)
-    if h.primary == node:
+    n = view.node(node)
+    if view.health.primary == node:
         return Outcome(False, f"{node} is the current primary")
     if n.up and n.role == "master":
         return Outcome(False, f"{node} says it is a primary (not named by the Sentinels)")

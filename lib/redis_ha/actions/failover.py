@@ -7,6 +7,9 @@ primary (bounded, so they resume on their own if this tool dies), the replicas c
 last byte, Sentinel promotes one, and the moment a Sentinel majority names it the old primary is
 demoted and its clients are dropped so they rediscover the new one. See
 runbooks/failover-manual.md for where the remaining stall goes.
+
+The preflight is judged once per guard round (`failover.preflight_ok`); the plans of the steer
+and switch steps are made from that same view and do not judge it again.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from redis_ha import health as healthmod
 from redis_ha import sentinel_events as events
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
-from redis_ha.errors import ClusterError, GuardRefused
+from redis_ha.errors import ClusterError, GuardRefused, HAError
 from redis_ha.facts import ClusterFacts
-from redis_ha.health import Health
 from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.plan import Op, Plan, noop, reads
+from redis_ha.view import View
 
 PAUSE_MAX_MS = 5000  # the longest writes can stay paused, even if this tool dies mid-switch
 PAUSE_MIN_MS = 2000  # the switch needs ~1.2 s: Sentinel sees the promotion on a 1 s INFO cycle
@@ -34,6 +38,7 @@ SYNC_TIMEOUT_S = 1.0  # replicas must reach the primary's offset this fast once 
 STEER_PRIORITY = 1  # lowest non-zero replica-priority: Sentinel prefers it
 STEER_WAIT_S = 12.0  # Sentinels re-read a replica's INFO (and its priority) every 10 s
 MARGIN_S = 0.5  # give up waiting for promotion this long before the pause would expire
+PROMOTED = "<the promoted replica>"  # who Sentinel promotes is only known at apply time
 # Test hook: seconds to sleep right after pausing writes, so a test can SIGKILL the tool there.
 HOLD_ENV = "REDIS_HA_HOLD_AFTER_PAUSE_S"
 
@@ -41,27 +46,26 @@ HOLD_ENV = "REDIS_HA_HOLD_AFTER_PAUSE_S"
 # --- preflight (pure) --------------------------------------------------------------------------
 
 
-def promotable(facts: ClusterFacts, health: Health, name: str) -> str | None:
+def promotable(view: View, name: str) -> str | None:
     """Why replica `name` cannot be promoted safely, or None when it can."""
-    n = facts.node(name)
+    h = view.health
+    n = view.node(name)
     if not n.up:
         return f"{name} is down ({n.error})"
-    if name not in health.in_sync_replicas:
+    if name not in h.in_sync_replicas:
         src = n.replicating_from or "nothing"
         link = "up" if n.link_up else "down"
         return (
-            f"{name} is not an in-sync replica of {health.primary} "
-            f"(replicates from {src}, link {link})"
+            f"{name} is not an in-sync replica of {h.primary} (replicates from {src}, link {link})"
         )
     if n.replica_priority is not None and n.replica_priority <= 0:
         return f"{name} has replica-priority 0: Sentinel will never promote it"
     return None
 
 
-def preflight(
-    inv: Inventory, facts: ClusterFacts, health: Health, to: str | None
-) -> tuple[str | None, list[str]]:
-    """The replica to switch to (None: Sentinel's choice) and every reason to refuse."""
+def preflight(view: View, to: str | None) -> list[str]:
+    """Every reason to refuse a switch to `to` (None: Sentinel's choice) on this view."""
+    inv, facts, health = view.inv, view.facts, view.health
     problems: list[str] = []
     if to:
         inv.node(to)  # unknown names: InventoryError listing the known ones
@@ -86,97 +90,117 @@ def preflight(
         problems.append(f"a failover is already in progress: {', '.join(busy)}")
     if health.primary is None:
         problems.append("no usable primary: " + ("; ".join(health.problems[:3]) or "unknown"))
-        return None, problems
+        return problems
     if len(facts.claimed_primaries()) > 1:
         problems.append("more than one node claims to be primary (split-brain): resolve that first")
     if to:
         if to == health.primary:
             problems.append(f"{to} is already the primary: choose a replica for --to")
-        elif why := promotable(facts, health, to):
+        elif why := promotable(view, to):
             problems.append(why)
-    else:
-        ok = [n for n in health.in_sync_replicas if promotable(facts, health, n) is None]
-        if not ok:
-            problems.append(
-                f"no in-sync replica of {health.primary} can be promoted "
-                f"(in sync: {', '.join(health.in_sync_replicas) or 'none'})"
-            )
-    return to, problems
+    elif not [n for n in health.in_sync_replicas if promotable(view, n) is None]:
+        problems.append(
+            f"no in-sync replica of {health.primary} can be promoted "
+            f"(in sync: {', '.join(health.in_sync_replicas) or 'none'})"
+        )
+    return problems
 
 
 @check("failover.preflight_ok")
-def preflight_ok(ctx: Context, to: str | None = None) -> Outcome:
+def preflight_ok(view: View, to: str | None = None) -> Outcome:
     """Quorum, every Sentinel agreeing, no failover running, and a promotable in-sync target."""
-    to = to or ctx.params.get("to")
-    f, h = ctx.health()
-    target, problems = preflight(ctx.inv, f, h, to)
-    data = {"primary": h.primary, "target": target, "in_sync": h.in_sync_replicas}
+    h = view.health
+    problems = preflight(view, to)
+    data = {"primary": h.primary, "target": to, "in_sync": h.in_sync_replicas}
     if problems:
         return Outcome(False, "; ".join(problems), data)
-    who = target or f"Sentinel's choice among {', '.join(h.in_sync_replicas)}"
+    who = to or f"Sentinel's choice among {', '.join(h.in_sync_replicas)}"
     return Outcome(True, f"primary {h.primary}; switch to {who}", data)
-
-
-def _require_preflight(ctx: Context, to: str | None) -> tuple[ClusterFacts, Health]:
-    f, h = ctx.health()
-    _, problems = preflight(ctx.inv, f, h, to)
-    if problems:
-        raise GuardRefused("refusing to fail over: " + "; ".join(problems), code=2)
-    return f, h
 
 
 # --- steering Sentinel's choice ----------------------------------------------------------------
 
 
-def _describe_steer(ctx: Context, to: str | None = None, wait_s: float = STEER_WAIT_S) -> str:
-    to = to or ctx.params.get("to")
+def plan_steer(view: View, to: str | None = None, wait_s: float = STEER_WAIT_S) -> Plan:
+    """Give `to` the lowest replica-priority (and rivals as preferred the default) so Sentinel
+    promotes it; record the priorities to put back. From the preflight round's view."""
     if not to:
-        return "nothing to do (no --to): Sentinel picks the replica"
-    return f"set replica-priority {STEER_PRIORITY} on {to} so Sentinel promotes it (restored later)"
-
-
-@action("failover.steer", describe=_describe_steer)
-def steer(ctx: Context, to: str | None = None, wait_s: float = STEER_WAIT_S) -> Outcome:
-    """Make Sentinel pick `to`: give it the lowest replica-priority and wait until they see it."""
-    to = to or ctx.params.get("to")
-    if not to:
-        return Outcome(True, "no --to given: Sentinel will choose the replica itself")
-    inv = ctx.inv
-    f, h = _require_preflight(ctx, to)
-    restore: dict[str, int] = dict(ctx.state.get("priority_restore") or {})
+        return noop("failover.steer", "no --to: Sentinel picks the replica")
+    inv = view.inv
+    inv.node(to)
+    primary = view.primary().name
+    if to == primary:
+        raise HAError(f"{to} is already the primary: choose a replica for --to")
+    ops: list[Op] = []
     changes: dict[str, int] = {}
-    for n in f.nodes:
-        if n.name == h.primary or not n.up or n.replica_priority is None:
+    restore: dict[str, int] = {}
+    for n in sorted(view.facts.nodes, key=lambda n: n.name):
+        if n.name == primary or not n.up or n.replica_priority is None:
             continue
         if n.name == to and n.replica_priority != STEER_PRIORITY:
             changes[n.name] = STEER_PRIORITY
+            why = f"now {n.replica_priority}: Sentinel prefers the lowest; restored later"
         elif n.name != to and 0 < n.replica_priority <= STEER_PRIORITY:
-            changes[n.name] = inv.settings.replica_priority  # a rival as preferred as the target
-        if n.name in changes:
-            restore.setdefault(n.name, n.replica_priority)
-    # Recorded before the first change: if a later one fails, the undo still restores the earlier.
-    ctx.state["priority_restore"] = restore
-    for name, prio in changes.items():
+            changes[n.name] = inv.settings.replica_priority
+            why = f"a rival as preferred as {to} (now {n.replica_priority}); restored later"
+        else:
+            continue
+        restore[n.name] = n.replica_priority
+        ops.append(Op(n.name, f"CONFIG SET replica-priority {changes[n.name]}", why))
+    want = {**changes, to: STEER_PRIORITY}
+    seen = ", ".join(f"{k}={v}" for k, v in sorted(want.items()))
+    ops.append(
+        Op(
+            "sentinels",
+            f"wait until every Sentinel's SENTINEL REPLICAS shows replica-priority {seen}",
+            f"at most {wait_s:g} s: they re-read replica INFO every 10 s",
+        )
+    )
+    return Plan(
+        "failover.steer",
+        ops,
+        params={"to": to, "set": changes, "want": want, "wait_s": wait_s},
+        record={"priority_restore": restore},
+    )
+
+
+@action("failover.steer", plan=plan_steer)
+def steer(ctx: Context, plan: Plan) -> Outcome:
+    """Make Sentinel pick `to`: give it the lowest replica-priority and wait until they see it."""
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    p = plan.params
+    changes: dict[str, int] = p["set"]
+    _set_priorities(ctx.inv, changes, fail_fast=True)
+    seen = _wait_sentinels_see_priority(ctx.inv, p["want"], p["wait_s"])
+    data = {"set": changes, "restore": plan.record["priority_restore"]}
+    data["sentinels_see_it_after_s"] = seen
+    if seen is None:
+        return Outcome(
+            False,
+            f"Sentinels did not report replica-priority {STEER_PRIORITY} for {p['to']} within "
+            f"{p['wait_s']:.0f} s (they re-read replica INFO every 10 s)",
+            data,
+        )
+    return Outcome(True, f"{p['to']} has replica-priority {STEER_PRIORITY}; Sentinels see it", data)
+
+
+def _set_priorities(inv: Inventory, prios: dict[str, int], *, fail_fast: bool) -> dict[str, str]:
+    """CONFIG SET replica-priority on each node; the failures (or a ClusterError at the first)."""
+    failed: dict[str, str] = {}
+    for name, prio in prios.items():
         c = client(inv, inv.node(name), timeout=2.0)
         try:
             c.config_set("replica-priority", prio)
         except (redis.RedisError, OSError) as e:
-            raise ClusterError(
-                f"{name}: CONFIG SET replica-priority {prio} failed ({describe_error(e)})"
-            ) from None
+            if fail_fast:
+                raise ClusterError(
+                    f"{name}: CONFIG SET replica-priority {prio} failed ({describe_error(e)})"
+                ) from None
+            failed[name] = describe_error(e)
         finally:
             c.close()
-    want = {**changes, to: STEER_PRIORITY}
-    seen = _wait_sentinels_see_priority(inv, want, wait_s)
-    data = {"set": changes, "restore": restore, "sentinels_see_it_after_s": seen}
-    if seen is None:
-        return Outcome(
-            False,
-            f"Sentinels did not report replica-priority {STEER_PRIORITY} for {to} within "
-            f"{wait_s:.0f} s (they re-read replica INFO every 10 s)",
-            data,
-        )
-    return Outcome(True, f"{to} has replica-priority {STEER_PRIORITY}; Sentinels see it", data)
+    return failed
 
 
 def _wait_sentinels_see_priority(
@@ -210,29 +234,34 @@ def _wait_sentinels_see_priority(
         time.sleep(0.2)
 
 
-@action("failover.restore_priority")
-def restore_priority(ctx: Context) -> Outcome:
+def plan_restore_priority(view: View, priority_restore: dict[str, int] | None = None) -> Plan:
+    """Put back the replica-priorities the steer step recorded (`$priority_restore`).
+
+    From the record alone, not from the live priorities the steer step changed, so the dry run
+    shows the very operations of the run (setting a value a node already has is harmless)."""
+    if not priority_restore:
+        return noop("failover.restore_priority", "no replica-priority was changed")
+    ops = [
+        Op(name, f"CONFIG SET replica-priority {prio}", "the value before this run")
+        for name, prio in sorted(priority_restore.items())
+    ]
+    return Plan("failover.restore_priority", ops, params={"restore": dict(priority_restore)})
+
+
+@action("failover.restore_priority", plan=plan_restore_priority)
+def restore_priority(ctx: Context, plan: Plan) -> Outcome:
     """Put back every replica-priority the steer step changed (no-op when none was)."""
-    restore: dict[str, int] = dict(ctx.state.get("priority_restore") or {})
-    if not restore:
-        return Outcome(True, "no replica-priority was changed: nothing to restore")
-    done: list[str] = []
-    failed: dict[str, str] = {}
-    for name, prio in restore.items():
-        c = client(ctx.inv, ctx.inv.node(name), timeout=2.0)
-        try:
-            c.config_set("replica-priority", prio)
-            done.append(f"{name}={prio}")
-        except (redis.RedisError, OSError) as e:
-            failed[name] = describe_error(e)
-        finally:
-            c.close()
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    restore: dict[str, int] = plan.params["restore"]
+    failed = _set_priorities(ctx.inv, restore, fail_fast=False)
     if failed:
         ctx.state["priority_restore"] = {k: v for k, v in restore.items() if k in failed}
         why = "; ".join(f"{k}: {v}" for k, v in failed.items())
         return Outcome(False, f"could not restore replica-priority on {why}")
     ctx.state["priority_restore"] = {}
-    return Outcome(True, f"replica-priority restored: {', '.join(done)}", {"restored": restore})
+    done = ", ".join(f"{k}={v}" for k, v in restore.items())
+    return Outcome(True, f"replica-priority restored: {done}", {"restored": restore})
 
 
 # --- the switch --------------------------------------------------------------------------------
@@ -274,6 +303,13 @@ def choose_via(inv: Inventory, facts: ClusterFacts, via: str | None) -> Endpoint
     return inv.sentinel(up[-1].name)
 
 
+def down_after_ms(inv: Inventory, facts: ClusterFacts) -> int:
+    """The shortest down-after the answering Sentinels run with (else the inventory's)."""
+    live = [_int(s.config.get("down-after-milliseconds")) for s in facts.sentinels if s.up]
+    known = [d for d in live if d]
+    return min(known) if known else inv.settings.down_after_ms
+
+
 def pause_for(inv: Inventory, facts: ClusterFacts) -> int:
     """How long to pause writes: under the Sentinels' down-after, so a dead tool's pause never
     turns into an automatic failover.
@@ -283,10 +319,22 @@ def pause_for(inv: Inventory, facts: ClusterFacts) -> int:
     primary down and fail over on their own. Down-after minus 0.5 s (2.5 s with the production
     3000 ms), at most 5 s, at least 2 s (the switch itself takes ~1.2 s).
     """
-    live = [_int(s.config.get("down-after-milliseconds")) for s in facts.sentinels if s.up]
-    known = [d for d in live if d]
-    down_after = min(known) if known else inv.settings.down_after_ms
-    return max(PAUSE_MIN_MS, min(PAUSE_MAX_MS, down_after - PAUSE_BELOW_DOWN_AFTER_MS))
+    limit = down_after_ms(inv, facts) - PAUSE_BELOW_DOWN_AFTER_MS
+    return max(PAUSE_MIN_MS, min(PAUSE_MAX_MS, limit))
+
+
+def check_pause(pause_ms: int, down_after: int) -> None:
+    """Refuse an operator's pause that could outlast the tool's switch or Sentinel's patience."""
+    limit = down_after - PAUSE_BELOW_DOWN_AFTER_MS
+    if not PAUSE_MIN_MS <= pause_ms <= PAUSE_MAX_MS:
+        raise GuardRefused(
+            f"pause_ms must be between {PAUSE_MIN_MS} and {PAUSE_MAX_MS} (got {pause_ms})"
+        )
+    if pause_ms > limit:
+        raise GuardRefused(
+            f"pause_ms {pause_ms} is above down-after {down_after} ms minus "
+            f"{PAUSE_BELOW_DOWN_AFTER_MS} ms: a pause that long lets Sentinel fail over by itself"
+        )
 
 
 def _int(v: Any) -> int | None:
@@ -296,13 +344,63 @@ def _int(v: Any) -> int | None:
         return None
 
 
+def plan_switch(
+    view: View, to: str | None = None, via: str | None = None, pause_ms: int | None = None
+) -> Plan:
+    """Every operation of the switch and every value its loop uses, from the guard round's view
+    (the preflight guard judged it; this does not judge it again)."""
+    inv = view.inv
+    old = view.primary().name
+    if to:
+        inv.node(to)
+    down_after = down_after_ms(inv, view.facts)
+    if pause_ms is None:
+        pause_ms = pause_for(inv, view.facts)
+    else:
+        check_pause(pause_ms, down_after)
+    replicas = sorted(view.health.in_sync_replicas)
+    leader = choose_via(inv, view.facts, via).name
+    who = f"{to} (steered)" if to else f"Sentinel's choice among {', '.join(replicas)}"
+    m = inv.master_name
+    ops = [
+        Op(old, f"CLIENT PAUSE {pause_ms} WRITE", f"ends by itself; down-after {down_after} ms"),
+        *(
+            Op(r, f"wait until slave_repl_offset reaches {old}'s master_repl_offset", "at most 1 s")
+            for r in replicas
+        ),
+        Op(leader, f"SENTINEL FAILOVER {m}", f"promotes {who}"),
+        Op("sentinels", "poll GET-MASTER-ADDR-BY-NAME until a majority names a new primary",
+           f"pause renewed up to failover-timeout {inv.settings.failover_timeout_ms} ms"),
+        Op(old, f"REPLICAOF {PROMOTED}", "it can no longer acknowledge writes"),
+        *(
+            Op(r, f"REPLICAOF {PROMOTED} (unless it is the promoted one)", "")
+            for r in replicas
+        ),
+        Op(old, "CLIENT KILL TYPE normal SKIPME yes; CLIENT KILL TYPE pubsub SKIPME yes",
+           "clients ask the Sentinels again"),
+        Op(old, "CLIENT UNPAUSE", "waiting writes fail over to the new primary"),
+    ]  # fmt: skip
+    params = {
+        "old": old,
+        "to": to,
+        "via": leader,
+        "replicas": replicas,
+        "pause_ms": pause_ms,
+        "failover_timeout_ms": inv.settings.failover_timeout_ms,
+    }
+    return Plan("failover.switch", ops, params=params, record={"old_primary": old})
+
+
 def _offset(c: redis.Redis, key: str) -> int:
     info = c.info("replication")
     return int(info.get(key, -1))
 
 
 def _majority_names(inv: Inventory, sentinels: dict[str, redis.Redis], exclude: str) -> str | None:
-    """The node a majority of Sentinels name as primary if it is not `exclude`, else None."""
+    """The node a majority of Sentinels name as primary now, if it is not `exclude`.
+
+    Asked live (this is the switch's hot loop); the votes are judged by the one rule,
+    `health.majority_choice`."""
     votes: dict[str, int] = {}
     for c in sentinels.values():
         try:
@@ -310,28 +408,26 @@ def _majority_names(inv: Inventory, sentinels: dict[str, redis.Redis], exclude: 
         except (redis.RedisError, OSError):
             continue
         if addr:
-            votes[f"{addr[0]}:{addr[1]}"] = votes.get(f"{addr[0]}:{addr[1]}", 0) + 1
-    for a, n in votes.items():
-        name = inv.name_of(a)
-        if n >= healthmod.majority(len(inv.sentinels)) and name != exclude:
-            return name
-    return None
+            a = f"{addr[0]}:{addr[1]}"
+            votes[a] = votes.get(a, 0) + 1
+    name = inv.name_of(healthmod.majority_choice(votes, len(inv.sentinels)))
+    return name if name != exclude else None
 
 
-def switchover(
-    ctx: Context, *, to: str | None = None, pause_ms: int | None = None, via: str | None = None
-) -> SwitchResult:
-    """Pause, catch up, SENTINEL FAILOVER, demote + drop clients at promotion, unpause."""
+def switchover(ctx: Context, plan: Plan) -> SwitchResult:
+    """Pause, catch up, SENTINEL FAILOVER, demote + drop clients at promotion, unpause.
+
+    Every value comes from `plan.params`; nothing is judged again here but that each endpoint
+    it touches answers (a ping before the pause)."""
     inv = ctx.inv
-    f, h = _require_preflight(ctx, to)
-    assert h.primary is not None
-    pause_ms = pause_ms or pause_for(inv, f)
-    old = inv.node(h.primary)
-    replicas = [inv.node(n) for n in h.in_sync_replicas]
-    leader = choose_via(inv, f, via)
+    p = plan.params
+    pause_ms: int = p["pause_ms"]
+    to: str | None = p["to"]
+    old = inv.node(p["old"])
+    leader = inv.sentinel(p["via"])
     res = SwitchResult(old_primary=old.name, new_primary="", via=leader.name, pause_ms=pause_ms)
     pc = client(inv, old, timeout=1.0)
-    rcs = {r.name: client(inv, r, timeout=0.5) for r in replicas}
+    rcs = {r: client(inv, inv.node(r), timeout=0.5) for r in p["replicas"]}
     scs = {s.name: client(inv, s, timeout=0.3) for s in inv.sentinels}
     paused = False
     t0 = time.monotonic()
@@ -378,7 +474,7 @@ def switchover(
         # before the promotion would only let it acknowledge writes that are then lost. If
         # Sentinel is slow, the pause is renewed (each renewal bounded) up to failover-timeout.
         t_sent = time.monotonic()
-        give_up = t_sent + inv.settings.failover_timeout_ms / 1000
+        give_up = t_sent + p["failover_timeout_ms"] / 1000
         renew_at = t0 + pause_ms / 1000 - MARGIN_S
         new_name = None
         while new_name is None:
@@ -389,7 +485,7 @@ def switchover(
             if now > give_up:
                 raise ClusterError(
                     f"no Sentinel majority named a new primary within "
-                    f"{inv.settings.failover_timeout_ms} ms of SENTINEL FAILOVER; writes were "
+                    f"{p['failover_timeout_ms']} ms of SENTINEL FAILOVER; writes were "
                     f"unpaused on {old.name}. Run `invoke failover.verify` before retrying"
                 )
             if now > renew_at:
@@ -434,35 +530,10 @@ def switchover(
     return res
 
 
-def _describe_switch(
-    ctx: Context, pause_ms: int | None = None, to: str | None = None, via: str | None = None
-) -> str:
-    to = to or ctx.params.get("to")
-    via = via or ctx.params.get("via")
-    f, h = ctx.health()
-    try:
-        leader = choose_via(ctx.inv, f, via).name
-    except ClusterError:
-        leader = "?"
-    target = to or f"the replica Sentinel picks ({', '.join(h.in_sync_replicas) or 'none'})"
-    pause_ms = pause_ms or pause_for(ctx.inv, f)
-    return (
-        f"CLIENT PAUSE {pause_ms} WRITE on {h.primary}; wait for replica offsets; "
-        f"SENTINEL FAILOVER via {leader} -> {target}; REPLICAOF + CLIENT KILL on {h.primary}; "
-        "CLIENT UNPAUSE"
-    )
-
-
-@action("failover.switch", describe=_describe_switch)
-def switch(
-    ctx: Context, pause_ms: int | None = None, to: str | None = None, via: str | None = None
-) -> Outcome:
+@action("failover.switch", plan=plan_switch)
+def switch(ctx: Context, plan: Plan) -> Outcome:
     """The zero-loss switch: writes paused only between the pause and the demotion."""
-    if pause_ms is not None and not PAUSE_MIN_MS <= pause_ms <= 30000:
-        raise GuardRefused(f"pause_ms must be between {PAUSE_MIN_MS} and 30000 (got {pause_ms})")
-    to = to or ctx.params.get("to")
-    via = via or ctx.params.get("via")
-    r = switchover(ctx, to=to, pause_ms=pause_ms, via=via)
+    r = switchover(ctx, plan)
     msg = (
         f"{r.new_primary} is the primary (was {r.old_primary}); writes paused "
         f"{r.unpaused_s:.2f} s (caught up {r.synced_s:.3f} s, promoted {r.promoted_s:.2f} s, "
@@ -477,57 +548,64 @@ def switch(
 
 
 @check("failover.old_primary_replicates")
-def old_primary_replicates(ctx: Context, old: str | None = None) -> Outcome:
-    """The old primary is a replica of the current primary with its link up."""
-    old = old or ctx.state.get("old_primary") or ctx.params.get("old")
-    if not old:
-        return Outcome(False, "which node was the old primary is unknown (no switch recorded)")
-    ctx.inv.node(old)
-    f, h = ctx.health()
-    n = f.node(old)
+def old_primary_replicates(view: View, old: str) -> Outcome:
+    """The old primary (`$old_primary`) is a replica of the current primary with its link up."""
+    n = view.node(old)
+    primary = view.health.primary
     if not n.up:
         return Outcome(False, f"{old} is down: {n.error}")
-    if n.role != "replica" or n.replicating_from != h.primary:
+    if n.role != "replica" or n.replicating_from != primary:
         return Outcome(
-            False, f"{old} is a {n.role} replicating from {n.replicating_from}, not {h.primary}"
+            False, f"{old} is a {n.role} replicating from {n.replicating_from}, not {primary}"
         )
     if not n.link_up or n.sync_in_progress:
-        return Outcome(False, f"{old}: replication from {h.primary} not up yet")
-    return Outcome(True, f"{old} replicates from the new primary {h.primary}")
+        return Outcome(False, f"{old}: replication from {primary} not up yet")
+    return Outcome(True, f"{old} replicates from the new primary {primary}")
 
 
 # --- after an automatic failover ---------------------------------------------------------------
 
 
-def _last_failover(ctx: Context) -> tuple[events.Failover | None, list[str]]:
-    evs, missing = events.read_events(ctx.inv)
-    s = ctx.inv.settings
+def _last_failover(inv: Inventory) -> tuple[events.Failover | None, list[str]]:
+    """The last failover in the Sentinel logs (a read the facts do not hold), and missing logs."""
+    evs, missing = events.read_events(inv)
+    s = inv.settings
     fo = events.last_failover(
         evs,
-        ctx.inv.master_name,
+        inv.master_name,
         down_after_ms=s.down_after_ms,
         failover_timeout_ms=s.failover_timeout_ms,
     )
     return fo, missing
 
 
-@action("failover.old_primary_status", changes=False)
-def old_primary_status(ctx: Context, old: str | None = None) -> Outcome:
-    """Where the old primary is now (a replica again, down, or a rival primary); what to do."""
-    old = old or ctx.params.get("old")
+def plan_old_primary_status(view: View, old: str | None = None) -> Plan:
+    """Which node was the old primary (`--old`, else the Sentinel logs), and its one read."""
+    inv = view.inv
+    how = "named by --old"
     if not old:  # the logs are read only when --old does not name it
-        fo, _ = _last_failover(ctx)
-        old = ctx.inv.name_of(fo.old_primary) if fo and fo.old_primary else None
+        fo, _ = _last_failover(inv)
+        old = inv.name_of(fo.old_primary) if fo and fo.old_primary else None
+        how = "the old primary of the last +switch-master in the Sentinel logs"
     if not old:
-        return Outcome(
-            True,
+        return noop(
+            "failover.old_primary_status",
             "the Sentinel logs show no failover; pass --old NODE to name the old primary",
-            {},
         )
-    ctx.inv.node(old)
-    f, h = ctx.health()
-    n = f.node(old)
-    ctx.state["old_primary"] = old
+    inv.node(old)
+    return Plan(
+        "failover.old_primary_status",
+        [Op(old, "INFO replication", f"read-only; {how}")],
+        params={"old": old},
+        record={"old_primary": old},
+        changes=False,
+    )
+
+
+def old_primary_verdict(view: View, old: str) -> Outcome:
+    """Where the old primary is now (a replica again, down, or a rival primary); what to do."""
+    h = view.health
+    n = view.node(old)
     data = {"old_primary": old, "up": n.up, "role": n.role, "replicating_from": n.replicating_from}
     if not n.up:
         return Outcome(
@@ -556,37 +634,50 @@ def old_primary_status(ctx: Context, old: str | None = None) -> Outcome:
     )
 
 
-@action("failover.timeline", changes=False)
-def timeline(ctx: Context) -> Outcome:
+@action("failover.old_primary_status", plan=plan_old_primary_status, changes=False)
+def old_primary_status(ctx: Context, plan: Plan) -> Outcome:
+    """Where the old primary is now (a replica again, down, or a rival primary); what to do."""
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    return old_primary_verdict(ctx.view(), plan.params["old"])
+
+
+def plan_timeline(view: View) -> Plan:
+    """Read every Sentinel's log: the events of the last failover and its durations."""
+    return reads("failover.timeline", "sentinels", "read the Sentinel logs (last failover)")
+
+
+@action("failover.timeline", plan=plan_timeline, changes=False)
+def timeline(ctx: Context, plan: Plan) -> Outcome:
     """The Sentinel events of the last failover and its measured durations."""
-    fo, missing = _last_failover(ctx)
+    inv = ctx.inv
+    fo, missing = _last_failover(inv)
     if fo is None:
         where = (
             f"(no readable log for: {', '.join(missing)})"
             if missing
             else "(no +switch-master in the logs)"
         )
-        live = _live_epochs(ctx)
         return Outcome(
             True,
-            f"no failover found in the Sentinel logs {where}. Live view: {live}. To catch the next "
-            "one: redis-cli -p <sentinel-port> PSUBSCRIBE '*'",
+            f"no failover found in the Sentinel logs {where}. Live view: {_live_epochs(ctx)}. "
+            "To catch the next one: redis-cli -p <sentinel-port> PSUBSCRIBE '*'",
             {"missing_logs": missing},
         )
-    name = ctx.inv.name_of
+    name = inv.name_of
     lines = [
         f"{fo.kind} failover: {name(fo.old_primary)} -> {name(fo.new_primary)}, "
         f"led by {fo.leader or '?'}"
     ]
     for e in fo.events:
-        lines.append(f"  {events.fmt_ts(e.ts)}  {e.sentinel:<12} {e.name} {_short(ctx, e.text)}")
+        lines.append(f"  {events.fmt_ts(e.ts)}  {e.sentinel:<12} {e.name} {_short(inv, e.text)}")
     d = fo.durations()
     figures = ", ".join(f"{k[:-2].replace('_', ' ')} {v:.2f} s" for k, v in d.items() if v)
     lines.append(f"durations: {figures}")
     if fo.crash_estimate:
         lines.append(
             f"the primary most likely stopped at {events.fmt_ts(fo.crash_estimate)} "
-            f"(first +sdown minus down-after {ctx.inv.settings.down_after_ms} ms)"
+            f"(first +sdown minus down-after {inv.settings.down_after_ms} ms)"
         )
     if missing:
         lines.append(f"(no log for {', '.join(missing)}: their events are missing)")
@@ -595,33 +686,36 @@ def timeline(ctx: Context) -> Outcome:
     return Outcome(True, lines[0] + "; " + figures, fo.to_dict())
 
 
-def _short(ctx: Context, text: str) -> str:
+def _short(inv: Inventory, text: str) -> str:
     """Replace host port pairs with node names so the timeline reads at 3 a.m."""
-    for n in (*ctx.inv.nodes, *ctx.inv.sentinels):
+    for n in (*inv.nodes, *inv.sentinels):
         text = text.replace(f"{n.host}:{n.port} {n.host} {n.port}", n.name)
         text = text.replace(f"{n.host} {n.port}", n.name)
     return text[:90]
 
 
 def _live_epochs(ctx: Context) -> str:
-    f = ctx.facts(detail=False)
+    f = ctx.view().facts
     return ", ".join(
         f"{s.name}: {s.primary_name or '?'} epoch {s.config_epoch}" if s.up else f"{s.name}: down"
         for s in f.sentinels
     )
 
 
-@check("failover.replicas_in_sync")
-def replicas_in_sync(ctx: Context) -> Outcome:
-    """Every replica that is up replicates from the primary, in sync; enough of them for writes."""
-    f, h = ctx.health()
+@check("failover.reachable_replicas_in_sync")
+def reachable_replicas_in_sync(view: View) -> Outcome:
+    """Every replica that answers is in sync with the primary, and enough of them for writes.
+
+    Unlike cluster.all_replicas_in_sync, a node that is down is tolerated (after a crash the old
+    primary may still be down): only the ones that answer must be in sync."""
+    f, h = view.facts, view.health
     if h.primary is None:
         return Outcome(False, "no usable primary: " + "; ".join(h.problems[:3]))
     up = [n.name for n in f.nodes if n.up and n.name != h.primary]
     behind = [n for n in up if n not in h.in_sync_replicas]
     down = [n.name for n in f.nodes if not n.up]
     data = {"primary": h.primary, "in_sync": h.in_sync_replicas, "behind": behind, "down": down}
-    need = ctx.inv.settings.min_replicas_to_write
+    need = view.inv.settings.min_replicas_to_write
     if behind:
         return Outcome(False, f"not in sync with {h.primary}: {', '.join(behind)}", data)
     if len(h.in_sync_replicas) < need:

@@ -1,7 +1,7 @@
 """General-purpose actions on one node's runtime configuration, each with its undo.
 
-`node.set_config` remembers the previous value in ctx.state (journaled, so an interrupted run
-can still restore it after `--resume`), and `node.restore_config` puts it back. Only settings
+`node.set_config` records the previous value as `config_before` (journaled, so an interrupted
+run can still restore it after `--resume`), and `node.restore_config` puts it back. Only settings
 that are safe to change at run time are accepted: never auth, addresses, files or replication
 targets, which have procedures of their own.
 """
@@ -13,6 +13,9 @@ import redis
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import call
 from redis_ha.errors import ClusterError, HAError
+from redis_ha.inventory import Inventory
+from redis_ha.plan import Op, Plan, noop
+from redis_ha.view import View
 
 SAFE_SETTINGS = (
     "replica-priority",
@@ -26,10 +29,14 @@ SAFE_SETTINGS = (
     "latency-monitor-threshold",
 )
 SECRET_SETTINGS = ("requirepass", "masterauth")
+# Every setting a procedure or a lab fault may change at run time: node.set_config's allow-list,
+# what a rebuild or a switchover sets (replica-announced, replica-priority) and what the diverge
+# fault breaks (masterauth). The tests put exactly these back after each test.
+RUNTIME_SETTINGS = (*SAFE_SETTINGS, "replica-announced", "masterauth")
 
 
 def _state_key(node: str, parameter: str) -> str:
-    return f"config_before:{node}:{parameter}"
+    return f"{node}:{parameter}"
 
 
 def _safe(parameter: str) -> None:
@@ -40,11 +47,11 @@ def _safe(parameter: str) -> None:
         )
 
 
-def get_config(ctx: Context, node: str, parameter: str) -> str:
+def get_config(inv: Inventory, node: str, parameter: str) -> str:
     """The live value of one setting on one node (never a password: those are refused)."""
-    ep = ctx.inv.node(node)
+    ep = inv.node(node)
     try:
-        res = call(ctx.inv, ep, "CONFIG", "GET", parameter)
+        res = call(inv, ep, "CONFIG", "GET", parameter)
     except redis.ResponseError as e:
         raise ClusterError(f"{node}: CONFIG GET {parameter} failed: {e}") from None
     if isinstance(res, dict):
@@ -59,63 +66,70 @@ def get_config(ctx: Context, node: str, parameter: str) -> str:
     return str(next(iter(found.values())))
 
 
-def _describe_set(ctx: Context, node: str, parameter: str, value: str) -> str:
+def plan_set(view: View, node: str, parameter: str, value: str) -> Plan:
+    """CONFIG SET one run-time setting, keeping the value it replaces for the undo."""
     _safe(parameter)  # a dry run refuses what the run would refuse
-    try:
-        now = get_config(ctx, node, parameter)
-    except HAError as e:
-        return f"set {parameter} to {value} on {node} (current value unknown: {e})"
-    if now == str(value):
-        return f"nothing on {node}: {parameter} is already {value}"
-    return f"set {parameter} on {node} from {now} to {value} (CONFIG SET, not persisted)"
-
-
-@action("node.set_config", describe=_describe_set)
-def set_config(ctx: Context, node: str, parameter: str, value: str) -> Outcome:
-    """CONFIG SET one run-time setting on one node; the old value is kept for the undo."""
-    _safe(parameter)
-    ep = ctx.inv.node(node)
-    before = get_config(ctx, node, parameter)
-    ctx.state.setdefault(_state_key(node, parameter), before)
+    before = get_config(view.inv, node, parameter)
+    saved = {_state_key(node, parameter): before}
     if before == str(value):
-        return Outcome(True, f"{node}: {parameter} already {value}", {"before": before})
+        return noop("node.set_config", f"{node}: {parameter} already {value}", config_before=saved)
+    op = Op(node, f"CONFIG SET {parameter} {value}", f"now {before}; not persisted")
+    return Plan(
+        "node.set_config",
+        [op],
+        params=_params(node, parameter, value, before),
+        record={"config_before": saved},
+    )
+
+
+def _params(node: str, parameter: str, value: str, before: str) -> dict[str, str]:
+    return {"node": node, "parameter": parameter, "value": str(value), "before": before}
+
+
+def _config_set(ctx: Context, plan: Plan) -> Outcome:
+    p = plan.params
     try:
-        call(ctx.inv, ep, "CONFIG", "SET", parameter, str(value))
+        call(ctx.inv, ctx.inv.node(p["node"]), "CONFIG", "SET", p["parameter"], p["value"])
     except redis.ResponseError as e:
-        raise ClusterError(f"{node}: CONFIG SET {parameter} {value} refused: {e}") from None
-    return Outcome(True, f"{node}: {parameter} {before} -> {value}", {"before": before})
+        raise ClusterError(
+            f"{p['node']}: CONFIG SET {p['parameter']} {p['value']} refused: {e}"
+        ) from None
+    return Outcome(True, f"{p['node']}: {p['parameter']} {p['before']} -> {p['value']}")
 
 
-def _describe_restore(ctx: Context, node: str, parameter: str) -> str:
-    saved = ctx.state.get(_state_key(node, parameter))
-    if saved is None:
-        return f"restore {parameter} on {node} to the value saved by an earlier step"
-    return f"restore {parameter} on {node} to {saved}"
+@action("node.set_config", plan=plan_set)
+def set_config(ctx: Context, plan: Plan) -> Outcome:
+    """CONFIG SET one run-time setting on one node; the old value is kept for the undo."""
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    return _config_set(ctx, plan)
 
 
-@action("node.restore_config", describe=_describe_restore)
-def restore_config(ctx: Context, node: str, parameter: str) -> Outcome:
-    """Put back the value node.set_config saved for this node and setting (undo)."""
+def plan_restore(view: View, node: str, parameter: str, config_before: dict[str, str]) -> Plan:
+    """Put back the value node.set_config saved (`$config_before`) for this node and setting."""
     _safe(parameter)
-    ep = ctx.inv.node(node)
-    key = _state_key(node, parameter)
-    saved = ctx.state.get(key)
+    saved = config_before.get(_state_key(node, parameter))
     if saved is None:
         raise HAError(f"no saved value of {parameter} on {node} to restore (was it changed?)")
-    now = get_config(ctx, node, parameter)
-    if now != saved:
-        try:
-            call(ctx.inv, ep, "CONFIG", "SET", parameter, str(saved))
-        except redis.ResponseError as e:
-            raise ClusterError(f"{node}: CONFIG SET {parameter} {saved} refused: {e}") from None
-    ctx.state.pop(key, None)
-    return Outcome(True, f"{node}: {parameter} {now} -> {saved} (restored)")
+    # From the record alone, not from the live value an earlier step changed: the dry run shows
+    # the very operation the run performs (setting a value it already has is harmless).
+    op = Op(node, f"CONFIG SET {parameter} {saved}", "the value before this run")
+    return Plan("node.restore_config", [op], params=_params(node, parameter, saved, ""))
+
+
+@action("node.restore_config", plan=plan_restore)
+def restore_config(ctx: Context, plan: Plan) -> Outcome:
+    """Put back the value node.set_config saved for this node and setting (undo)."""
+    p = plan.params
+    now = get_config(ctx.inv, p["node"], p["parameter"])
+    out = _config_set(ctx, Plan(plan.action, plan.ops, params={**p, "before": now}))
+    return Outcome(out.ok, out.message + " (restored)")
 
 
 @check("node.config_is")
-def config_is(ctx: Context, node: str, parameter: str, value: str) -> Outcome:
+def config_is(view: View, node: str, parameter: str, value: str) -> Outcome:
     """The node's live setting equals `value`."""
-    now = get_config(ctx, node, parameter)
+    now = get_config(view.inv, node, parameter)
     if now == str(value):
         return Outcome(True, f"{node}: {parameter} is {now}")
     return Outcome(False, f"{node}: {parameter} is {now}, not {value}")

@@ -1,20 +1,21 @@
-"""The registry of what playbook steps may do: actions (side effects) and checks (predicates).
+"""The registry of what playbook steps may do: actions (plan, then apply) and checks (predicates).
 
 A playbook names actions and checks by string; `runbooks.check` validates every name and every
-argument against the function signatures registered here, before anything runs.
+argument against the signatures registered here, before anything runs.
 
-Contract for authors of actions and checks:
-- An action is `fn(ctx: Context, **args) -> Outcome`. It acts on the cluster and returns what it
-  did. Values later steps need (the old primary, the chosen target) go into `ctx.state`, which the
-  journal records so that `--resume` can restore it.
-- A check is `fn(ctx: Context, **args) -> Outcome`; `ok` False means "not (yet) true". Guards are
-  checks evaluated before a step; verifications are checks polled after it until they pass or
-  time out. Checks never change the cluster.
-- `describe(ctx, **args) -> str` (optional) says what the action would do to which node, from
-  facts alone: it is what `--dry-run` prints. Without it the runner prints the name and args.
-- Expected failures raise `redis_ha.errors.HAError` (or return Outcome(ok=False)); the runner turns
-  them into a journaled, readable failure.
-- Operator choices (`--to`, `--node`, `--policy`) arrive in `ctx.params`.
+Contract for authors:
+- A check is `fn(view, **args) -> Outcome`, pure over one `View` (facts of one round): `ok`
+  False means "not (yet) true". Guards are checks evaluated before a step; verifications are
+  checks polled after it. Checks never change the cluster and never gather facts themselves.
+- An action is a pair: `plan(view, **args) -> Plan` decides from the view what it will do (the
+  operations, or a no-op with its reason, and the state it will record) and `apply(ctx, plan)`
+  does exactly that. `--dry-run` prints the plan; the run journals the plan it applied. A
+  time-critical loop lives in `apply`, with every parameter taken from `plan.params`.
+- Every input arrives as an argument: operator options reach a step only as `$name` arguments in
+  the playbook (so `runbooks.check` lists them); a step's results go into `ctx.state`
+  (`redis_ha.state.RunState`, journaled and restored by `--resume`).
+- Expected failures raise `redis_ha.errors.HAError` (or return Outcome(ok=False)); the runner
+  turns them into a journaled, readable failure.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis_ha import facts as factsmod
-from redis_ha import health as healthmod
+from redis_ha import journal as journalmod
+from redis_ha import view as viewmod
 from redis_ha.inventory import Inventory
+from redis_ha.plan import Plan
+from redis_ha.state import RunState
+from redis_ha.view import View
 
 
 @dataclass
@@ -40,38 +44,39 @@ class Outcome:
 
 @dataclass
 class Context:
-    """Everything a step may use. Thin: facts are gathered on demand, fresh each time."""
+    """What `apply` may use: the target, this run's identity, journal and clock, and its state."""
 
     inv: Inventory
-    params: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-    dry_run: bool = False
+    state: RunState = field(default_factory=lambda: RunState())
     log: Callable[[str], None] = print
     yes: bool = False
+    run_id: str = ""
+    journal: journalmod.Journal | None = None
+    budget_s: float | None = None
+    started_at: float = 0.0  # wall-clock start of the run (a resumed run keeps the original)
+    viewer: Callable[[], View] | None = None  # the runner's (it counts the views it takes)
 
-    def facts(self, *, detail: bool = True) -> factsmod.ClusterFacts:
-        return factsmod.gather(self.inv, detail=detail)
-
-    def health(self) -> tuple[factsmod.ClusterFacts, healthmod.Health]:
-        f = self.facts()
-        return f, healthmod.assess(self.inv, f)
+    def view(self) -> View:
+        """A fresh look, for an apply that must see the cluster as it is now."""
+        return self.viewer() if self.viewer else viewmod.take(self.inv)
 
 
-ActionFn = Callable[..., Outcome]
-DescribeFn = Callable[..., str]
+CheckFn = Callable[..., Outcome]
+PlanFn = Callable[..., Plan]
+ApplyFn = Callable[[Context, Plan], Outcome]
 
 
 @dataclass
 class Spec:
     name: str
-    fn: ActionFn
     kind: str  # "action" | "check"
-    describe: DescribeFn | None = None
+    fn: Callable[..., Any]  # the check, or the action's plan function
+    apply: ApplyFn | None = None
     changes: bool = True  # actions that change the cluster default to confirm: true
     doc: str = ""
 
     def params(self) -> dict[str, inspect.Parameter]:
-        """The arguments a playbook may pass (everything after ctx)."""
+        """The arguments a playbook may pass (everything after the view)."""
         ps = list(inspect.signature(self.fn).parameters.values())[1:]
         return {p.name: p for p in ps if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
@@ -104,32 +109,36 @@ class Spec:
                 problems.append(f"{self.name}: missing required argument {k!r}")
         return problems
 
+    def optional(self, arg: str) -> bool:
+        """True when `arg` has a default: an operator input left unset then means the default."""
+        p = self.params().get(arg)
+        return p is not None and p.default is not p.empty
+
 
 ACTIONS: dict[str, Spec] = {}
 CHECKS: dict[str, Spec] = {}
 
 
-def action(
-    name: str, *, describe: DescribeFn | None = None, changes: bool = True
-) -> Callable[[ActionFn], ActionFn]:
-    """Register an action under a dotted name (`primary.pause_writes`)."""
+def action(name: str, *, plan: PlanFn, changes: bool = True) -> Callable[[ApplyFn], ApplyFn]:
+    """Register `apply(ctx, plan)` with its `plan(view, **args)` under a dotted name."""
 
-    def deco(fn: ActionFn) -> ActionFn:
+    def deco(fn: ApplyFn) -> ApplyFn:
         if name in ACTIONS:
             raise ValueError(f"action {name!r} registered twice")
-        ACTIONS[name] = Spec(name, fn, "action", describe, changes, (fn.__doc__ or "").strip())
+        doc = (fn.__doc__ or plan.__doc__ or "").strip()
+        ACTIONS[name] = Spec(name, "action", plan, fn, changes, doc)
         return fn
 
     return deco
 
 
-def check(name: str, *, describe: DescribeFn | None = None) -> Callable[[ActionFn], ActionFn]:
-    """Register a read-only predicate usable as a guard or a verification."""
+def check(name: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a read-only predicate `fn(view, **args)` usable as a guard or a verification."""
 
-    def deco(fn: ActionFn) -> ActionFn:
+    def deco(fn: CheckFn) -> CheckFn:
         if name in CHECKS:
             raise ValueError(f"check {name!r} registered twice")
-        CHECKS[name] = Spec(name, fn, "check", describe, False, (fn.__doc__ or "").strip())
+        CHECKS[name] = Spec(name, "check", fn, None, False, (fn.__doc__ or "").strip())
         return fn
 
     return deco

@@ -4,6 +4,11 @@ The one rule every step follows: a replica that does not hold a complete copy of
 data is never promotable. Priority 0 goes on before anything is taken away and comes back only
 after the copy is verified, so an interrupted run leaves a safe (unpromotable) replica behind,
 never an empty one Sentinel might promote.
+
+Checks judge the runner's view; the diagnosis adds a little evidence facts do not hold (INFO
+counters, the primary's output-buffer limit, log tails and host memory from the control backend).
+The replica's priority before the run is recorded as `priority_restore` (node -> priority), the
+key failover uses for the same value, and the restore plans from that record alone.
 """
 
 from __future__ import annotations
@@ -15,23 +20,22 @@ import redis
 
 from redis_ha import control as controlmod
 from redis_ha import diagnose as diag
-from redis_ha.actions.cluster import current_primary
+from redis_ha import health as healthmod
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import ClusterError, GuardRefused, HAError
-from redis_ha.facts import ClusterFacts
-from redis_ha.health import Health
-from redis_ha.inventory import Endpoint
+from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.plan import Op, Plan, noop, reads
+from redis_ha.view import View
 
 UNPROMOTABLE = {"replica-priority": "0", "replica-announced": "no"}
-IN_SYNC_MAX_LAG_BYTES = 1_000_000
 POLL_S = 0.1
 BAD_FLAGS = ("s_down", "o_down", "disconnected")
 
 
 # --- gathering (I/O) ------------------------------------------------------------------------
-def _info(ctx: Context, ep: Endpoint, *sections: str) -> dict[str, Any]:
-    c = client(ctx.inv, ep, timeout=1.0)
+def _info(inv: Inventory, ep: Endpoint, *sections: str) -> dict[str, Any]:
+    c = client(inv, ep, timeout=1.0)
     try:
         out: dict[str, Any] = {}
         for s in sections:
@@ -43,9 +47,9 @@ def _info(ctx: Context, ep: Endpoint, *sections: str) -> dict[str, Any]:
         c.close()
 
 
-def _obl_hard(ctx: Context, ep: Endpoint) -> int | None:
+def _obl_hard(inv: Inventory, ep: Endpoint) -> int | None:
     """The primary's `client-output-buffer-limit replica` hard limit in bytes."""
-    c = client(ctx.inv, ep, timeout=1.0)
+    c = client(inv, ep, timeout=1.0)
     try:
         raw = c.config_get("client-output-buffer-limit").get("client-output-buffer-limit", "")
     except (redis.RedisError, OSError):
@@ -62,104 +66,119 @@ def _obl_hard(ctx: Context, ep: Endpoint) -> int | None:
     return None
 
 
-def evidence(ctx: Context, facts: ClusterFacts, health: Health, node: str) -> diag.Evidence:
-    """Best-effort extra evidence: counters, buffer limit, memory and log tails."""
+def evidence(view: View, node: str) -> diag.Evidence:
+    """Best-effort extra evidence: counters, buffer limit, memory and log tails (reads)."""
+    inv, h = view.inv, view.health
     ev = diag.Evidence()
-    ep = ctx.inv.node(node)
-    n = facts.node(node)
-    if n.up:
-        rinfo = _info(ctx, ep, "replication")
+    ep = inv.node(node)
+    if view.node(node).up:
+        rinfo = _info(inv, ep, "replication")
         if "master_link_down_since_seconds" in rinfo:
             ev.link_down_s = int(rinfo["master_link_down_since_seconds"])
-    ctl = _evidence_control(ctx, ep)
+    ctl = _evidence_control(inv, ep)
     if ctl is not None:
         ev.replica_log = ctl.log_tail(ep, 300)
-    if health.primary and health.primary != node:
-        pep = ctx.inv.node(health.primary)
-        pinfo = _info(ctx, pep, "stats")
+    if h.primary and h.primary != node:
+        pep = inv.node(h.primary)
+        pinfo = _info(inv, pep, "stats")
         if "sync_full" in pinfo:
             ev.full_syncs = int(pinfo["sync_full"])
-        ev.obl_hard = _obl_hard(ctx, pep)
-        pctl = _evidence_control(ctx, pep)
+        ev.obl_hard = _obl_hard(inv, pep)
+        pctl = _evidence_control(inv, pep)
         if pctl is not None:
             ev.mem_available = pctl.mem_available(pep)
             ev.primary_log = pctl.log_tail(pep, 300)
     return ev
 
 
-def _evidence_control(ctx: Context, ep: Endpoint) -> controlmod.Control | None:
+def _evidence_control(inv: Inventory, ep: Endpoint) -> controlmod.Control | None:
     """The node's control backend for reading logs and memory, or None when it refuses.
 
     The default `local` backend refuses inventories not marked `lab: true`: the evidence it
     would give is optional, the read-only diagnosis must not fail for it.
     """
     try:
-        return controlmod.for_node(ctx.inv, ep)
+        return controlmod.for_node(inv, ep)
     except HAError:
         return None
 
 
-def diagnosis(ctx: Context, node: str, allow_write_outage: bool = False) -> diag.Diagnosis:
-    """Fresh facts + evidence -> the pure diagnosis."""
-    ctx.inv.node(node)
-    f, h = ctx.health()
+def diagnosis(view: View, node: str, allow_write_outage: bool = False) -> diag.Diagnosis:
+    """The view + evidence -> the pure diagnosis (`redis_ha.diagnose`)."""
+    view.inv.node(node)
     return diag.diagnose(
-        ctx.inv, f, h, node, evidence(ctx, f, h, node), allow_write_outage=allow_write_outage
+        view.inv,
+        view.facts,
+        view.health,
+        node,
+        evidence(view, node),
+        allow_write_outage=allow_write_outage,
     )
 
 
-def _set(ctx: Context, ep: Endpoint, settings: dict[str, str], *, rewrite: bool = True) -> str:
-    """CONFIG SET on a live node, then CONFIG REWRITE so a restart keeps it (best effort)."""
-    c = client(ctx.inv, ep, timeout=2.0)
-    try:
-        for k, v in settings.items():
-            c.config_set(k, v)
-        if not rewrite:
-            return ""
-        try:
-            c.execute_command("CONFIG", "REWRITE")
-            return " (config file rewritten)"
-        except redis.ResponseError as e:
-            return f" (config file not rewritten: {e})"
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
-        raise ClusterError(f"{ep.name}: {describe_error(e)}") from None
-    finally:
-        c.close()
+def _restore_to(view: View, node: str, priority_restore: dict[str, int] | None) -> int:
+    """The priority to put back: the recorded one, else the inventory's default."""
+    prio = (priority_restore or {}).get(node)
+    return int(prio) if prio else view.inv.settings.replica_priority
 
 
 # --- diagnosis and guards -------------------------------------------------------------------
-@action("replica.diagnose", changes=False)
-def diagnose(ctx: Context, node: str, allow_write_outage: bool = False) -> Outcome:
-    """Show why the replica needs rebuilding and what the rebuild will do (read-only)."""
-    d = diagnosis(ctx, node, allow_write_outage)
-    for line in d.findings:
-        ctx.log(f"  why:     {line}")
-    for line in d.warnings:
-        ctx.log(f"  WARNING: {line}")
-    for line in d.refusals:
-        ctx.log(f"  REFUSED: {line}")
-    for i, line in enumerate(d.plan, 1):
-        ctx.log(f"  plan {i}: {line}")
+def plan_diagnose(view: View, node: str, allow_write_outage: bool = False) -> Plan:
+    """Diagnose from this view (plus INFO, CONFIG GET and log reads); the apply shows it."""
+    d = diagnosis(view, node, allow_write_outage)
     verdict = "rebuild recommended" if d.needs_rebuild else "no reason to rebuild found"
-    return Outcome(True, f"{node}: {verdict}", d.to_dict())
+    plan = reads(
+        "replica.diagnose",
+        node,
+        "diagnose: facts, INFO, CONFIG GET client-output-buffer-limit, log tails",
+        node=node,
+        diagnosis=d.to_dict(),
+        verdict=verdict,
+    )
+    plan.ops[0] = Op(node, plan.ops[0].command, f"read-only: {verdict}")
+    return plan
+
+
+@action("replica.diagnose", plan=plan_diagnose, changes=False)
+def diagnose(ctx: Context, plan: Plan) -> Outcome:
+    """Show why the replica needs rebuilding and what the rebuild will do (read-only)."""
+    d, node = plan.params["diagnosis"], plan.params["node"]
+    for line in d["findings"]:
+        ctx.log(f"  why:     {line}")
+    for line in d["warnings"]:
+        ctx.log(f"  WARNING: {line}")
+    for line in d["refusals"]:
+        ctx.log(f"  REFUSED: {line}")
+    for i, line in enumerate(d["plan"], 1):
+        ctx.log(f"  plan {i}: {line}")
+    return Outcome(True, f"{node}: {plan.params['verdict']}", d)
 
 
 @check("replica.safe_to_rebuild")
-def safe_to_rebuild(ctx: Context, node: str, allow_write_outage: bool = False) -> Outcome:
-    """Not the primary, a primary to copy from, no failover running, writes kept, memory ok."""
-    d = diagnosis(ctx, node, allow_write_outage)
+def safe_to_rebuild(
+    view: View,
+    node: str,
+    allow_write_outage: bool = False,
+    priority_restore: dict[str, int] | None = None,
+) -> Outcome:
+    """Not the primary, a primary to copy from, no failover running, writes kept, memory ok.
+
+    `priority_restore` is this run's record: when it holds `node`, priority 0 is this run's
+    own doing, not a leftover worth a warning. Reads evidence beyond the view (see evidence).
+    """
+    d = diagnosis(view, node, allow_write_outage)
     if d.refusals:
         return Outcome(False, "; ".join(d.refusals), d.to_dict())
-    if "restore_priority" in ctx.state:  # priority 0 is this run's own doing, not a leftover
+    if node in (priority_restore or {}):
         d.warnings = [w for w in d.warnings if "replica-priority 0" not in w]
     extra = ("; " + "; ".join(d.warnings)) if d.warnings else ""
     return Outcome(True, f"{node} may be rebuilt from {d.primary}{extra}", d.to_dict())
 
 
 @check("replica.needs_rebuild")
-def needs_rebuild(ctx: Context, node: str, force: bool = False) -> Outcome:
+def needs_rebuild(view: View, node: str, force: bool = False) -> Outcome:
     """Something is wrong with the replica (or the operator forces a rebuild anyway)."""
-    d = diagnosis(ctx, node, allow_write_outage=True)
+    d = diagnosis(view, node, allow_write_outage=True)
     if d.needs_rebuild:
         return Outcome(True, d.findings[0], {"findings": d.findings})
     if force:
@@ -173,46 +192,70 @@ def needs_rebuild(ctx: Context, node: str, force: bool = False) -> Outcome:
 
 
 # --- the steps ------------------------------------------------------------------------------
-def _describe_unpromotable(ctx: Context, node: str) -> str:
-    return f"{node}: CONFIG SET replica-priority 0, replica-announced no (if it is up)"
+def _refuse_primary(view: View, node: str, what: str) -> None:
+    if view.health.primary == node:
+        raise GuardRefused(f"{node} is the current primary; refusing to {what}")
 
 
-@action("replica.make_unpromotable", describe=_describe_unpromotable)
-def make_unpromotable(ctx: Context, node: str) -> Outcome:
-    """Priority 0 and hidden from Sentinel's replica list, so it is never promoted or read."""
-    ep = ctx.inv.node(node)
-    f, h = ctx.health()
-    if h.primary == node:
-        raise GuardRefused(f"{node} is the current primary; refusing to touch it")
-    n = f.node(node)
+def plan_unpromotable(view: View, node: str) -> Plan:
+    """Priority 0 and hidden from Sentinel's replica list; records the priority to put back."""
+    _refuse_primary(view, node, "touch it")
+    n = view.node(node)
     live = n.replica_priority
-    restore = live if live else ctx.inv.settings.replica_priority
-    ctx.state.setdefault("restore_priority", restore)
+    restore = {node: live if live else view.inv.settings.replica_priority}
     if not n.up:
-        return Outcome(
-            True, f"{node} is down: it will start with replica-priority 0", {"live": False}
+        return noop(
+            "replica.make_unpromotable",
+            f"{node} is down: it will start with replica-priority 0",
+            priority_restore=restore,
         )
     # No CONFIG REWRITE here: it would persist whatever broke the replica (a wrong masterauth,
     # a bad replicaof) into its config file. The restart passes these settings explicitly.
-    note = _set(ctx, ep, UNPROMOTABLE, rewrite=False)
-    return Outcome(
-        True,
-        f"{node}: replica-priority 0, replica-announced no{note}; restore later to {restore}",
-        {"live": True, "restore_priority": restore},
+    ops = [
+        Op(
+            node,
+            f"CONFIG SET {k} {v}",
+            f"now {n.config[k]}; not persisted" if k in n.config else "",
+        )
+        for k, v in UNPROMOTABLE.items()
+    ]
+    return Plan(
+        "replica.make_unpromotable",
+        ops,
+        params={"node": node, "settings": dict(UNPROMOTABLE), "restore": restore[node]},
+        record={"priority_restore": restore},
     )
 
 
+@action("replica.make_unpromotable", plan=plan_unpromotable)
+def make_unpromotable(ctx: Context, plan: Plan) -> Outcome:
+    """Priority 0 and hidden from Sentinel's replica list, so it is never promoted or read."""
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "", {"live": False})
+    p = plan.params
+    _set(ctx.inv, ctx.inv.node(p["node"]), p["settings"], rewrite=False)
+    return Outcome(
+        True,
+        f"{p['node']}: replica-priority 0, replica-announced no; restore later to {p['restore']}",
+        {"live": True, "restore_priority": p["restore"]},
+    )
+
+
+def _listed_as(inv: Inventory, r: dict[str, Any], node: str) -> bool:
+    """True when a SENTINEL REPLICAS entry is `node` (address-to-node: Inventory.name_of)."""
+    return inv.name_of(f"{r.get('ip', '')}:{r.get('port', '0')}") == node
+
+
 @check("replica.unpromotable_seen")
-def unpromotable_seen(ctx: Context, node: str) -> Outcome:
+def unpromotable_seen(view: View, node: str) -> Outcome:
     """Every Sentinel has seen the node at priority 0 (or hidden, or down), not a stale 100."""
-    ep = ctx.inv.node(node)
-    f = ctx.facts()
+    view.inv.node(node)
     stale = []
-    for s in f.sentinels:
+    for s in view.facts.sentinels:
         if not s.up:
             continue
         for r in s.replicas:
-            if _is(ctx, r, ep) and str(r.get("slave-priority")) != "0":
+            if _listed_as(view.inv, r, node) and str(r.get("slave-priority")) != "0":
                 flags = str(r.get("flags", ""))
                 if not any(b in flags for b in BAD_FLAGS):
                     stale.append(s.name)
@@ -221,30 +264,48 @@ def unpromotable_seen(ctx: Context, node: str) -> Outcome:
     return Outcome(True, f"no Sentinel considers {node} promotable", {})
 
 
-def _describe_restart(ctx: Context, node: str) -> str:
-    try:
-        _, h = ctx.health()
-        src = h.primary or "the primary"
-    except Exception:  # noqa: BLE001 - a description must never fail
-        src = "the primary"
-    return f"{node}: stop, then start empty as a replica of {src} with replica-priority 0"
+def plan_restart(view: View, node: str) -> Plan:
+    """Stop the node (if its process runs) and start it empty as a replica of the primary,
+    unpromotable from its first instant, through the node's control backend.
+
+    Asks the backend whether the process runs (facts only say whether it answers)."""
+    ep = view.inv.node(node)
+    _refuse_primary(view, node, "restart it")
+    primary = view.primary().name
+    ctl = controlmod.for_node(view.inv, ep)  # refuses here what it would refuse in the run
+    running = ctl.is_running(ep)
+    settings = ", ".join(f"{k} {v}" for k, v in UNPROMOTABLE.items())
+    ops = []
+    if running:
+        ops.append(Op(node, f"stop ({ctl.backend} backend)", "without persistence: back empty"))
+    ops.append(
+        Op(
+            node,
+            f"start as a replica of {primary} with {settings} ({ctl.backend} backend)",
+            "unpromotable from its first instant; the full sync follows",
+        )
+    )
+    return Plan(
+        "replica.restart",
+        ops,
+        params={"node": node, "primary": primary, "stop": running, "backend": ctl.backend},
+    )
 
 
-@action("replica.restart", describe=_describe_restart)
-def restart(ctx: Context, node: str) -> Outcome:
+@action("replica.restart", plan=plan_restart)
+def restart(ctx: Context, plan: Plan) -> Outcome:
     """Restart the node empty, as a replica of the current primary, unpromotable from its start."""
-    ep = ctx.inv.node(node)
-    pep = ctx.inv.node(current_primary(ctx)[2].name)
-    if pep.name == node:
-        raise GuardRefused(f"{node} is the current primary; refusing to restart it")
+    p = plan.params
+    ep, pep = ctx.inv.node(p["node"]), ctx.inv.node(p["primary"])
     ctl = controlmod.for_node(ctx.inv, ep)
-    was_running = ctl.is_running(ep)
-    ctl.restart(ep, replicaof=pep, overrides=dict(UNPROMOTABLE))
-    how = "restarted" if was_running else "started"
+    if p["stop"]:
+        ctl.stop(ep)
+    ctl.start(ep, replicaof=pep, overrides=dict(UNPROMOTABLE))
+    how = "restarted" if p["stop"] else "started"
     return Outcome(
         True,
-        f"{node} {how} ({ctl.backend}) as a replica of {pep.name}, replica-priority 0",
-        {"primary": pep.name, "was_running": was_running},
+        f"{p['node']} {how} ({ctl.backend}) as a replica of {pep.name}, replica-priority 0",
+        {"primary": pep.name, "was_running": p["stop"]},
     )
 
 
@@ -268,8 +329,15 @@ def _i(v: Any) -> int | None:
         return None
 
 
-@action("replica.wait_sync", changes=False)
-def wait_sync(ctx: Context, node: str, max_wait_s: float = 900.0) -> Outcome:
+def plan_wait_sync(view: View, node: str, max_wait_s: float = 900.0) -> Plan:
+    """Follow the full sync (INFO replication and persistence, every 0.1 s) until it is done."""
+    view.inv.node(node)
+    what = f"INFO replication, persistence until the full sync is done (at most {max_wait_s:g} s)"
+    return reads("replica.wait_sync", node, what, node=node, max_wait_s=float(max_wait_s))
+
+
+@action("replica.wait_sync", plan=plan_wait_sync, changes=False)
+def wait_sync(ctx: Context, plan: Plan) -> Outcome:
     """Follow the full sync with a progress bar until the link is up and the data loaded."""
     from rich.progress import (
         BarColumn,
@@ -281,6 +349,7 @@ def wait_sync(ctx: Context, node: str, max_wait_s: float = 900.0) -> Outcome:
 
     from redis_ha import ui
 
+    node, max_wait_s = plan.params["node"], plan.params["max_wait_s"]
     ep = ctx.inv.node(node)
     t0 = time.monotonic()
     deadline = t0 + max_wait_s
@@ -334,34 +403,6 @@ def wait_sync(ctx: Context, node: str, max_wait_s: float = 900.0) -> Outcome:
     )
 
 
-@check("replica.in_sync")
-def in_sync(ctx: Context, node: str, max_lag_bytes: int = IN_SYNC_MAX_LAG_BYTES) -> Outcome:
-    """Replica of the current primary, link up, not syncing or loading, offset close to it."""
-    ctx.inv.node(node)
-    f, h = ctx.health()
-    return _in_sync(f, h, node, max_lag_bytes)
-
-
-def _in_sync(f: ClusterFacts, h: Health, node: str, max_lag_bytes: int) -> Outcome:
-    if h.primary is None:
-        return Outcome(False, "no usable primary to compare with")
-    p, n = f.node(h.primary), f.node(node)
-    data = {"primary": p.name, "offset": n.offset, "primary_offset": p.offset}
-    if not n.up:
-        return Outcome(False, f"{node} is down: {n.error}", data)
-    if n.name == p.name or n.role != "replica" or n.replicating_from != p.name:
-        return Outcome(False, f"{node} is not a replica of {p.name}", data)
-    if not n.link_up:
-        return Outcome(False, f"{node}: link to {p.name} is down", data)
-    if n.sync_in_progress or n.loading:
-        return Outcome(False, f"{node}: still syncing/loading from {p.name}", data)
-    lag = max(0, (p.offset or 0) - (n.offset or 0))
-    data["lag_bytes"] = lag
-    if lag > max_lag_bytes:
-        return Outcome(False, f"{node} is {lag} bytes behind {p.name}", data)
-    return Outcome(True, f"{node} is in sync with {p.name} ({lag} bytes behind)", data)
-
-
 def keys_tolerance(ops_per_sec: int, window_s: float) -> int:
     """Keys that may legitimately differ between two DBSIZE readings taken `window_s` apart."""
     return max(10, int(ops_per_sec * (window_s + 1.0)))
@@ -380,16 +421,20 @@ def _snapshot(c: redis.Redis) -> tuple[int, int]:
 
 
 @check("replica.keys_match")
-def keys_match(ctx: Context, node: str, attempts: int = 20) -> Outcome:
+def keys_match(view: View, node: str, attempts: int = 20) -> Outcome:
     """The replica's DBSIZE equals the primary's at the same replication offset.
 
-    Both are read atomically with their offsets; when the replica reaches exactly the primary's
-    offset the counts must be equal. Under heavy traffic the replica may step over that offset:
-    after `attempts` tries the counts are compared within what the write rate changes meanwhile.
+    Both are read atomically with their offsets (reads beyond the view); when the replica
+    reaches exactly the primary's offset the counts must be equal. Under heavy traffic the
+    replica may step over that offset: after `attempts` tries the counts are compared within
+    what the write rate changes meanwhile.
     """
-    ep = ctx.inv.node(node)
-    pep = ctx.inv.node(current_primary(ctx)[2].name)
-    pc, rc = client(ctx.inv, pep, timeout=2.0), client(ctx.inv, ep, timeout=2.0)
+    ep = view.inv.node(node)
+    try:
+        pep = view.inv.node(view.primary().name)
+    except ClusterError as e:
+        return Outcome(False, str(e))
+    pc, rc = client(view.inv, pep, timeout=2.0), client(view.inv, ep, timeout=2.0)
     try:
         for _ in range(attempts):
             p_off, pk = _snapshot(pc)
@@ -425,51 +470,89 @@ def keys_match(ctx: Context, node: str, attempts: int = 20) -> Outcome:
     return Outcome(False, f"{node} has {rk} keys but {pep.name} has {pk} (tolerance {tol})", data)
 
 
-def _describe_restore(ctx: Context, node: str, force: bool = False) -> str:
-    prio = ctx.state.get("restore_priority", ctx.inv.settings.replica_priority)
-    return f"{node}: CONFIG SET replica-priority {prio}, replica-announced yes (only if in sync)"
+CHECK_IN_SYNC = "check it is in sync with the primary, else keep replica-priority 0"
 
 
-@action("replica.restore_priority", describe=_describe_restore)
-def restore_priority(ctx: Context, node: str, force: bool = False) -> Outcome:
+def plan_restore(
+    view: View, node: str, priority_restore: dict[str, int] | None = None, force: bool = False
+) -> Plan:
+    """Make the replica promotable and readable again, once it holds a full copy.
+
+    Planned from the record (`$priority_restore`, else the inventory's default), not from the
+    live node an earlier step changed, so the dry run shows the operations the run performs.
+    Whether the copy is complete is only known when it runs: that check is the first op.
+    """
+    view.inv.node(node)
+    prio = _restore_to(view, node, priority_restore)
+    ops = [] if force else [Op(node, CHECK_IN_SYNC, "a partial copy must never be promotable")]
+    ops += [
+        Op(node, f"CONFIG SET replica-priority {prio}", "the priority before this run"),
+        Op(node, "CONFIG SET replica-announced yes", "clients may read from it again"),
+        Op(node, "CONFIG REWRITE", "a restart keeps it (best effort)"),
+    ]
+    return Plan(
+        "replica.restore_priority", ops, params={"node": node, "prio": prio, "force": force}
+    )
+
+
+@action("replica.restore_priority", plan=plan_restore)
+def restore_priority(ctx: Context, plan: Plan) -> Outcome:
     """Make the replica promotable and readable again, but only once it holds a full copy."""
-    ep = ctx.inv.node(node)
-    prio = int(ctx.state.get("restore_priority") or ctx.inv.settings.replica_priority)
-    f, h = ctx.health()
-    n = f.node(node)
-    if not n.up:
-        return Outcome(False, f"{node} is down; it will need the rebuild again", {})
-    if h.primary == node:
-        return Outcome(True, f"{node} is the primary now; its priority is irrelevant", {})
-    ok = _in_sync(f, h, node, IN_SYNC_MAX_LAG_BYTES)
-    if not ok.ok and not force:
-        return Outcome(
-            False,
-            f"kept {node} at replica-priority 0 because it is not a complete copy "
-            f"({ok.message}); finish the rebuild, or restore by hand once it is in sync",
-            {"kept": True},
-        )
-    note = _set(ctx, ep, {"replica-priority": str(prio), "replica-announced": "yes"})
+    p = plan.params
+    node, prio = p["node"], p["prio"]
+    if not p["force"]:
+        v = ctx.view()  # the copy's completeness is a fact of now, not of the plan's view
+        if v.health.primary == node:
+            return Outcome(True, f"{node} is the primary now; its priority is irrelevant", {})
+        if v.health.primary is None:
+            why: str | None = "no usable primary to compare with"
+        else:
+            why = healthmod.sync_problem(v.node(node), v.node(v.health.primary))
+        if why:
+            return Outcome(
+                False,
+                f"kept {node} at replica-priority 0 because it is not a complete copy "
+                f"({why}); finish the rebuild, or restore by hand once it is in sync",
+                {"kept": True},
+            )
+    settings = {"replica-priority": str(prio), "replica-announced": "yes"}
+    note = _set(ctx.inv, ctx.inv.node(node), settings)
     return Outcome(True, f"{node}: replica-priority {prio}, replica-announced yes{note}", {})
 
 
-def _is(ctx: Context, r: dict[str, Any], ep: Endpoint) -> bool:
-    node = ctx.inv.node_by_address(str(r.get("ip", "")), str(r.get("port", "0")))
-    return node is not None and node.name == ep.name
+def _set(inv: Inventory, ep: Endpoint, settings: dict[str, str], *, rewrite: bool = True) -> str:
+    """CONFIG SET on a live node, then CONFIG REWRITE so a restart keeps it (best effort)."""
+    c = client(inv, ep, timeout=2.0)
+    try:
+        for k, v in settings.items():
+            c.config_set(k, v)
+        if not rewrite:
+            return ""
+        try:
+            c.execute_command("CONFIG", "REWRITE")
+            return " (config file rewritten)"
+        except redis.ResponseError as e:
+            return f" (config file not rewritten: {e})"
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+        raise ClusterError(f"{ep.name}: {describe_error(e)}") from None
+    finally:
+        c.close()
 
 
 @check("replica.sentinels_list_healthy")
-def sentinels_list_healthy(ctx: Context, node: str) -> Outcome:
+def sentinels_list_healthy(
+    view: View, node: str, priority_restore: dict[str, int] | None = None
+) -> Outcome:
     """Every Sentinel lists the node as a replica, link ok, not down, at its restored priority."""
-    ep = ctx.inv.node(node)
-    prio = str(ctx.state.get("restore_priority") or ctx.inv.settings.replica_priority)
-    f = ctx.facts()
+    view.inv.node(node)
+    prio = str(_restore_to(view, node, priority_restore))
+    sentinels = view.facts.sentinels
     bad = []
-    for s in f.sentinels:
+    for s in sentinels:
         if not s.up:
             bad.append(f"{s.name} is down")
             continue
-        r = next((r for r in s.replicas if _is(ctx, r, ep)), None)
+        r = next((r for r in s.replicas if _listed_as(view.inv, r, node)), None)
         if r is None:
             bad.append(f"{s.name} does not list {node} yet")
             continue
@@ -482,4 +565,4 @@ def sentinels_list_healthy(ctx: Context, node: str) -> Outcome:
             bad.append(f"{s.name} still sees priority {r.get('slave-priority')}")
     if bad:
         return Outcome(False, "; ".join(bad), {})
-    return Outcome(True, f"all {len(f.sentinels)} Sentinels list {node} as a healthy replica", {})
+    return Outcome(True, f"all {len(sentinels)} Sentinels list {node} as a healthy replica", {})

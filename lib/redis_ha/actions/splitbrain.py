@@ -5,6 +5,10 @@ paused, with a bound) before its keys are read, exported before anything is writ
 only after its salvage is done, because demotion wipes it. Sentinels are repaired one at a time,
 only while the others still make a quorum, and never while a partition is still active (a
 Sentinel reset then could forget the cut-off node or vote with a half view).
+
+`splitbrain.assess` fixes the authoritative primary and the stale ones (`$authoritative`,
+`$stale`) from one view; every later step plans from that record, not from live roles, so a dry
+run shows the operations the run performs.
 """
 
 from __future__ import annotations
@@ -24,268 +28,344 @@ from redis_ha.drift import expected_sentinel_config
 from redis_ha.errors import ClusterError, GuardRefused
 from redis_ha.facts import ClusterFacts
 from redis_ha.health import in_sync, majority
-from redis_ha.inventory import Endpoint
+from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.journal import journal_dir
+from redis_ha.plan import Op, Plan, noop
+from redis_ha.view import View
 
 FENCE_MS = 120_000
 SENTINEL_SETTLE_S = 20.0
+SALVAGE_EXAMPLES = 3  # keys named in the salvage plan's reasons
 
 
-def _report(ctx: Context) -> tuple[ClusterFacts, sb.Report]:
-    f = ctx.facts()
-    return f, sb.detect(ctx.inv, f)
+def _cmd(inv: Inventory, ep: Endpoint, *args: Any) -> Any:
+    return call(inv, ep, *args, timeout=3.0)
 
 
-def _authoritative(ctx: Context, rep: sb.Report) -> Endpoint:
-    """The authoritative primary as a node of the inventory, checked against `--primary`."""
-    name = ctx.state.get("authoritative") or rep.authoritative
-    if not name:
-        raise GuardRefused(
-            "no majority of Sentinels names a primary: fix the Sentinels first "
-            "(invoke status; the majority decides which primary is authoritative)"
-        )
-    chosen = ctx.params.get("primary")
-    if chosen and chosen != name:
-        raise GuardRefused(
-            f"--primary {chosen} but the Sentinel majority names {name}; the app follows the "
-            f"Sentinels, so {name} is authoritative (make the Sentinels agree first)"
-        )
-    return ctx.inv.node(name)
-
-
-def _cmd(ctx: Context, ep: Endpoint, *args: Any) -> Any:
-    return call(ctx.inv, ep, *args, timeout=3.0)
-
-
-# --- assess ---------------------------------------------------------------------------------
-def _fix_plan(ctx: Context, rep: sb.Report) -> Endpoint:
-    """Record the authoritative primary and the stale ones in ctx.state; read-only."""
-    auth = _authoritative(ctx, rep)
-    ctx.state["authoritative"] = auth.name
-    ctx.state["stale"] = list(rep.stale_primaries)
-    ctx.state.setdefault("salvaged", [])
-    ctx.state.setdefault("fenced", [])
-    return auth
-
-
-def _ensure_plan(ctx: Context) -> sb.Report | None:
-    """Fill ctx.state from fresh facts when assess has not run (dry run); read-only."""
-    if "authoritative" in ctx.state:
-        return None
-    _, rep = _report(ctx)
-    _fix_plan(ctx, rep)
-    return rep
-
-
-def _describe_assess(ctx: Context) -> str:
-    rep = _ensure_plan(ctx)
-    lines = [f"{f.kind}: {f.text}" for f in (rep.findings if rep else [])]
-    lines.append(
-        f"authoritative primary {ctx.state['authoritative']}; stale primaries: "
-        f"{', '.join(ctx.state['stale']) or 'none'}"
-    )
-    return "\n".join(lines)
-
-
-def _failover_running(f: ClusterFacts) -> list[str]:
+def _failing_over(f: ClusterFacts) -> list[str]:
     return [s.name for s in f.sentinels if s.up and s.failing_over]
 
 
-@action("splitbrain.assess", describe=_describe_assess, changes=False)
-def assess(ctx: Context, wait_failover_s: float = 20.0) -> Outcome:
-    """Find every self-declared primary and every Sentinel's view; fix the plan in ctx.state."""
-    # While Sentinel is mid-failover the just-promoted node looks like a second primary: let it
-    # finish rather than fence the node the Sentinels are about to name.
-    deadline = time.monotonic() + wait_failover_s
-    while busy := _failover_running(ctx.facts(detail=False)):
+def _others(authoritative: str, stale: list[str] | None) -> list[str]:
+    """The recorded stale primaries, never the authoritative one, in a stable order."""
+    return sorted(n for n in (stale or []) if n != authoritative)
+
+
+# --- assess ---------------------------------------------------------------------------------
+def _assessment(view: View, primary: str) -> tuple[sb.Report, str]:
+    """The split-brain report of the view and its authoritative primary, checked against
+    `--primary` (the app follows the Sentinel majority, so that is the node to keep)."""
+    rep = sb.detect(view.inv, view.facts)
+    name = rep.authoritative
+    if not name or name == rep.authoritative_address:
+        raise GuardRefused(
+            "no majority of Sentinels names a primary of this inventory: fix the Sentinels first "
+            "(invoke status; the majority decides which primary is authoritative)"
+        )
+    if primary and primary != name:
+        raise GuardRefused(
+            f"--primary {primary} but the Sentinel majority names {name}; the app follows the "
+            f"Sentinels, so {name} is authoritative (make the Sentinels agree first)"
+        )
+    return rep, name
+
+
+def _summary(rep: sb.Report, auth: str) -> str:
+    stale = ", ".join(rep.stale_primaries) or "none"
+    repair = ", ".join(_sentinels_to_repair(rep)) or "none"
+    return f"authoritative primary {auth}; stale primaries: {stale}; Sentinels to repair: {repair}"
+
+
+def plan_assess(view: View, primary: str = "", wait_failover_s: float = 20.0) -> Plan:
+    """Fix the authoritative primary and the stale ones from this view (read-only)."""
+    busy = _failing_over(view.facts)
+    params: dict[str, Any] = {"primary": primary, "wait_failover_s": float(wait_failover_s)}
+    if busy:
+        # Mid-failover the just-promoted node looks like a second primary: the plan is fixed
+        # only once the failover has ended, from the view of that moment.
+        op = Op(
+            "sentinels",
+            f"wait up to {wait_failover_s:g} s for the failover in progress to end, "
+            "then fix the authoritative primary from the Sentinels' view",
+            f"failing over: {', '.join(busy)}",
+        )
+        return Plan("splitbrain.assess", [op], params=params, changes=False)
+    rep, auth = _assessment(view, primary)
+    # What was seen goes in the reasons (notes such as "a partition is likely" come and go with
+    # the Sentinels' timers); the decision, which later steps plan from, is the operation.
+    seen = "; ".join(f"{f.kind}: {f.text}" for f in rep.findings) or "no finding"
+    ops = [
+        Op("cluster", "read ROLE of every node and the view of every Sentinel", seen),
+        Op("cluster", _summary(rep, auth), f"{rep.votes} of {rep.sentinels_total} Sentinels"),
+    ]
+    params["report"] = rep.to_dict()
+    record = {"authoritative": auth, "stale": sorted(rep.stale_primaries)}
+    return Plan("splitbrain.assess", ops, params=params, record=record, changes=False)
+
+
+@action("splitbrain.assess", plan=plan_assess, changes=False)
+def assess(ctx: Context, plan: Plan) -> Outcome:
+    """Find every self-declared primary and every Sentinel's view; fix the plan (read-only)."""
+    p = plan.params
+    if plan.record:  # fixed by the plan: nothing left to read
+        return Outcome(True, plan.ops[1].command, p["report"])
+    deadline = time.monotonic() + p["wait_failover_s"]
+    view = ctx.view()
+    while busy := _failing_over(view.facts):
         if time.monotonic() > deadline:
             raise GuardRefused(
-                f"a failover is still running ({', '.join(busy)}) after {wait_failover_s:.0f} s: "
-                "re-run when it has ended"
+                f"a failover is still running ({', '.join(busy)}) after "
+                f"{p['wait_failover_s']:.0f} s: re-run when it has ended"
             )
         ctx.log(f"waiting for the failover in progress to end ({', '.join(busy)})")
         time.sleep(0.5)
-    ctx.state.pop("authoritative", None)
-    _, rep = _report(ctx)
-    auth = _fix_plan(ctx, rep)
+        view = ctx.view()
+    rep, auth = _assessment(view, p["primary"])
+    ctx.state["authoritative"] = auth  # what the plan said it would fix after the failover
+    ctx.state["stale"] = sorted(rep.stale_primaries)
     for f in rep.findings:
-        ctx.log(f"{'note' if f.kind == sb.NOTE else f.kind}: {f.text}")
-    stale = ", ".join(rep.stale_primaries) or "none"
-    sentinels = ", ".join(sorted({*rep.disagreeing_sentinels, *rep.stale_peer_sentinels})) or "none"
-    msg = (
-        f"authoritative primary {auth.name} ({rep.votes} of {rep.sentinels_total} Sentinels); "
-        f"stale primaries: {stale}; Sentinels to repair: {sentinels}"
-    )
-    return Outcome(True, msg, rep.to_dict())
+        ctx.log(f"{f.kind}: {f.text}")
+    return Outcome(True, _summary(rep, auth), rep.to_dict())
 
 
 @check("splitbrain.authoritative_confirmed")
-def authoritative_confirmed(ctx: Context) -> Outcome:
-    """The Sentinel majority still names the primary the operator confirmed."""
-    _, rep = _report(ctx)
-    want = ctx.state.get("authoritative")
-    if rep.authoritative is None:
+def authoritative_confirmed(view: View, authoritative: str) -> Outcome:
+    """The Sentinel majority still names the primary the assessment fixed (`$authoritative`)."""
+    now = view.inv.name_of(view.health.authoritative)
+    if now is None:
         return Outcome(False, "no Sentinel majority names a primary any more")
-    if want and rep.authoritative != want:
-        return Outcome(False, f"the Sentinels now name {rep.authoritative}, not {want}: start over")
-    return Outcome(True, f"the Sentinel majority names {rep.authoritative}")
+    if now != authoritative:
+        return Outcome(False, f"the Sentinels now name {now}, not {authoritative}: start over")
+    return Outcome(True, f"the Sentinel majority names {now}")
 
 
 # --- fence ----------------------------------------------------------------------------------
-def _stale_nodes(ctx: Context) -> list[Endpoint]:
-    auth = ctx.state.get("authoritative")
-    names = [n for n in ctx.state.get("stale", []) if n != auth]
-    return [ctx.inv.node(n) for n in names]
+def plan_fence(view: View, authoritative: str, stale: list[str], pause_ms: int = FENCE_MS) -> Plan:
+    """CLIENT PAUSE WRITE on each recorded stale primary, bounded by `pause_ms`."""
+    names = _others(authoritative, stale)
+    if not names:
+        return noop("splitbrain.fence", "no stale primary: nothing to fence", fenced=[])
+    ops = [
+        Op(n, f"CLIENT PAUSE {int(pause_ms)} WRITE", "acknowledges no more writes; reads go on")
+        for n in names
+    ]
+    params = {"nodes": names, "pause_ms": int(pause_ms)}
+    record = {"fenced": names, "fence_ms": int(pause_ms)}
+    return Plan("splitbrain.fence", ops, params=params, record=record)
 
 
-def _pause(ctx: Context, ep: Endpoint, ms: int) -> None:
-    _cmd(ctx, ep, "CLIENT", "PAUSE", int(ms), "WRITE")
-
-
-def _describe_fence(ctx: Context, pause_ms: int = FENCE_MS) -> str:
-    _ensure_plan(ctx)
-    names = ", ".join(ctx.state.get("stale", [])) or "no stale primary (nothing to fence)"
-    return f"pause writes on {names} for at most {pause_ms // 1000} s (CLIENT PAUSE WRITE)"
-
-
-@action("splitbrain.fence", describe=_describe_fence)
-def fence(ctx: Context, pause_ms: int = FENCE_MS) -> Outcome:
+@action("splitbrain.fence", plan=plan_fence)
+def fence(ctx: Context, plan: Plan) -> Outcome:
     """Stop each stale primary acknowledging writes now, bounded by a pause timeout."""
-    auth = ctx.state.get("authoritative")
-    done = []
-    for ep in _stale_nodes(ctx):
-        if ep.name == auth:
-            raise GuardRefused(f"refusing to fence {ep.name}: it is the authoritative primary")
-        role = _cmd(ctx, ep, "ROLE")
-        if role and str(role[0]) != "master":
-            ctx.log(f"{ep.name} is already a {role[0]}: it accepts no writes, nothing to fence")
-            continue
-        _pause(ctx, ep, pause_ms)
-        ctx.state["fence_ms"] = int(pause_ms)
-        done.append(ep.name)
-        ctx.log(f"{ep.name}: writes paused for at most {pause_ms // 1000} s")
-    ctx.state["fenced"] = done
-    if not done:
-        return Outcome(True, "no stale primary accepts writes: nothing to fence")
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    ms = plan.params["pause_ms"]
+    for name in plan.params["nodes"]:
+        _cmd(ctx.inv, ctx.inv.node(name), "CLIENT", "PAUSE", ms, "WRITE")
+        ctx.log(f"{name}: writes paused for at most {ms // 1000} s")
+    done = plan.params["nodes"]
     return Outcome(True, f"fenced {', '.join(done)}", {"fenced": done})
 
 
-@action("splitbrain.unfence")
-def unfence(ctx: Context) -> Outcome:
+def plan_unfence(view: View, fenced: list[str] | None = None) -> Plan:
+    """CLIENT UNPAUSE on each node the fence paused (`$fenced`)."""
+    names = sorted(fenced or [])
+    if not names:
+        return noop("splitbrain.unfence", "no node is fenced: nothing to unpause", fenced=[])
+    ops = [Op(n, "CLIENT UNPAUSE", "undo the fence: it takes writes again") for n in names]
+    return Plan("splitbrain.unfence", ops, params={"nodes": names}, record={"fenced": []})
+
+
+@action("splitbrain.unfence", plan=plan_unfence)
+def unfence(ctx: Context, plan: Plan) -> Outcome:
     """Undo the fence: let the stale primaries take writes again (only as an undo)."""
     out = []
-    for name in ctx.state.get("fenced", []):
+    for name in plan.params.get("nodes", []):
         try:
-            _cmd(ctx, ctx.inv.node(name), "CLIENT", "UNPAUSE")
+            _cmd(ctx.inv, ctx.inv.node(name), "CLIENT", "UNPAUSE")
             out.append(name)
         except ClusterError as e:
             ctx.log(f"{name}: {e} (its pause ends by itself)")
-    ctx.state["fenced"] = []
     return Outcome(True, f"unpaused {', '.join(out) or 'nothing'}")
 
 
-def _refence(ctx: Context, ep: Endpoint) -> None:
-    """Re-arm the pause before a long step, so the bound is counted from now."""
-    if ep.name in ctx.state.get("fenced", []):
-        _pause(ctx, ep, ctx.state.get("fence_ms", FENCE_MS))
-
-
 # --- salvage --------------------------------------------------------------------------------
-def _policy(ctx: Context) -> str:
-    p = str(ctx.params.get("policy") or sb.DEFAULT_POLICY)
-    if p not in sb.POLICIES:
-        raise GuardRefused(f"unknown --policy {p!r} (choose from {', '.join(sb.POLICIES)})")
-    return p
+def _policy(policy: str) -> str:
+    if policy not in sb.POLICIES:
+        raise GuardRefused(f"unknown --policy {policy!r} (choose from {', '.join(sb.POLICIES)})")
+    return policy
 
 
-def _describe_salvage(ctx: Context) -> str:
-    _ensure_plan(ctx)
-    auth = ctx.inv.node(ctx.state["authoritative"])
-    lines = []
-    for ep in _stale_nodes(ctx):
-        pl = salvagemod.plan(ctx.inv, ep, auth, _policy(ctx))
-        lines.append(pl.summary())
-        for it in pl.writes()[:5]:
-            key = it.key.decode(errors="backslashreplace")
-            lines.append(f"  {it.decision.action} {key}: {it.decision.reason}")
-    return "\n".join(lines) or "no stale primary: nothing to salvage"
+def _salvage_why(pl: salvagemod.Plan) -> str:
+    shown = [
+        f"{it.decision.action} {it.key.decode(errors='backslashreplace')}"
+        for it in pl.writes()[:SALVAGE_EXAMPLES]
+    ]
+    return pl.summary() + (f"; e.g. {', '.join(shown)}" if shown else "")
 
 
-@action("splitbrain.salvage", describe=_describe_salvage)
-def salvage(ctx: Context) -> Outcome:
-    """Export every key of each stale primary to a file, then merge under the chosen policy."""
-    policy = _policy(ctx)
-    auth = ctx.inv.node(ctx.state["authoritative"])
-    out_dir = Path(ctx.params.get("export_dir") or journal_dir())
-    data: dict[str, Any] = {"policy": policy, "nodes": {}}
-    msgs = []
-    for ep in _stale_nodes(ctx):
-        _refence(ctx, ep)
-        pl = salvagemod.plan(ctx.inv, ep, auth, policy)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        path = salvagemod.export(pl, out_dir / f"salvage-{ep.name}-{stamp}.jsonl")
-        ctx.log(f"exported {len(pl.items)} keys of {ep.name} to {path}")
-        ctx.log(pl.summary())
-        results = salvagemod.apply(ctx.inv, pl, auth)
-        ctx.state.setdefault("salvaged", []).append(ep.name)
-        ctx.state.setdefault("exports", {})[ep.name] = str(path)
-        data["nodes"][ep.name] = {"export": str(path), "plan": pl.counts(), "results": results}
-        done = ", ".join(f"{v} {k}" for k, v in sorted(results.items())) or "nothing to write"
-        msgs.append(f"{ep.name} -> {auth.name}: {done}")
-        if results.get("failed"):
-            raise ClusterError(
-                f"salvage of {ep.name}: {results['failed']} key(s) could not be written to "
-                f"{auth.name}; the export {path} has them"
+def plan_salvage(
+    view: View,
+    authoritative: str,
+    stale: list[str],
+    fenced: list[str] | None = None,
+    fence_ms: int = FENCE_MS,
+    policy: str = sb.DEFAULT_POLICY,
+    export_dir: str = "",
+) -> Plan:
+    """Export every key of each stale primary, then merge it into the authoritative one.
+
+    Reads every key of both sides (SCAN + DUMP, not in the facts) to show what the merge would
+    write; the counts go in the reasons, since the keys are read again after the fence is
+    re-armed, at apply time, so no acknowledged write escapes the salvage.
+    """
+    policy = _policy(policy)
+    names = _others(authoritative, stale)
+    if not names:
+        return noop("splitbrain.salvage", "no stale primary: nothing to salvage", salvaged=[])
+    out_dir = str(Path(export_dir) if export_dir else journal_dir())
+    auth = view.inv.node(authoritative)
+    refence = {n: int(fence_ms) for n in names if n in (fenced or [])}
+    ops: list[Op] = []
+    for n in names:
+        if n in refence:
+            ops.append(
+                Op(n, f"CLIENT PAUSE {refence[n]} WRITE", "re-arm the fence: bound from now")
             )
-    return Outcome(True, "; ".join(msgs) or "no stale primary: nothing to salvage", data)
+        pl = salvagemod.plan(view.inv, view.inv.node(n), auth, policy)
+        ops.append(
+            Op(
+                n,
+                f"export every key to {out_dir}/salvage-{n}-<UTC time>.jsonl (mode 0600)",
+                "before anything is written",
+            )
+        )
+        ops.append(
+            Op(
+                authoritative,
+                f"merge the keys of {n} under {policy}: RESTORE keys it lacks (no REPLACE), "
+                "WATCHed RESTORE REPLACE where the policy says the stale value wins",
+                _salvage_why(pl),
+            )
+        )
+    params = {
+        "authoritative": authoritative,
+        "nodes": names,
+        "policy": policy,
+        "export_dir": out_dir,
+        "refence": refence,
+    }
+    return Plan("splitbrain.salvage", ops, params=params, record={"salvaged": names})
+
+
+@action("splitbrain.salvage", plan=plan_salvage)
+def salvage(ctx: Context, plan: Plan) -> Outcome:
+    """Export every key of each stale primary to a file, then merge under the chosen policy."""
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    p = plan.params
+    auth = ctx.inv.node(p["authoritative"])
+    data: dict[str, Any] = {"policy": p["policy"], "nodes": {}}
+    msgs: list[str] = []
+    done: list[str] = []
+    try:
+        for name in p["nodes"]:
+            ep = ctx.inv.node(name)
+            if name in p["refence"]:  # the bound counts from now, not from the fence step
+                _cmd(ctx.inv, ep, "CLIENT", "PAUSE", p["refence"][name], "WRITE")
+            pl = salvagemod.plan(ctx.inv, ep, auth, p["policy"])
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            path = salvagemod.export(pl, Path(p["export_dir"]) / f"salvage-{name}-{stamp}.jsonl")
+            ctx.state.setdefault("exports", {})[name] = str(path)
+            ctx.log(f"exported {len(pl.items)} keys of {name} to {path}")
+            ctx.log(pl.summary())
+            results = salvagemod.apply(ctx.inv, pl, auth)
+            data["nodes"][name] = {"export": str(path), "plan": pl.counts(), "results": results}
+            if results.get("failed"):
+                raise ClusterError(
+                    f"salvage of {name}: {results['failed']} key(s) could not be written to "
+                    f"{auth.name}; the export {path} has them"
+                )
+            done.append(name)
+            wrote = ", ".join(f"{v} {k}" for k, v in sorted(results.items())) or "nothing to write"
+            msgs.append(f"{name} -> {auth.name}: {wrote}")
+    finally:
+        ctx.state["salvaged"] = done  # only what was merged: demote refuses the rest
+    return Outcome(True, "; ".join(msgs), data)
 
 
 # --- demote ---------------------------------------------------------------------------------
-def _describe_demote(ctx: Context) -> str:
-    _ensure_plan(ctx)
-    names = ", ".join(ctx.state.get("stale", [])) or "no stale primary"
-    return f"make {names} replicate from {ctx.state.get('authoritative', 'the primary')}"
+def plan_demote(
+    view: View,
+    authoritative: str,
+    stale: list[str],
+    salvaged: list[str] | None = None,
+    fenced: list[str] | None = None,
+) -> Plan:
+    """REPLICAOF the authoritative primary on each salvaged stale primary; drop its clients.
+
+    Planned from the record, not the live role: REPLICAOF of the primary a node already follows
+    changes nothing, so the plan holds whatever Sentinel did meanwhile.
+    """
+    names = _others(authoritative, stale)
+    if not names:
+        return noop("splitbrain.demote", "no stale primary left to demote")
+    unsalvaged = [n for n in names if n not in (salvaged or [])]
+    if unsalvaged:
+        raise GuardRefused(
+            f"refusing to demote {', '.join(unsalvaged)}: its keys were not salvaged yet "
+            "(demotion wipes it)"
+        )
+    host, port = view.inv.node(authoritative).announced
+    ops: list[Op] = []
+    for n in names:
+        ops += [
+            Op(n, f"REPLICAOF {host} {port}", f"make {n} replicate from {authoritative}: wipes it"),
+            Op(n, "CLIENT UNPAUSE", "end the fence"),
+            Op(n, "CLIENT KILL TYPE normal SKIPME yes", "its clients rediscover the primary"),
+        ]
+    params = {
+        "authoritative": authoritative,
+        "address": [host, port],
+        "nodes": names,
+        "fenced": sorted(fenced or []),
+    }
+    return Plan("splitbrain.demote", ops, params=params)
 
 
-@action("splitbrain.demote", describe=_describe_demote)
-def demote(ctx: Context) -> Outcome:
+@action("splitbrain.demote", plan=plan_demote)
+def demote(ctx: Context, plan: Plan) -> Outcome:
     """Make each salvaged stale primary replicate from the authoritative one; drop its clients."""
-    auth = ctx.inv.node(ctx.state["authoritative"])
-    host, port = auth.announced
-    done = []
-    for ep in _stale_nodes(ctx):
-        if ep.name not in ctx.state.get("salvaged", []):
-            raise GuardRefused(
-                f"refusing to demote {ep.name}: its keys were not salvaged yet (demotion wipes it)"
-            )
-        role = _cmd(ctx, ep, "ROLE")
-        if role and str(role[0]) != "master":
-            ctx.log(f"{ep.name} is already a replica: nothing to demote")
-        else:
-            _cmd(ctx, ep, "REPLICAOF", host, str(port))
-            done.append(ep.name)
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    p = plan.params
+    host, port = p["address"]
+    fenced = list(p["fenced"])
+    for name in p["nodes"]:
+        ep = ctx.inv.node(name)
+        _cmd(ctx.inv, ep, "REPLICAOF", host, str(port))
         try:
-            _cmd(ctx, ep, "CLIENT", "UNPAUSE")
+            _cmd(ctx.inv, ep, "CLIENT", "UNPAUSE")
             # Clients still connected to it would read its old data: make them rediscover.
-            _cmd(ctx, ep, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            _cmd(ctx.inv, ep, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         except ClusterError as e:
-            ctx.log(f"{ep.name}: {e}")
-        if ep.name in ctx.state.get("fenced", []):
-            ctx.state["fenced"].remove(ep.name)
-    if not done:
-        return Outcome(True, "no stale primary left to demote")
-    return Outcome(True, f"{', '.join(done)}: now replicating from {auth.name}", {"demoted": done})
+            ctx.log(f"{name}: {e}")
+        if name in fenced:
+            fenced.remove(name)
+            ctx.state["fenced"] = list(fenced)  # no longer paused: nothing for the undo
+    done = p["nodes"]
+    msg = f"{', '.join(done)}: now replicating from {p['authoritative']}"
+    return Outcome(True, msg, {"demoted": done})
 
 
-@check("splitbrain.single_primary")
-def single_primary(ctx: Context) -> Outcome:
-    """Exactly one reachable node is primary, and it is the authoritative one."""
-    f = ctx.facts(detail=False)
-    claimed = [n.name for n in f.claimed_primaries()]
-    want = ctx.state.get("authoritative")
-    if claimed == [want] or (want is None and len(claimed) == 1):
-        return Outcome(True, f"one primary: {claimed[0]}")
-    return Outcome(False, f"nodes saying they are primary: {', '.join(claimed) or 'none'}")
+@check("splitbrain.only_authoritative_claims_primary")
+def only_authoritative_claims_primary(view: View, authoritative: str) -> Outcome:
+    """Exactly one reachable node says it is primary, and it is the authoritative one."""
+    claimed = [n.name for n in view.facts.claimed_primaries()]
+    if claimed == [authoritative]:
+        return Outcome(True, f"one primary: {authoritative}")
+    said = ", ".join(claimed) or "none"
+    return Outcome(False, f"nodes saying they are primary: {said} (want only {authoritative})")
 
 
 # --- Sentinels ------------------------------------------------------------------------------
@@ -293,70 +373,97 @@ def _sentinels_to_repair(rep: sb.Report) -> list[str]:
     return sorted({*rep.disagreeing_sentinels, *rep.stale_peer_sentinels})
 
 
-def _describe_repair(ctx: Context) -> str:
-    _, rep = _report(ctx)
-    names = _sentinels_to_repair(rep)
-    if not names:
-        return "every Sentinel agrees and knows only current peers: nothing to repair"
-    return f"repair {', '.join(names)} one at a time (SENTINEL RESET, or REMOVE + MONITOR)"
-
-
 def _quorum_without(f: ClusterFacts, name: str, auth_addr: str) -> int:
     """Sentinels other than `name` that are up and name the authoritative primary."""
     return sum(1 for s in f.sentinels if s.name != name and s.up and s.primary == auth_addr)
 
 
-@action("splitbrain.repair_sentinels", describe=_describe_repair)
-def repair_sentinels(ctx: Context, settle_s: float = SENTINEL_SETTLE_S) -> Outcome:
-    """Repair disagreeing Sentinels and those with stale peers, one at a time, keeping quorum."""
-    f, rep = _report(ctx)
+def plan_repair(view: View, authoritative: str, settle_s: float = SENTINEL_SETTLE_S) -> Plan:
+    """Each Sentinel that disagrees (REMOVE + MONITOR) or lists stale peers (RESET), in turn."""
+    rep = sb.detect(view.inv, view.facts)
     names = _sentinels_to_repair(rep)
     if not names:
-        return Outcome(True, "every Sentinel agrees and knows only current peers")
+        return noop(
+            "splitbrain.repair_sentinels",
+            "every Sentinel agrees and knows only current peers: nothing to repair",
+        )
     if rep.partitioned:
         raise GuardRefused(
             f"a partition looks active ({', '.join(rep.partitioned)} answers us but not the "
             "Sentinels): heal the network first, then re-run this step (resetting a Sentinel now "
             "would make it forget the cut-off node)"
         )
-    auth = _authoritative(ctx, rep)
-    auth_addr = rep.authoritative_address or ""
-    need = max(ctx.inv.settings.quorum, majority(len(ctx.inv.sentinels)))
-    done: list[str] = []
+    if rep.authoritative != authoritative or not rep.authoritative_address:
+        raise GuardRefused(
+            f"the Sentinel majority names {rep.authoritative or 'no primary'}, not "
+            f"{authoritative}: start over"
+        )
+    m, s = view.inv.master_name, view.inv.settings
+    host, port = view.inv.node(authoritative).announced
+    settings = " ".join(f"{k} {v}" for k, v in expected_sentinel_config(s).items())
+    auth_pass = " + auth-pass from the inventory's secret" if view.inv.password() else ""
+    how: dict[str, str] = {}
+    ops: list[Op] = []
     for name in names:
-        if done:
-            f = ctx.facts()  # the last repair changed what the Sentinels say
-        others = _quorum_without(f, name, auth_addr)
-        if others < need:
+        wrong = view.sentinel(name).primary != rep.authoritative_address
+        how[name] = "remonitor" if wrong else "reset"
+        if wrong:
+            cmd = f"SENTINEL REMOVE {m}; MONITOR {m} {host} {port} {s.quorum}; SET {settings}"
+            ops.append(Op(name, cmd + auth_pass, f"names another primary than {authoritative}"))
+        else:
+            ops.append(Op(name, f"SENTINEL RESET {m}", "forgets stale peers, finds the live ones"))
+        ops.append(
+            Op(name, f"wait up to {settle_s:g} s until it names {authoritative} and sees its peers")
+        )
+    params = {
+        "authoritative": authoritative,
+        "address": rep.authoritative_address,
+        "how": how,
+        "need": max(s.quorum, majority(len(view.inv.sentinels))),
+        "settle_s": float(settle_s),
+    }
+    return Plan("splitbrain.repair_sentinels", ops, params=params)
+
+
+@action("splitbrain.repair_sentinels", plan=plan_repair)
+def repair_sentinels(ctx: Context, plan: Plan) -> Outcome:
+    """Repair disagreeing Sentinels and those with stale peers, one at a time, keeping quorum."""
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
+    p = plan.params
+    auth = ctx.inv.node(p["authoritative"])
+    done: list[str] = []
+    for name, how in p["how"].items():
+        f = ctx.view().facts  # the last repair changed what the Sentinels say
+        others = _quorum_without(f, name, p["address"])
+        if others < p["need"]:
             raise GuardRefused(
                 f"refusing to touch {name}: only {others} other Sentinel(s) agree on {auth.name}, "
-                f"{need} are needed to keep quorum while it is repaired"
+                f"{p['need']} are needed to keep quorum while it is repaired"
             )
-        ep = ctx.inv.sentinel(name)
-        s = f.sentinel(name)
-        how = _repair_one(ctx, ep, auth, s.primary != auth_addr)
-        ctx.log(f"{name}: {how}")
-        _wait_settled(ctx, name, auth_addr, settle_s)
+        said = _repair_one(ctx, ctx.inv.sentinel(name), auth, how == "remonitor")
+        ctx.log(f"{name}: {said}")
+        _wait_settled(ctx, name, p["address"], p["settle_s"])
         done.append(name)
     return Outcome(True, f"repaired {', '.join(done)}", {"repaired": done})
 
 
 def _repair_one(ctx: Context, ep: Endpoint, auth: Endpoint, wrong_primary: bool) -> str:
-    m = ctx.inv.master_name
+    m, inv = ctx.inv.master_name, ctx.inv
     if not wrong_primary:
-        _cmd(ctx, ep, "SENTINEL", "RESET", m)
+        _cmd(inv, ep, "SENTINEL", "RESET", m)
         return "SENTINEL RESET (forgets stale peers, rediscovers the live ones)"
-    s = ctx.inv.settings
+    s = inv.settings
     host, port = auth.announced
     with contextlib.suppress(redis.ResponseError):  # not monitored at all
-        _cmd(ctx, ep, "SENTINEL", "REMOVE", m)
-    _cmd(ctx, ep, "SENTINEL", "MONITOR", m, host, str(port), str(s.quorum))
+        _cmd(inv, ep, "SENTINEL", "REMOVE", m)
+    _cmd(inv, ep, "SENTINEL", "MONITOR", m, host, str(port), str(s.quorum))
     # The settings `config.drift` checks, so a re-monitored Sentinel shows no drift.
     settings = expected_sentinel_config(s)
-    _cmd(ctx, ep, "SENTINEL", "SET", m, *(x for kv in settings.items() for x in kv))
-    pw = ctx.inv.password()
+    _cmd(inv, ep, "SENTINEL", "SET", m, *(x for kv in settings.items() for x in kv))
+    pw = inv.password()
     if pw:
-        _cmd(ctx, ep, "SENTINEL", "SET", m, "auth-pass", pw)
+        _cmd(inv, ep, "SENTINEL", "SET", m, "auth-pass", pw)
     return f"SENTINEL REMOVE + MONITOR {auth.name} ({host}:{port})"
 
 
@@ -366,8 +473,7 @@ def _wait_settled(ctx: Context, name: str, auth_addr: str, timeout: float) -> No
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        f = ctx.facts()
-        s = f.sentinel(name)
+        s = ctx.view().facts.sentinel(name)
         stale = sb.stale_peers(ctx.inv, s) if s.up else ["down"]
         if (
             s.up
@@ -384,9 +490,10 @@ def _wait_settled(ctx: Context, name: str, auth_addr: str, timeout: float) -> No
 
 # --- verify ---------------------------------------------------------------------------------
 @check("splitbrain.resolved")
-def resolved(ctx: Context) -> Outcome:
+def resolved(view: View) -> Outcome:
     """One primary, every Sentinel agrees, CKQUORUM OK; replicas in sync unless still cut off."""
-    f, rep = _report(ctx)
+    f = view.facts
+    rep = sb.detect(view.inv, f)
     problems = [x.text for x in rep.findings if x.kind != sb.NOTE]
     if not rep.authoritative:
         problems.append("no authoritative primary")
@@ -410,7 +517,7 @@ def resolved(ctx: Context) -> Outcome:
             problems.append(f"{n.name} is not in sync yet (link {'up' if n.link_up else 'down'})")
         else:
             problems.append(f"{n.name} is a {n.role} of {n.replicating_from}")
-    need = ctx.inv.settings.min_replicas_to_write
+    need = view.inv.settings.min_replicas_to_write
     if primary is not None and len(synced) < need:
         problems.append(f"{primary.name} has {len(synced)} in-sync replica(s), {need} needed")
     data = {"problems": problems, "notes": notes, "in_sync": synced}

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from redis_ha.errors import HAError, InventoryError
 from redis_ha.inventory import Inventory
+from redis_ha.journal import REDACTED, redact
 
 VAR_URL = "REDIS_URL"
 VAR_SENTINELS = "REDIS_SENTINELS"
@@ -94,6 +95,22 @@ def target_vars(inv: Inventory, mode: str) -> dict[str, str | None]:
         sentinels = ",".join(s.address for s in inv.sentinels)
         return {VAR_SENTINELS: sentinels, VAR_MASTER: inv.master_name, VAR_URL: None}
     raise ValueError(f"unknown mode {mode!r}")
+
+
+def shown(changes: dict[str, str | None], secrets: list[str]) -> list[str]:
+    """The changes as an operator may see them: `set K=V` or `unset K`, never a secret (a URL's
+    password and every secret of the inventory are masked, as the journal masks them)."""
+    out = []
+    for k, v in changes.items():
+        if v is None:
+            out.append(f"unset {k}")
+            continue
+        if "${{" not in v and "://" in v:
+            pw = urlsplit(v).password
+            if pw:
+                v = v.replace(f":{pw}@", f":{REDACTED}@")
+        out.append(f"set {k}={redact(v, secrets)}")
+    return out
 
 
 def mode_of(values: dict[str, str]) -> str | None:

@@ -1,147 +1,176 @@
-"""The app's dotenv file, edited in place without ever leaving it half-written.
+"""The app's dotenv file: read as python-dotenv reads it, edited without leaving it half-written.
 
-A rollback at 3 a.m. must not corrupt the one file the app reads its Redis address from: the new
-content is written to a temporary file in the same folder, fsynced, then swapped in with
-`os.replace` (atomic on POSIX), and the folder is fsynced so the rename survives a crash. Only the
-named variables change; comments, blank lines, quoting, `export` prefixes, inline comments and the
-order of every other line are kept byte for byte.
+Reading is python-dotenv's own (`dotenv_values`, interpolation on, as `load_dotenv()` does), so
+the rollback, the lab's app simulator (`redis_ha.client`) and a Python app see the same values.
+
+Writing: python-dotenv's parser splits the file into statements, each with its exact text; only
+the statements of the named variables are rewritten (keeping `export`, the key, an inline comment
+and the line ending), new variables are appended, every other byte stays. The new text is read
+back with python-dotenv before it is written, and refused if any variable would read differently
+from what was meant. Then it goes to a temporary file in the same folder, fsynced, swapped in with
+`os.replace` (atomic on POSIX), and the folder is fsynced so the rename survives a crash.
+
+Quoting: a value is written bare when it is plain, else in the file's quotes (single quotes only
+when the value holds no quote, backslash or newline; double quotes with escapes otherwise).
+python-dotenv expands `${NAME}` in every value, quoted or not, and has no escape for it
+(theskumar/python-dotenv#422); a value that would expand has its `${` written `${:-$}{`: an
+empty name is never set, so it reads as its default, `$`. An app that reads with interpolation
+off would see that spelling; apps with python-dotenv's defaults read the value meant.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shlex
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from dotenv import dotenv_values
+from dotenv.parser import Binding, parse_stream
+from dotenv.variables import Variable, parse_variables
 
 from redis_ha.errors import HAError
 
-LINE_RE = re.compile(
-    r"^(?P<lead>[ \t]*(?:export[ \t]+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.]*)(?P<eq>[ \t]*=[ \t]*)"
-    r"(?P<rest>.*?)(?P<nl>\r?\n)?\Z",
-    re.DOTALL,
-)
-SAFE_UNQUOTED = re.compile(r"^[A-Za-z0-9_./:,@%+=${}-]*$")
+# What python-dotenv reads the same bare, quoted or not, in any version (no `$`, quote, `#`).
+PLAIN = re.compile(r"[A-Za-z0-9_./:,@%+=-]*")
+# The statement's text up to its value: blank lines before it, `export`, the key, `=`.
+HEAD = re.compile(r"\s*(?:export[^\S\r\n]+)?(?:'[^']+'|[^=#\s]+)[^\S\r\n]*=[^\S\r\n]*")
+QUOTED = {
+    "'": re.compile(r"'(?:\\.|[^'\\])*'", re.DOTALL),
+    '"': re.compile(r'"(?:\\.|[^"\\])*"', re.DOTALL),
+}
+NEWLINE = re.compile(r"(\r\n|\n|\r)\Z")
+BLANK_LINES = re.compile(r"(?:[^\S\r\n]*(?:\r\n|\n|\r))*")
+ESCAPED_DOLLAR = "${:-$}"
 
 
 class EnvFileError(HAError):
     """The dotenv file cannot be read, parsed safely or written."""
 
 
-@dataclass
-class Line:
-    """One physical line; `key` is None for comments, blanks and lines we do not understand."""
-
-    text: str
-    key: str | None = None
-    value: str | None = None
-    quote: str = ""  # '' (unquoted), "'" or '"'
-    head: str = ""  # everything up to and including '='
-    tail: str = ""  # what follows the value: an inline comment, trailing spaces
-    nl: str = ""
-    opaque: bool = False  # a value we cannot rewrite safely (e.g. multi-line quoted)
+def parse(text: str) -> list[Binding]:
+    """python-dotenv's statements (key None for comments and blanks; error for broken ones)."""
+    return list(parse_stream(io.StringIO(text)))
 
 
-def _parse_value(rest: str) -> tuple[str, str, str, bool]:
-    """(value, quote, tail, opaque) for the text after '='."""
-    if rest[:1] == "'":
-        end = rest.find("'", 1)
-        if end < 0:
-            return rest, "'", "", True
-        return rest[1:end], "'", rest[end + 1 :], False
-    if rest[:1] == '"':
-        i, out = 1, []
-        while i < len(rest):
-            ch = rest[i]
-            if ch == "\\" and i + 1 < len(rest):
-                nxt = rest[i + 1]
-                out.append({"n": "\n", '"': '"', "\\": "\\"}.get(nxt, "\\" + nxt))
-                i += 2
-                continue
-            if ch == '"':
-                return "".join(out), '"', rest[i + 1 :], False
-            out.append(ch)
-            i += 1
-        return rest, '"', "", True
-    m = re.search(r"[ \t]+#", rest)
-    if m:
-        return rest[: m.start()].rstrip(), "", rest[len(rest[: m.start()].rstrip()) :], False
-    value = rest.rstrip()
-    return value, "", rest[len(value) :], False
+def values(text: str, *, interpolate: bool = True) -> dict[str, str]:
+    """The variables `text` sets, exactly as python-dotenv reads them from a file.
+
+    A key with no `=` (python-dotenv gives it None) is left out: an app never sees it set.
+    """
+    unified = text.replace("\r\n", "\n").replace("\r", "\n")  # a file's universal newlines
+    read = dotenv_values(stream=io.StringIO(unified), interpolate=interpolate)
+    return {k: v for k, v in read.items() if v is not None}
 
 
-def parse(text: str) -> list[Line]:
-    """Split dotenv text into lines, understanding `KEY=value` ones and keeping everything else."""
-    lines = []
-    for raw in text.splitlines(keepends=True):
-        m = LINE_RE.match(raw)
-        if not m or raw.lstrip().startswith("#"):
-            lines.append(Line(text=raw))
-            continue
-        value, quote, tail, opaque = _parse_value(m["rest"])
-        lines.append(
-            Line(
-                text=raw,
-                key=m["key"],
-                value=value,
-                quote=quote,
-                head=m["lead"] + m["key"] + m["eq"],
-                tail=tail,
-                nl=m["nl"] or "",
-                opaque=opaque,
-            )
-        )
-    return lines
-
-
-def values(lines: list[Line]) -> dict[str, str]:
-    """The variables a dotenv file sets (last one wins, as in most loaders)."""
-    return {ln.key: ln.value or "" for ln in lines if ln.key and not ln.opaque}
+def literal(value: str) -> str:
+    """`value` spelled so that python-dotenv's interpolation gives it back unchanged."""
+    if any(isinstance(a, Variable) for a in parse_variables(value)):
+        return value.replace("${", ESCAPED_DOLLAR + "{")
+    return value
 
 
 def _quoted(value: str, quote: str) -> str:
-    if quote == "'" and "'" not in value and "\n" not in value:
-        return f"'{value}'"
-    if quote == "" and SAFE_UNQUOTED.match(value):
-        return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    """`value` as it goes after `=`, in the style of the statement it replaces."""
+    text = literal(value)
+    if quote == "" and PLAIN.fullmatch(text):
+        return text
+    if quote == "'" and not any(ch in text for ch in "'\\\n\r"):
+        return f"'{text}'"
+    for old, new in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r")):
+        text = text.replace(old, new)
+    return f'"{text}"'
 
 
-def render(lines: list[Line], changes: dict[str, str | None]) -> str:
-    """The new text: changed values rewritten in place, `None` removes, new keys appended."""
+def _split(statement: str) -> tuple[str, str, str]:
+    """(head, quote, tail) of a statement python-dotenv parsed: what precedes the value, the
+    value's quote ('' bare), and what follows it (inline comment, spaces, line ending)."""
+    m = HEAD.match(statement)
+    if m is None:
+        raise EnvFileError(f"cannot find the value in {statement.strip()[:40]!r}")
+    head, rest = m.group(0), statement[m.end() :]
+    q = QUOTED.get(rest[:1])
+    if q is not None:
+        end = q.match(rest)
+        if end is None:
+            raise EnvFileError(f"cannot find the end of the value in {statement.strip()[:40]!r}")
+        return head, rest[0], rest[end.end() :]
+    nl = NEWLINE.search(rest)
+    line = rest[: nl.start()] if nl else rest
+    if line[:1] == "#" and head[-1:] in (" ", "\t"):
+        return head, "", rest  # `KEY= # comment`: an empty value, then the comment
+    comment = re.search(r"\s+#", line)
+    value = (line[: comment.start()] if comment else line).rstrip()
+    return head, "", rest[len(value) :]
+
+
+def _blank_lines(statement: str) -> str:
+    """The whole blank lines a statement starts with (python-dotenv counts them in)."""
+    m = BLANK_LINES.match(statement)
+    return m.group(0) if m else ""
+
+
+def render(text: str, changes: dict[str, str | None]) -> str:
+    """The new text: changed values rewritten in place, `None` removes, new keys appended.
+
+    Raises EnvFileError, writing nothing, if python-dotenv would not read back what was meant.
+    """
+    for k, v in changes.items():
+        if v is not None and "\0" in v:
+            raise EnvFileError(f"{k}: a value cannot hold a NUL character")
+    statements = parse(text)
+    found = (NEWLINE.search(b.original.string) for b in statements)
+    nl = next((m.group(0) for m in found if m), "\n")  # the file's own line ending
     out: list[str] = []
     done: set[str] = set()
-    for ln in lines:
-        if ln.key is None or ln.key not in changes:
-            out.append(ln.text)
+    for b in statements:
+        stmt = b.original.string
+        if b.key is None or b.key not in changes:
+            out.append(stmt)
             continue
-        if ln.opaque:
-            raise EnvFileError(
-                f"{ln.key} has a value this tool cannot rewrite safely (multi-line?); "
-                "edit the file by hand"
-            )
-        new = changes[ln.key]
-        done.add(ln.key)
+        done.add(b.key)
+        new = changes[b.key]
+        if b.value is None:  # `KEY` alone: no value to keep the style of
+            end = NEWLINE.search(stmt)
+            head = _blank_lines(stmt) + f"{b.key}="
+            quote, tail = "", end.group(0) if end else ""
+        else:
+            head, quote, tail = _split(stmt)
         if new is None:
-            continue
-        out.append(f"{ln.head}{_quoted(new, ln.quote)}{ln.tail}{ln.nl}")
+            out.append(_blank_lines(head))  # the blank lines before it stay
+        else:
+            out.append(f"{head}{_quoted(new, quote)}{tail}")
     added = [(k, v) for k, v in changes.items() if v is not None and k not in done]
-    if added and out and not out[-1].endswith("\n"):
-        out[-1] += "\n"
-    nl = next((ln.nl for ln in lines if ln.nl), "\n")
-    out += [f"{k}={_quoted(v, '')}{nl}" for k, v in added]
-    return "".join(out)
+    new_text = "".join(out)
+    if added and new_text and not new_text.endswith(("\n", "\r")):
+        new_text += nl
+    new_text += "".join(f"{k}={_quoted(v, '')}{nl}" for k, v in added)
+    _check(text, new_text, changes)
+    return new_text
+
+
+def _check(old: str, new: str, changes: dict[str, str | None]) -> None:
+    """Refuse a rewrite that python-dotenv would read differently from what was meant."""
+    before, after = values(old, interpolate=False), values(new, interpolate=False)
+    meant = {k: v for k, v in before.items() if k not in changes}
+    wrong = sorted(k for k, v in meant.items() if after.get(k) != v)
+    read = values(new)
+    wrong += sorted(k for k, v in changes.items() if read.get(k) != v)
+    if wrong:
+        raise EnvFileError(
+            f"rewriting would change how python-dotenv reads {', '.join(wrong)}; "
+            "nothing changed: edit the file by hand"
+        )
 
 
 def read(path: Path) -> dict[str, str]:
-    """The variables set in `path`, or a readable error."""
-    return values(parse(_read_text(path)))
+    """The variables set in `path` as a python-dotenv app reads them, or a readable error."""
+    return values(_read_text(path))  # a missing file is an error, not an empty config
 
 
 def _read_text(path: Path) -> str:
@@ -196,7 +225,7 @@ def backup(path: Path) -> Path:
 def update(path: Path, changes: dict[str, str | None]) -> Path:
     """Back up `path`, then apply `changes` atomically; returns the backup's path."""
     text = _read_text(path)
-    new = render(parse(text), changes)
+    new = render(text, changes)
     try:
         saved = backup(path)
     except OSError as e:

@@ -124,6 +124,10 @@ class RailwayBackend:
     def restore(self, backup: Path) -> None:
         self._set(read_backup(backup))
 
+    def redeploy_args(self) -> list[str]:
+        """The CLI arguments of the redeploy (what a plan shows)."""
+        return ["redeploy", "--service", self.service, "--yes"]
+
     def redeploy(self) -> str:
-        self._run("redeploy", "--service", self.service, "--yes")
+        self._run(*self.redeploy_args())
         return f"redeployed Railway service {self.service!r}"

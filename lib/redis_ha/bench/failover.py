@@ -27,6 +27,7 @@ import redis
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import inventory
+from redis_ha import view as viewmod
 from redis_ha.actions import failover as fo
 from redis_ha.actions.registry import Context
 from redis_ha.bench import machine, save
@@ -139,8 +140,11 @@ def event(lab: Lab, scenario: str) -> dict[str, Any]:
             c.close()
         info["via"] = first.name
     elif scenario == "failover-manual":
-        ctx = Context(inv=inv, log=lambda _m: None)
-        r = fo.switchover(ctx)
+        v = viewmod.take(inv)
+        problems = fo.preflight(v, None)
+        if problems:
+            raise LabError("the bench lab refuses a switch: " + "; ".join(problems))
+        r = fo.switchover(Context(inv=inv, log=lambda _m: None), fo.plan_switch(v))
         info.update(r.to_dict())
     elif scenario == "crash":
         lab.stop(old.name, kill=True)

@@ -39,7 +39,6 @@ from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab, wait_port_free
 from redis_ha.lab.ports import write_lab_inventory
 
-ROOT = Path(__file__).resolve().parents[3]
 VALUE_BYTES = 1000
 KEY_OVERHEAD = 90  # approximate used_memory per key besides the value (dict entry, sds, robj)
 SYNC_TIMEOUT_S = 900.0
@@ -121,17 +120,15 @@ def floor(lab: Lab, primary: Endpoint, node: Endpoint) -> float:
 
 
 def rebuild(lab: Lab, node: Endpoint, journal_dir: Path) -> dict[str, Any]:
-    """The tool: `invoke replica.rebuild --yes` on the killed node, as an operator runs it."""
+    """The tool: `redis-ha replica.rebuild --yes` on the killed node, as an operator runs it."""
     lab.stop(node.name, kill=True)
     wait_port_free(node)  # the dying process's teardown is not the tool's time
     before = set(journal_dir.glob("*.jsonl")) if journal_dir.exists() else set()
     env = {**os.environ, "REDIS_HA_JOURNAL_DIR": str(journal_dir), "NO_COLOR": "1"}
-    argv = [sys.executable, "-m", "invoke", "replica.rebuild", "--node", node.name, "--yes"]
+    argv = [sys.executable, "-m", "redis_ha", "replica.rebuild", "--node", node.name, "--yes"]
     argv += ["--inventory", str(lab.inv.path)]
     t0 = time.monotonic()
-    r = subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     total = time.monotonic() - t0
     if r.returncode != 0:
         tail = (r.stdout + r.stderr).strip().splitlines()[-5:]

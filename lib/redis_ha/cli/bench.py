@@ -1,6 +1,6 @@
 """Benchmarks (`invoke bench.*`): each on a lab of its own, results in bench/results/*.json.
 
-`bench` is a plain Collection: other benchmarks add their task with `bench.add_task(...)`.
+Results go to `bench/results/` under the home folder ($REDIS_HA_HOME, else the current one).
 """
 
 from __future__ import annotations
@@ -11,10 +11,18 @@ from typing import Any
 from invoke import Collection, task
 from rich.table import Table
 
-from redis_ha import ui
+from redis_ha import paths, ui
+from redis_ha.bench import failover as fb
+from redis_ha.bench import rebuild as rb
 from redis_ha.cli.common import expected_errors
 from redis_ha.errors import HAError
 from redis_ha.lab.binaries import SERVER_HELP
+
+OUT_HELP = "folder for the result JSON (default: bench/results in $REDIS_HA_HOME or here)"
+
+
+def _out_dir(out: str | None) -> Path:
+    return Path(out) if out else paths.home() / "bench" / "results"
 
 
 def _fmt(stat: dict[str, Any], unit: str = "", digits: int = 2) -> str:
@@ -83,16 +91,14 @@ def _footer(result: dict[str, Any]) -> None:
         "rate": "ops/s of each simulated client (default 1000)",
         "scenario": "only this scenario: sentinel-failover, sentinel-coordinated, "
         "failover-manual or crash (repeatable; default all, coordinated where it exists)",
-        "out": "folder for the result JSON (default bench/results)",
+        "out": OUT_HELP,
         "server": SERVER_HELP,
     },
     iterable=["scenario"],
 )
 @expected_errors
-def failover(c, runs=5, rate=1000, scenario=None, out="bench/results", server=None):
+def failover(c, runs=5, rate=1000, scenario=None, out=None, server=None):
     """Plain SENTINEL FAILOVER vs failover.manual vs a killed primary, under app traffic."""
-    from redis_ha.bench import failover as fb
-
     chosen = tuple(scenario) if scenario else fb.SCENARIOS
     known = (*fb.SCENARIOS, fb.COORDINATED)
     unknown = [s for s in chosen if s not in known]
@@ -104,7 +110,7 @@ def failover(c, runs=5, rate=1000, scenario=None, out="bench/results", server=No
         runs=int(runs),
         rate=float(rate),
         scenarios=chosen,
-        out_dir=Path(out),
+        out_dir=_out_dir(out),
         log=lambda m: ui.console.print(m, soft_wrap=True),
         server=server,
     )
@@ -112,11 +118,6 @@ def failover(c, runs=5, rate=1000, scenario=None, out="bench/results", server=No
     _footer(result)
 
 
-bench = Collection("bench")
-bench.add_task(failover)
-
-
-# issue 5: replica rebuild time vs Redis's own full-sync time
 def rebuild_table(result: dict[str, Any]) -> Table:
     """The bench.rebuild summary: one row per size and run."""
     t = Table(
@@ -145,24 +146,22 @@ def rebuild_table(result: dict[str, Any]) -> Table:
     help={
         "sizes": "dataset sizes in GB, comma-separated (default 0.1,0.5,1)",
         "runs": "repetitions per size (default 1)",
-        "out": "folder for the result JSON (default bench/results)",
+        "out": OUT_HELP,
     }
 )
 @expected_errors
-def rebuild(c, sizes="0.1,0.5,1", runs=1, out="bench/results"):
+def rebuild(c, sizes="0.1,0.5,1", runs=1, out=None):
     """Time replica.rebuild against Redis's own full-sync time for 0.1, 0.5 and 1 GB of data."""
-    from redis_ha.bench import rebuild as rb
-
     if int(runs) < 1:
         raise HAError("--runs must be at least 1")
     result = rb.run_bench(
         rb.parse_sizes(sizes),
         runs=int(runs),
-        out_dir=Path(out),
+        out_dir=_out_dir(out),
         log=lambda m: ui.console.print(m, soft_wrap=True),
     )
     ui.console.print(rebuild_table(result))
     _footer(result)
 
 
-bench.add_task(rebuild)
+bench = Collection("bench", failover, rebuild)

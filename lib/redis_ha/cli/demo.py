@@ -24,18 +24,16 @@ from redis_ha.errors import LabError
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import Traffic
 
-ROOT = Path(__file__).resolve().parents[3]
 PROCEDURE_TIMEOUT_S = 120
 SHOW = ("✓", "✗", "writes paused on", "COMPLETED", "FAILED", "REFUSED", "error:")
 
 
 def _procedure(args: list[str], inv_path: Path) -> int:
-    """Run an invoke task as an operator would; print only its result lines."""
-    argv = [sys.executable, "-m", "invoke", *args, "--inventory", str(inv_path)]
+    """Run a task as an operator would (its own `redis-ha` process); print its result lines."""
+    argv = [sys.executable, "-m", "redis_ha", *args, "--inventory", str(inv_path)]
     try:
         p = subprocess.run(
             argv,
-            cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=PROCEDURE_TIMEOUT_S,
@@ -129,7 +127,7 @@ def demo(c, inventory=None, keep=False, rate=1000, client="recommended"):
         ui.console.print(f"demo took {time.monotonic() - t0:.0f} s")
     finally:
         if keep:
-            ui.console.print(f"lab left running (invoke lab.down --inventory {inv.path})")
+            ui.console.print(f"lab left running (lab.down --inventory {inv.path} stops it)")
         else:
             lab.down()
             ui.console.print("lab down")

@@ -30,11 +30,12 @@ def manual(c, to=None, via=None, inventory=None, dry_run=False, yes=False, resum
     help={
         "inventory": RUN_HELP["inventory"],
         "old": "the old primary, by inventory name (default: read from the Sentinel logs)",
+        "dry_run": RUN_HELP["dry_run"],
     }
 )
-def verify(c, old=None, inventory=None):
+def verify(c, old=None, inventory=None, dry_run=False):
     """After Sentinel failed over by itself: agreement, old primary, replicas, timeline."""
-    run_procedure("failover-automatic", inventory, params={"old": old}, yes=True)
+    run_procedure("failover-automatic", inventory, params={"old": old}, dry_run=dry_run, yes=True)
 
 
 failover = Collection("failover")

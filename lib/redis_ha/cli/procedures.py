@@ -6,11 +6,11 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
-from redis_ha.cli.common import expected_errors, load_inventory
+from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.runner import run_playbook
 
 RUN_HELP = {
-    "inventory": "inventory file (default: $REDIS_HA_INVENTORY or inventories/lab.yaml)",
+    "inventory": INVENTORY_HELP,
     "dry_run": "gather facts, check guards and print the plan; change nothing",
     "yes": "answer yes to every prompt (and undo automatically on failure)",
     "resume": "continue an interrupted run (journal run id, or 'latest') from its first "

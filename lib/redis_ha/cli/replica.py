@@ -6,8 +6,8 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 
 from redis_ha import ui
+from redis_ha import view as viewmod
 from redis_ha.actions import replica as replica_actions
-from redis_ha.actions.registry import Context
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
@@ -64,7 +64,7 @@ def rebuild(
 def diagnose(c, node, inventory=None, json=False):
     """Say why a replica needs rebuilding and what a rebuild would do (read-only; exit 1 if so)."""
     inv = load_inventory(inventory)
-    d = replica_actions.diagnosis(Context(inv, log=lambda _m: None), node)
+    d = replica_actions.diagnosis(viewmod.take(inv), node)
     if json:
         ui.print_json(d.to_dict())
     else:

@@ -1,4 +1,8 @@
-"""`invoke rollback` / `invoke rollback.undo`: the app back to the single instance, and forward."""
+"""`invoke rollback` / `invoke rollback.undo`: the app back to the single instance, and forward.
+
+Both playbooks read `$no_warm` (skip the warm-up) and `$yes` (a manual app config backend
+refuses --yes in preflight, since a person must make that change).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ def run(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False)
     run_procedure(
         "rollback",
         inventory,
-        params={"no_warm": bool(no_warm)},
+        params={"no_warm": bool(no_warm), "yes": bool(yes)},
         dry_run=dry_run,
         yes=yes,
         resume=resume,
@@ -28,7 +32,7 @@ def undo(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False
     run_procedure(
         "rollback-undo",
         inventory,
-        params={"no_warm": bool(no_warm)},
+        params={"no_warm": bool(no_warm), "yes": bool(yes)},
         dry_run=dry_run,
         yes=yes,
         resume=resume,

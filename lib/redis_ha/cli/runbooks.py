@@ -8,16 +8,16 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.table import Table
 
+from redis_ha import paths, ui
 from redis_ha import playbook as playbookmod
-from redis_ha import ui
 from redis_ha.cli.common import expected_errors
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
 
-@task(help={"root": "folder holding runbooks/ and playbooks/ (default: this repository)"})
+@task(help={"root": "folder holding runbooks/ and playbooks/ (default: the package's own)"})
 def check(c, root=None):
     """Validate every runbook/playbook pair (steps, order, actions, args); exit 1 on problems."""
-    base = Path(root) if root else playbookmod.ROOT
+    base = Path(root) if root else paths.shipped("playbooks").parent
     pbs = playbookmod.discover(base)
     if not pbs:  # a mistyped --root must not pass as "consistent"
         raise Exit(f"runbooks.check: no playbooks in {base / 'playbooks'}", code=1)
@@ -26,6 +26,11 @@ def check(c, root=None):
         print(p)
     if problems:
         raise Exit(f"runbooks.check: {len(problems)} problem(s) in {len(pbs)} playbook(s)", code=1)
+    for path in pbs:
+        pb, _ = playbookmod.validate(path)
+        if pb is not None:
+            given = ", ".join(f"--{n.replace('_', '-')}" for n in pb.inputs()) or "none"
+            print(f"  {pb.name}: operator inputs {given}")
     print(f"runbooks.check: {len(pbs)} playbook(s) and their runbooks are consistent")
 
 
@@ -73,6 +78,8 @@ def show(c, name):
     ui.console.print(
         f"changes the cluster: {'yes (takes the cluster lock)' if pb.changes else 'no'}"
     )
+    given = ", ".join(f"--{n.replace('_', '-')}" for n in pb.inputs()) or "none"
+    ui.console.print(f"operator inputs: {given}")
     if rb.intro:
         ui.markdown(rb.intro)
     for i, s in enumerate(pb.steps, 1):

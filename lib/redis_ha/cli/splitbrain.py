@@ -1,4 +1,4 @@
-"""`invoke splitbrain.detect|recover`, `lab.partition|heal` and `drill.splitbrain`."""
+"""`splitbrain.*`: find split-brain and Sentinel disagreement, and recover from it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from redis_ha import splitbrain as sb
 from redis_ha import ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
-from redis_ha.lab import partition as partitionmod
-from redis_ha.lab import scenarios
-from redis_ha.lab.cluster import Lab
 
 
 def print_report(rep: sb.Report) -> None:
@@ -102,42 +99,4 @@ def recover(
     )
 
 
-@task(help={"inventory": INVENTORY_HELP, "isolate": "node to cut off from the cluster"})
-@expected_errors
-def partition(c, isolate, inventory=None):
-    """Cut a lab node off from the other nodes and Sentinels (clients still reach it directly)."""
-    lab = Lab(load_inventory(inventory))
-    now = partitionmod.isolate(lab, isolate)
-    ui.console.print(f"isolated: {', '.join(now)} (its own port still answers; `lab.heal` undoes)")
-
-
-@task(help={"inventory": INVENTORY_HELP})
-@expected_errors
-def heal(c, inventory=None):
-    """Restore every link cut by lab.partition."""
-    lab = Lab(load_inventory(inventory))
-    partitionmod.require_partitionable(lab)
-    was = partitionmod.heal(lab)
-    ui.console.print(f"healed: {', '.join(was)}" if was else "no partition was active")
-
-
-@task(
-    help={
-        "inventory": INVENTORY_HELP,
-        "scenario": f"one of: {', '.join(scenarios.SCENARIOS)}",
-        "write_s": "partition only: seconds a client keeps writing to the isolated old primary",
-    }
-)
-@expected_errors
-def drill_splitbrain(c, scenario, inventory=None, write_s=12):
-    """Inject a split-brain form into the lab (then: splitbrain.detect, splitbrain.recover)."""
-    lab = Lab(load_inventory(inventory))
-    out = scenarios.run(lab, scenario, write_s=float(write_s))
-    for k, v in out.items():
-        ui.console.print(f"{k}: {v}")
-    ui.console.print("now: invoke splitbrain.detect, then invoke splitbrain.recover")
-
-
-splitbrain = Collection("splitbrain")
-splitbrain.add_task(detect)
-splitbrain.add_task(recover)
+splitbrain = Collection("splitbrain", detect, recover)

@@ -1,7 +1,8 @@
-"""Containers (one per node): docker restart / run. Not implemented yet.
+"""Containers (one per node): docker stop / start / logs. A placeholder until issue 12.
 
-Every operation raises a ControlError saying "not supported yet", so a procedure stops before
-its first side effect on such a node and the runbook's by-hand instructions take over.
+`for_node` refuses a placeholder before any operation, and every operation of it raises a
+ControlError, so a procedure stops before its first side effect on such a node and the
+runbook's by-hand instructions take over.
 """
 
 from __future__ import annotations
@@ -13,3 +14,4 @@ class DockerControl(Control):
     """Placeholder: refuses every operation with a clear message."""
 
     backend = "docker"
+    implemented = False

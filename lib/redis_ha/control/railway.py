@@ -1,7 +1,9 @@
-"""Railway services (one per node): restart through the Railway CLI. Not implemented yet.
+"""Railway services (one per node): restart and logs through the Railway CLI. Placeholder until
+issue 12.
 
-Every operation raises a ControlError saying "not supported yet", so a procedure stops before
-its first side effect on such a node and the runbook's by-hand instructions take over.
+`for_node` refuses a placeholder before any operation, and every operation of it raises a
+ControlError, so a procedure stops before its first side effect on such a node and the
+runbook's by-hand instructions take over.
 """
 
 from __future__ import annotations
@@ -13,3 +15,4 @@ class RailwayControl(Control):
     """Placeholder: refuses every operation with a clear message."""
 
     backend = "railway"
+    implemented = False

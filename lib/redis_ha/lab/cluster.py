@@ -7,26 +7,34 @@ command finds them again through the pid files, and checks the PID still is that
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 import signal
+import site
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis_ha
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
+from redis_ha.control.base import starts_safely
 from redis_ha.errors import LabError
 from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
 from redis_ha.lab import binaries as binmod
+from redis_ha.lab import proxy
 from redis_ha.render import redis_conf, sentinel_conf, write_private
 
 # Popen handles of processes this Python process started, so that dead children are reaped
 # (a zombie still answers kill(pid, 0) and would look alive).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+PROXY = "partition-proxy"  # the process folder of the partition proxies (lab/proxy.py)
 
 
 def require_lab(inv: Inventory) -> None:
@@ -65,6 +73,23 @@ def pid_alive(pid: int) -> bool:
     # bound. An empty cmdline on a non-zombie is such a dying process: still alive.
     alive = state not in (None, "Z", "X")
     return alive and (b"redis" in cmd or b"valkey" in cmd or cmd == b"")
+
+
+def partitionable(inv: Inventory) -> bool:
+    """A lab whose nodes announce a proxy port: its links can be cut (lab/partition.py)."""
+    return any(n.announce for n in inv.nodes)
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with the folder `redis_ha` was imported from put on PYTHONPATH when the
+    interpreter would not find it by itself (a checkout run uninstalled): a spawned
+    `python -m redis_ha...` then runs this same code whatever its working folder. An installed
+    package (site-packages) needs nothing added."""
+    root = str(Path(redis_ha.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    if root not in {*site.getsitepackages(), site.getusersitepackages()}:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def pid_frozen(pid: int) -> bool:
@@ -147,14 +172,21 @@ class Lab:
         names = [e.name for e in self.inv.endpoints()]
         return {n: p for n in names if (p := self.pid(n)) is not None}
 
-    def _spawn(self, name: str, argv: list[str]) -> int:
+    def spawn(self, name: str, argv: list[str], *, cwd: Path | None = None) -> int:
+        """Start `argv` as the lab process `name`, detached; returns its PID at once.
+
+        Its output goes to `<lab>/<name>/stdout.log` and its PID to `<lab>/<name>/pid`, so
+        `pid(name)` finds it from any later command and `down()` stops it. It runs in its
+        process folder unless `cwd` says otherwise, and can `python -m redis_ha...`.
+        """
         d = self.proc_dir(name)
         d.mkdir(parents=True, exist_ok=True)
         out = open(d / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             p = subprocess.Popen(
                 argv,
-                cwd=d,
+                cwd=cwd or d,
+                env=child_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -173,14 +205,15 @@ class Lab:
         replicaof: Endpoint | None = None,
         fresh: bool = False,
         overrides: dict[str, str] | None = None,
-        safestart: bool | None = None,
+        safe: bool | None = None,
     ) -> int:
         """Start one redis-server; a fresh start renders its config, else the existing one is used.
 
         Without persistence every start is an empty node; `replicaof` overrides the file so a
         restarted node can rejoin as a replica of the current primary. `overrides` are passed as
         `--name value` arguments, so a setting holds from the first instant (replica-priority 0
-        for a rebuilding replica) whatever the file says.
+        for a rebuilding replica) whatever the file says. `safe` starts it through
+        redis_ha.safestart (None: as the inventory says, `control.starts_safely`).
         """
         bins = self.binaries()
         conf = self.conf(node.name)
@@ -203,12 +236,12 @@ class Lab:
         for key, value in (overrides or {}).items():
             argv += [f"--{key}", value]
         wait = 10.0
-        if self.inv.control.get("safestart") if safestart is None else safestart:
+        if starts_safely(self.inv, node) if safe is None else safe:
             # Through redis_ha.safestart (same PID after exec): it may wait for a failover first.
             from redis_ha.safestart import wrap_argv
 
             argv, wait = wrap_argv(self.inv, node, argv), 60.0
-        pid = self._spawn(node.name, argv)
+        pid = self.spawn(node.name, argv)
         self._wait_port(node, pid, timeout=wait)
         return pid
 
@@ -223,8 +256,31 @@ class Lab:
                 password=self.ensure_password(),
             )
             write_private(conf, text)
-        pid = self._spawn(s.name, self.binaries().sentinel_argv(conf))
+        pid = self.spawn(s.name, self.binaries().sentinel_argv(conf))
         self._wait_port(s, pid)
+        return pid
+
+    def ensure_proxy(self, timeout: float = 10.0) -> int | None:
+        """Start the partition proxies unless they run; None for a lab that is not partitionable.
+
+        They start before the nodes: every link between nodes crosses them (lab/proxy.py).
+        """
+        if not partitionable(self.inv):
+            return None
+        pid = self.pid(PROXY)
+        if pid is not None:
+            return pid
+        d = self.proc_dir(PROXY)
+        d.mkdir(parents=True, exist_ok=True)
+        pidfiles = {n.name: str(self.pidfile(n.name)) for n in self.inv.nodes}
+        (d / "config.json").write_text(json.dumps(proxy.config(self.inv, pidfiles), indent=1))
+        (d / "ready").unlink(missing_ok=True)
+        pid = self.spawn(PROXY, [sys.executable, "-m", "redis_ha.lab.proxy", str(d)])
+        deadline = time.monotonic() + timeout
+        while not (d / "ready").exists():
+            if not pid_alive(pid) or time.monotonic() > deadline:
+                raise LabError(f"the partition proxy did not start: {self._log_tail(PROXY)}")
+            time.sleep(0.02)
         return pid
 
     def _wait_port(self, ep: Endpoint, pid: int, timeout: float = 10.0) -> None:
@@ -303,10 +359,7 @@ class Lab:
         self.dir.mkdir(parents=True, exist_ok=True)
         binmod.record(self.dir, bins)
         self.ensure_password()
-        if any(n.announce for n in self.inv.nodes):
-            from redis_ha.lab.partition import ensure_proxy  # partitionable labs only
-
-            ensure_proxy(self)
+        self.ensure_proxy()
         running = self.running()
         for pid in running.values():
             if pid_frozen(pid):
@@ -357,7 +410,7 @@ class Lab:
             if pw:
                 lines.append(f'requirepass "{pw}"')
             write_private(conf, "\n".join(lines) + "\n")
-        pid = self._spawn(s.name, self.binaries().server_argv(conf))
+        pid = self.spawn(s.name, self.binaries().server_argv(conf))
         self._wait_port(s, pid)
         return pid
 

@@ -1,16 +1,14 @@
 """Real network partitions in the lab, without root: cut a node off through the partition proxies.
 
 A lab is partitionable when its nodes have an `announce` address (see `lab/proxy.py` for how the
-proxies cut both directions). `Lab.up` starts the proxy process before the nodes; its pid file
-lives under the lab folder, so `lab.down` stops it with everything else.
+proxies cut both directions). `Lab.up` starts the proxy process before the nodes
+(`Lab.ensure_proxy`); its pid file lives under the lab folder, so `lab.down` stops it with
+everything else. This module only tells the running proxy which nodes to cut off.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,15 +16,8 @@ from typing import Any
 import yaml
 
 from redis_ha.errors import LabError
-from redis_ha.inventory import Inventory
-from redis_ha.lab.cluster import _CHILDREN, Lab
+from redis_ha.lab.cluster import PROXY, Lab, partitionable
 from redis_ha.lab.ports import free_ports, lab_inventory_dict
-
-PROXY = "partition-proxy"
-
-
-def partitionable(inv: Inventory) -> bool:
-    return any(n.announce for n in inv.nodes)
 
 
 def _state_dir(lab: Lab) -> Path:
@@ -43,47 +34,6 @@ def require_partitionable(lab: Lab) -> None:
 
 def proxy_pid(lab: Lab) -> int | None:
     return lab.pid(PROXY)
-
-
-def ensure_proxy(lab: Lab, timeout: float = 10.0) -> int | None:
-    """Start the proxy process unless it runs; None for a lab without announce addresses."""
-    if not partitionable(lab.inv):
-        return None
-    pid = proxy_pid(lab)
-    if pid is not None:
-        return pid
-    d = _state_dir(lab)
-    d.mkdir(parents=True, exist_ok=True)
-    routes = []
-    for n in lab.inv.nodes:
-        host, port = n.announced
-        if (host, port) != (n.host, n.port):
-            routes.append({"node": n.name, "listen": [host, port], "target": [n.host, n.port]})
-    cfg = {"routes": routes, "pidfiles": {n.name: str(lab.pidfile(n.name)) for n in lab.inv.nodes}}
-    (d / "config.json").write_text(json.dumps(cfg, indent=1))
-    if not (d / "isolated.json").exists():
-        _write_state(d, [])
-    (d / "ready").unlink(missing_ok=True)
-    src = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    with open(d / "proxy.log", "ab") as out:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "redis_ha.lab.proxy", str(d)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-    _CHILDREN[p.pid] = p
-    (d / "pid").write_text(f"{p.pid}\n")
-    deadline = time.monotonic() + timeout
-    while not (d / "ready").exists():
-        if p.poll() is not None or time.monotonic() > deadline:
-            tail = (d / "proxy.log").read_text()[-300:] if (d / "proxy.log").exists() else ""
-            raise LabError(f"the partition proxy did not start: {tail.strip()}")
-        time.sleep(0.02)
-    return p.pid
 
 
 def _write_state(d: Path, isolated: list[str]) -> int:

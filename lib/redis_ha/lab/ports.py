@@ -61,7 +61,7 @@ def lab_inventory_dict(
             "repl_diskless_sync_delay": 0,
             **settings,
         },
-        "control": {"backend": "local"},
+        "control": {"backend": "lab"},
         "app": {"config_backend": "envfile", "env_file": str(state_dir / "lab" / "app.env")},
     }
     if single:

@@ -28,8 +28,23 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis_ha.inventory import Inventory
 
 POLL_S = 0.05
+
+
+def config(inv: Inventory, pidfiles: dict[str, str]) -> dict[str, Any]:
+    """The `config.json` for `inv`: a route from each node's announced port to its own port, and
+    where each node's pid file is (to tell which node opened a connection)."""
+    routes = []
+    for n in inv.nodes:
+        host, port = n.announced
+        if (host, port) != (n.host, n.port):
+            routes.append({"node": n.name, "listen": [host, port], "target": [n.host, n.port]})
+    return {"routes": routes, "pidfiles": pidfiles}
 
 
 @dataclass(eq=False)

@@ -18,6 +18,7 @@ import redis
 
 from redis_ha import facts as factsmod
 from redis_ha.conn import client
+from redis_ha.control import starts_safely
 from redis_ha.errors import LabError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab
@@ -174,7 +175,7 @@ def run(
     inv = lab.inv
     lab.wait_ready(timeout=30)
     target = inv.node(node) if node else lab.current_primary()
-    use_wrapper = bool(inv.control.get("safestart")) if wrapper is None else wrapper
+    use_wrapper = starts_safely(inv, target) if wrapper is None else wrapper
     c = client(inv, target, timeout=5.0)
     try:
         c.flushall()
@@ -213,7 +214,7 @@ def run(
     while lab.pid(target.name) is not None and time.monotonic() < pid_gone:
         time.sleep(0.01)
     time.sleep(delay)
-    lab.start_node(target, safestart=use_wrapper)
+    lab.start_node(target, safe=use_wrapper)
     restart_s = time.monotonic() - t0
     problems: list[str] = []
     healthy = True

@@ -27,30 +27,11 @@ Session values are JSON strings: ``{"v": 7, "ts": 1764161234.123456, "run": "9f2
 time of the write in Unix seconds (what a "newest wins" salvage compares), ``run`` the id of the
 simulator run that wrote it. Keys carry no TTL.
 
-Report (JSON, one object; `Report.to_dict()`):
-
-``client`` naive|recommended, ``mode`` sentinel|url, ``config`` (where the app connected, no
-password), ``rate_target``, ``workers``, ``keys``, ``write_ratio``, ``run_id``, ``started_at``
-(ISO), ``duration_s``; ``ops`` (finished requests), ``ops_per_s``, ``skipped`` (scheduled
-requests never sent because their worker was blocked for over a second, e.g. in the client's
-retries: load a real app would have queued or shed), ``ok``, ``failed`` (requests that returned
-an error to the app after the client's own retries), ``reads``, ``writes``, ``writes_ok``;
-``errors`` {kind: count} with kinds like NOREPLICAS, READONLY, LOADING, MASTERDOWN,
-timeout, connection-refused, connection-lost, no-primary; ``error_samples`` {kind: first message};
-``write_stall_s`` (longest time between two successful writes, or from a failed write to the next
-success, or to the end of the run if none came) and ``write_stall_at_s`` (when it began);
-``latency_ms`` {p50, p99, max} (service time of each request, retries included);
-``hit_rate`` {overall, before_failover, after_failover} (null when undefined);
-``failovers`` [{at_s, from, to}] (addresses, with node names when known);
-``primary_start``, ``primary_end``; ``config_changes`` [{at_s, config}] (env-file mode);
-``acked_writes``, ``checked_writes`` (acknowledged under the final config), ``missing_writes``,
-``missing_keys``, ``stale_reads``; ``check`` {ok, primary, settle_s, error};
-``timeline`` [{t, ops, failed, writes_ok, hits, misses, p99_ms}] per second.
+The report's fields, and how each is counted: lab/traffic_stats.py.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import random
@@ -58,28 +39,31 @@ import secrets
 import sqlite3
 import threading
 import time
-from array import array
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import redis
-from redis.exceptions import (
-    BusyLoadingError,
-    MasterDownError,
-    ReadOnlyError,
-    ResponseError,
-)
-from redis.sentinel import MasterNotFoundError
 
 from redis_ha import client as hac
 from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import LOOPBACK, Inventory
 from redis_ha.lab.cluster import require_lab
+from redis_ha.lab.traffic_stats import (
+    F_HIT,
+    F_MISS,
+    F_OK,
+    F_STALE,
+    F_WRITE,
+    Report,
+    Tally,
+    error_kind,
+    lost_writes,
+    newest_versions,
+    summarise,
+    version,
+)
 
 CLIENTS = ("naive", "recommended")
 MAX_BACKLOG_S = 1.0  # a worker further behind its schedule skips ahead instead of bursting
@@ -87,146 +71,18 @@ SAMPLE_S = 0.02
 STABLE_S = 0.5  # the primary must stay the same this long before the end-of-run check
 ENV_POLL_S = 0.5
 
-F_WRITE, F_OK, F_HIT, F_MISS, F_STALE = 1, 2, 4, 8, 16
 
-
-def error_kind(e: BaseException) -> str:
-    """A short, stable name for an error an app would see (the keys of `errors`)."""
-    code = getattr(e, "code", None)
-    if isinstance(code, str) and code:
-        return code
-    text = str(e)
-    first = text.split(" ", 1)[0]
-    if first.isupper() and first.isalpha() and len(first) > 2:
-        return first
-    if isinstance(e, ReadOnlyError) or "previous master is now a slave" in text:
-        return "READONLY"
-    if isinstance(e, BusyLoadingError):
-        return "LOADING"
-    if isinstance(e, MasterDownError):
-        return "MASTERDOWN"
-    if isinstance(e, MasterNotFoundError):
-        return "no-primary"
-    if isinstance(e, redis.TimeoutError):
-        return "timeout"
-    if isinstance(e, redis.ConnectionError):
-        low = text.lower()
-        if "refused" in low:
-            return "connection-refused"
-        if any(w in low for w in ("reset", "broken pipe", "closed", "lost")):
-            return "connection-lost"
-        return "connection"
-    if isinstance(e, ResponseError):
-        return "response-error"
-    return type(e).__name__
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[i]
-
-
-def longest_stall(
-    ok_times: list[float], fail_starts: list[float], end: float
-) -> tuple[float, float | None]:
-    """Longest gap without a successful write: between two successes, or from a failed write
-    (when no success came in between) to the next success or to `end`. Returns (gap, start)."""
-    ok = sorted(ok_times)
-    best, at = 0.0, None
-    for a, b in zip(ok, ok[1:], strict=False):
-        if b - a > best:
-            best, at = b - a, a
-    fails = sorted(fail_starts)
-    if fails:
-        # A failure before the first success, or after the last one, bounds a gap too.
-        if not ok or fails[0] < ok[0]:
-            nxt = ok[0] if ok else end
-            if nxt - fails[0] > best:
-                best, at = nxt - fails[0], fails[0]
-        if ok and fails[-1] > ok[-1]:
-            first_after = fails[bisect.bisect_right(fails, ok[-1])]
-            if end - first_after > best:
-                best, at = end - first_after, first_after
-    return best, at
-
-
-@dataclass
-class Report:
-    """What the run saw; see the module docstring for each field."""
-
-    client: str
-    mode: str
-    config: str
-    rate_target: float
-    workers: int
-    keys: int
-    write_ratio: float
-    run_id: str
-    started_at: str
-    duration_s: float
-    ops: int
-    ops_per_s: float
-    skipped: int
-    ok: int
-    failed: int
-    reads: int
-    writes: int
-    writes_ok: int
-    errors: dict[str, int]
-    error_samples: dict[str, str]
-    write_stall_s: float
-    write_stall_at_s: float | None
-    latency_ms: dict[str, float | None]
-    hit_rate: dict[str, float | None]
-    failovers: list[dict[str, Any]]
-    primary_start: str | None
-    primary_end: str | None
-    config_changes: list[dict[str, Any]]
-    acked_writes: int
-    checked_writes: int
-    missing_writes: int | None
-    missing_keys: int | None
-    stale_reads: int
-    check: dict[str, Any]
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class _Worker:
-    """One thread's state: its keys, its SQLite, its measurements (no locks needed)."""
+class _Worker(Tally):
+    """One thread's state: its keys, its SQLite, its records (no locks needed)."""
 
     def __init__(self, wid: int, n_workers: int, n_keys: int) -> None:
+        super().__init__()
         self.wid = wid
         self.keys = list(range(wid, n_keys, n_workers))
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.execute("CREATE TABLE sessions (id INTEGER PRIMARY KEY, v INTEGER, ts REAL)")
-        self.t_end = array("d")
-        self.lat = array("d")
-        self.flags = array("B")
-        self.errors: Counter[str] = Counter()
-        self.samples: dict[str, str] = {}
-        self.last_acked: dict[int, int] = {}
-        self.acked: list[tuple[int, int]] = []  # (key index, version) under the current config
-        self.acked_total = 0
-        self.skipped = 0
-        self.gen = 0
+        self.gen = 0  # the config generation its acknowledgements belong to
         self.thread: threading.Thread | None = None
-
-    def ack(self, k: int, v: int) -> None:
-        if v > self.last_acked.get(k, 0):
-            self.last_acked[k] = v
-            self.acked.append((k, v))
-            self.acked_total += 1
-
-    def reset_acked(self, gen: int) -> None:
-        """The app was pointed elsewhere: earlier acknowledgements are not expected there."""
-        self.gen = gen
-        self.last_acked.clear()
-        self.acked.clear()
 
 
 class Traffic:
@@ -382,7 +238,8 @@ class Traffic:
                 due = now
             due += period
             if w.gen != self.gen:
-                w.reset_acked(self.gen)
+                w.gen = self.gen
+                w.reset_acked()
             k = w.keys[rng.randrange(len(w.keys))]
             try:
                 if rng.random() < self.write_ratio:
@@ -394,12 +251,7 @@ class Traffic:
 
     def _fail(self, w: _Worker, e: Exception, flags: int, t_start: float) -> None:
         t = time.perf_counter()
-        kind = error_kind(e)
-        w.errors[kind] += 1
-        w.samples.setdefault(kind, (str(e).splitlines() or [type(e).__name__])[0][:200])
-        w.t_end.append(t - self.t0)
-        w.lat.append((t - t_start) * 1000)
-        w.flags.append(flags)
+        w.fail(e, t - self.t0, (t - t_start) * 1000, flags)
 
     def _write(self, w: _Worker, k: int) -> None:
         ts = time.time()
@@ -416,9 +268,7 @@ class Traffic:
             return
         t = time.perf_counter()
         w.ack(k, v)
-        w.t_end.append(t - self.t0)
-        w.lat.append((t - t_start) * 1000)
-        w.flags.append(F_WRITE | F_OK)
+        w.record(t - self.t0, (t - t_start) * 1000, F_WRITE | F_OK)
 
     def _read(self, w: _Worker, k: int) -> None:
         r = self.client
@@ -428,7 +278,7 @@ class Traffic:
             raw = r.get(self.key(k))
             if raw is not None:
                 flags |= F_HIT
-                if _version(raw, self.run_id) < w.last_acked.get(k, 0):
+                if version(raw, self.run_id) < w.last_acked.get(k, 0):
                     flags |= F_STALE
             else:
                 flags |= F_MISS
@@ -441,9 +291,7 @@ class Traffic:
             self._fail(w, e, flags, t_start)
             return
         t = time.perf_counter()
-        w.t_end.append(t - self.t0)
-        w.lat.append((t - t_start) * 1000)
-        w.flags.append(flags | F_OK)
+        w.record(t - self.t0, (t - t_start) * 1000, flags | F_OK)
 
     def _monitor(self) -> None:
         """Watch the discovered primary (failover detection), the env file, and report progress."""
@@ -577,8 +425,8 @@ class Traffic:
             finally:
                 s.close()
         else:
-            u = urlparse(cfg.url or "")
-            host, port = u.hostname or "", u.port or 6379
+            server = cfg.server_kwargs()
+            host, port = server["host"], server["port"]
         c = self._direct(f"{host}:{port}")
         try:
             role = c.execute_command("ROLE")
@@ -590,28 +438,22 @@ class Traffic:
         return f"{host}:{port}"
 
     def _direct(self, addr: str) -> redis.Redis:
+        """A plain client to `addr` with the app's database and credentials."""
         host, _, port = addr.rpartition(":")
-        db, password = 0, self.cfg.password
-        if self.cfg.mode == "url":
-            u = urlparse(self.cfg.url or "")
-            path = u.path.strip("/")
-            db = int(path) if path.isdigit() else 0
-            if u.password:  # a password in REDIS_URL wins, as in the app's client
-                password = unquote(u.password)
+        server = self.cfg.server_kwargs()
         return redis.Redis(
             host=host,
             port=int(port),
-            db=db,
-            password=password,
+            db=server["db"],
+            username=server["username"],
+            password=server["password"],
             socket_timeout=2,
             socket_connect_timeout=1,
         )
 
     def _check(self) -> tuple[dict[str, Any], int | None, int | None, int]:
         acked = [(k, v) for w in self.workers for (k, v) in w.acked]
-        newest: dict[int, int] = {}
-        for k, v in acked:
-            newest[k] = max(v, newest.get(k, 0))
+        newest = newest_versions(acked)
         check: dict[str, Any] = {"ok": False, "primary": None, "settle_s": None, "error": None}
         try:
             addr, settle = self._settled_primary()
@@ -626,14 +468,13 @@ class Traffic:
             for i in range(0, len(ks), 1000):
                 chunk = ks[i : i + 1000]
                 for k, raw in zip(chunk, c.mget([self.key(k) for k in chunk]), strict=True):
-                    found[k] = _version(raw, self.run_id) if raw is not None else 0
+                    found[k] = version(raw, self.run_id) if raw is not None else 0
         except redis.RedisError as e:
             check["error"] = f"reading keys back from {addr}: {error_kind(e)}"
             return check, None, None, len(acked)
         finally:
             c.close()
-        missing_w = sum(1 for k, v in acked if v > found.get(k, 0))
-        missing_k = sum(1 for k, v in newest.items() if v > found.get(k, 0))
+        missing_w, missing_k = lost_writes(acked, found)
         check["ok"] = True
         return check, missing_w, missing_k, len(acked)
 
@@ -642,29 +483,6 @@ class Traffic:
         self, check: dict[str, Any], missing_w: int | None, missing_k: int | None, checked: int
     ) -> Report:
         end = self.t_stop if self.t_stop is not None else self.elapsed()
-        t_end: list[float] = []
-        lat: list[float] = []
-        flags: list[int] = []
-        errors: Counter[str] = Counter()
-        samples: dict[str, str] = {}
-        for w in self.workers:
-            t_end += w.t_end.tolist()
-            lat += w.lat.tolist()
-            flags += w.flags.tolist()
-            errors.update(w.errors)
-            for kk, s in w.samples.items():
-                samples.setdefault(kk, s)
-        ops = len(flags)
-        ok = sum(1 for f in flags if f & F_OK)
-        writes = sum(1 for f in flags if f & F_WRITE)
-        write_ok_t = [t for t, f in zip(t_end, flags, strict=True) if f & F_WRITE and f & F_OK]
-        write_fail_start = [
-            t - la / 1000
-            for t, la, f in zip(t_end, lat, flags, strict=True)
-            if f & F_WRITE and not f & F_OK
-        ]
-        stall, stall_at = longest_stall(write_ok_t, write_fail_start, max(end, *t_end[-1:]))
-        ls = sorted(lat)
         failovers = [
             {
                 "at_s": round(t, 3),
@@ -686,55 +504,16 @@ class Traffic:
             run_id=self.run_id,
             started_at=self.started_at,
             duration_s=round(end, 3),
-            ops=ops,
-            ops_per_s=round(ops / end, 1) if end > 0 else 0.0,
-            skipped=sum(w.skipped for w in self.workers),
-            ok=ok,
-            failed=ops - ok,
-            reads=ops - writes,
-            writes=writes,
-            writes_ok=len(write_ok_t),
-            errors=dict(errors.most_common()),
-            error_samples=samples,
-            write_stall_s=round(stall, 4),
-            write_stall_at_s=None if stall_at is None else round(stall_at, 3),
-            latency_ms={
-                "p50": _r(percentile(ls, 0.5)),
-                "p99": _r(percentile(ls, 0.99)),
-                "max": _r(ls[-1] if ls else None),
-            },
-            hit_rate={
-                "overall": _hit_rate(t_end, flags, None, None),
-                "before_failover": _hit_rate(t_end, flags, None, first_fo),
-                "after_failover": None
-                if last_fo is None
-                else _hit_rate(t_end, flags, last_fo, None),
-            },
             failovers=failovers,
             primary_start=_named(self.inv, self.primary_start),
             primary_end=_named(self.inv, hac.primary_address(self.client)),
             config_changes=self.config_changes,
-            acked_writes=sum(w.acked_total for w in self.workers),
             checked_writes=checked,
             missing_writes=missing_w,
             missing_keys=missing_k,
-            stale_reads=sum(1 for f in flags if f & F_STALE),
             check=check,
-            timeline=_timeline(t_end, lat, flags),
+            **summarise(list(self.workers), end, first_fo, last_fo),
         )
-
-
-def _version(raw: bytes | str, run_id: str) -> int:
-    """The version in a session value; 0 when it is not ours (another run, garbage)."""
-    try:
-        d = json.loads(raw)
-        return int(d["v"]) if d.get("run") == run_id else 0
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return 0
-
-
-def _r(x: float | None) -> float | None:
-    return None if x is None else round(x, 3)
 
 
 def _named(inv: Inventory, addr: str | None) -> str | None:
@@ -743,45 +522,3 @@ def _named(inv: Inventory, addr: str | None) -> str | None:
         return None
     name = inv.name_of(addr)
     return f"{addr} ({name})" if name and name != addr else addr
-
-
-def _hit_rate(
-    t_end: list[float], flags: list[int], after: float | None, before: float | None
-) -> float | None:
-    hits = misses = 0
-    for t, f in zip(t_end, flags, strict=True):
-        if (after is not None and t < after) or (before is not None and t >= before):
-            continue
-        if f & F_OK:
-            if f & F_HIT:
-                hits += 1
-            elif f & F_MISS:
-                misses += 1
-    return round(hits / (hits + misses), 4) if hits + misses else None
-
-
-def _timeline(t_end: list[float], lat: list[float], flags: list[int]) -> list[dict[str, Any]]:
-    """Per-second buckets, so a stall or a cold cache can be located in time."""
-    if not t_end:
-        return []
-    n = int(max(t_end)) + 1
-    buckets: list[dict[str, Any]] = [
-        {"t": i, "ops": 0, "failed": 0, "writes_ok": 0, "hits": 0, "misses": 0, "_lat": []}
-        for i in range(n)
-    ]
-    for t, la, f in zip(t_end, lat, flags, strict=True):
-        b = buckets[max(0, int(t))]
-        b["ops"] += 1
-        b["_lat"].append(la)
-        if not f & F_OK:
-            b["failed"] += 1
-            continue
-        if f & F_WRITE:
-            b["writes_ok"] += 1
-        if f & F_HIT:
-            b["hits"] += 1
-        if f & F_MISS:
-            b["misses"] += 1
-    for b in buckets:
-        b["p99_ms"] = _r(percentile(sorted(b.pop("_lat")), 0.99))
-    return buckets

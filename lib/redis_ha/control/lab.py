@@ -1,4 +1,4 @@
-"""Local processes managed by the lab (`redis_ha.lab.cluster.Lab`): the backend the lab uses.
+"""The lab's backend: local redis-server processes managed by PID (`redis_ha.lab.cluster.Lab`).
 
 Only lab inventories (`lab: true`, loopback addresses) may be controlled this way: `Lab` refuses
 anything else, so a production inventory can never have its nodes started on this machine.
@@ -13,10 +13,10 @@ from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab, wait_port_free
 
 
-class LocalControl(Control):
-    """Start and stop lab redis-server processes by PID."""
+class LabProcesses(Control):
+    """Start and stop the lab's redis-server processes by PID."""
 
-    backend = "local"
+    backend = "lab"
 
     def __init__(self, inv: Inventory) -> None:
         super().__init__(inv)
@@ -28,22 +28,18 @@ class LocalControl(Control):
     def stop(self, node: Endpoint) -> None:
         self.lab.stop(node.name)
 
-    def start(
-        self,
-        node: Endpoint,
-        *,
-        replicaof: Endpoint | None = None,
-        overrides: dict[str, str] | None = None,
+    def _start(
+        self, node: Endpoint, replicaof: Endpoint | None, overrides: dict[str, str], safe: bool
     ) -> None:
-        wait_port_free(node)
-        self.lab.start_node(node, replicaof=replicaof, overrides=overrides)
+        wait_port_free(node)  # a killed node's threads may still hold the port
+        self.lab.start_node(node, replicaof=replicaof, overrides=overrides, safe=safe)
 
     def log_tail(self, node: Endpoint, lines: int = 200) -> list[str] | None:
         try:
             text = self.lab.log(node.name).read_text(errors="replace")
         except OSError:
             return None
-        return text.splitlines()[-lines:]
+        return text.splitlines()[-lines:] if lines > 0 else []
 
     def mem_available(self, node: Endpoint) -> int | None:
         try:
