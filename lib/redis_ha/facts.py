@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import redis
 from redis_ha.conn import FAST_TIMEOUT, client, credential_problem, describe_error
 from redis_ha.errors import InventoryError
 from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.servers import identity
 
 CONFIG_KEYS = (
     "min-replicas-to-write",
@@ -91,7 +93,8 @@ class NodeFacts:
     good_replicas: int | None = None  # min_slaves_good_slaves, when min-replicas-to-write is set
     replicas: list[ReplicaLink] = field(default_factory=list)
     run_id: str | None = None
-    version: str | None = None
+    server: str | None = None  # "redis" | "valkey" (INFO server_name; absent means Redis)
+    version: str | None = None  # that server's own version (valkey_version for Valkey)
     pid: int | None = None
     uptime_s: int | None = None
     config: dict[str, str] = field(default_factory=dict)
@@ -119,6 +122,11 @@ class SentinelFacts:
     replicas: list[dict[str, Any]] = field(default_factory=list)
     sentinels: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, str] = field(default_factory=dict)
+    server: str | None = None
+    version: str | None = None
+    # Option tokens of SENTINEL FAILOVER per the Sentinel's COMMAND DOCS (["COORDINATED"] on
+    # Valkey 9+); None when it cannot show them. Read by servers.coordinated_failover.
+    failover_options: list[str] | None = None
     elapsed_ms: int = 0
 
     @property
@@ -207,7 +215,7 @@ def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
     role = info.get("role")
     f.role = "replica" if role in ("slave", "replica") else role
     f.run_id = info.get("run_id")
-    f.version = str(info.get("redis_version")) if info.get("redis_version") else None
+    f.server, f.version = identity(info)
     f.pid = _int(info.get("process_id"))
     f.uptime_s = _int(info.get("uptime_in_seconds"))
     f.loading = bool(_int(info.get("loading"), 0))
@@ -264,6 +272,8 @@ def sentinel_facts(
         if detail:
             p.execute_command("SENTINEL", "REPLICAS", m)
             p.execute_command("SENTINEL", "SENTINELS", m)
+        p.info("server")
+        p.execute_command("COMMAND DOCS", "sentinel|failover")  # one string: no reply parser
         res = p.execute(raise_on_error=False)
         addr, master, ck = res[0], res[1], res[2]
         if isinstance(addr, (redis.ConnectionError, redis.TimeoutError)):
@@ -293,7 +303,11 @@ def sentinel_facts(
             f.quorum_ok, f.quorum_msg = False, str(ck)
         else:
             f.quorum_ok, f.quorum_msg = True, str(ck)
-        if detail and len(res) >= 5:
+        if isinstance(res[-2], dict):
+            f.server, f.version = identity(res[-2])
+        if not isinstance(res[-1], Exception):
+            f.failover_options = argument_tokens(res[-1])
+        if detail and len(res) >= 7:
             if isinstance(res[3], list):
                 f.replicas = [_pairs(r) for r in res[3]]
             if isinstance(res[4], list):
@@ -314,6 +328,26 @@ def _pairs(v: Any) -> dict[str, Any]:
     if isinstance(v, list):
         return {str(k): val for k, val in zip(v[::2], v[1::2], strict=False)}
     return {}
+
+
+def argument_tokens(docs: Any) -> list[str] | None:
+    """The option tokens of one command from its COMMAND DOCS reply; None for an empty reply.
+
+    The reply is {name: {..., "arguments": [{"name": ..., "token": "COORDINATED"}, ...]}}, maps
+    (RESP3) or flat [k, v, ...] lists (RESP2); block arguments nest their own "arguments".
+    """
+    entries = _pairs(docs)
+    if not entries:
+        return None
+    doc = _pairs(next(iter(entries.values())))
+    return [str(a["token"]).upper() for a in _arguments(doc) if a.get("token")]
+
+
+def _arguments(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for raw in doc.get("arguments") or []:
+        arg = _pairs(raw)
+        yield arg
+        yield from _arguments(arg)
 
 
 def gather(inv: Inventory, timeout: float = FAST_TIMEOUT, *, detail: bool = True) -> ClusterFacts:

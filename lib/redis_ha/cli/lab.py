@@ -16,19 +16,27 @@ from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory,
 from redis_ha.errors import HAError
 from redis_ha.lab import faults
 from redis_ha.lab import partition as partitionmod
+from redis_ha.lab.binaries import SERVER_HELP
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import CLIENTS, Report, Traffic
 
 
-@task(help={"inventory": INVENTORY_HELP, "timeout": "seconds to wait for a healthy cluster"})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "timeout": "seconds to wait for a healthy cluster",
+        "server": SERVER_HELP,
+    }
+)
 @expected_errors
-def up(c, inventory=None, timeout=30):
+def up(c, inventory=None, timeout=30, server=None):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
     inv = load_inventory(inventory)
-    lab = Lab(inv)
+    lab = Lab(inv, server=server)
     res = lab.up(timeout=float(timeout))
     if res.started:
-        ui.console.print(f"started {', '.join(res.started)} (state in {lab.dir})")
+        bins = lab.binaries()
+        ui.console.print(f"started {', '.join(res.started)} on {bins.label} (state in {lab.dir})")
     else:
         ui.console.print("lab already running and healthy: nothing changed")
     facts = factsmod.gather(inv)
