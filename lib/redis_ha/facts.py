@@ -62,6 +62,8 @@ class NodeFacts:
     used_memory: int | None = None
     maxmemory: int | None = None
     total_memory: int | None = None
+    evicted_keys: int | None = None
+    writes_paused: bool | None = None  # a primary whose probe PUBLISH stalled (CLIENT PAUSE)
     replica_priority: int | None = None
     good_replicas: int | None = None  # min_slaves_good_slaves, when min-replicas-to-write is set
     replicas: list[ReplicaLink] = field(default_factory=list)
@@ -93,6 +95,7 @@ class SentinelFacts:
     replicas: list[dict[str, Any]] = field(default_factory=list)
     sentinels: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, str] = field(default_factory=dict)
+    tilt: bool = False  # INFO sentinel `sentinel_tilt`: it acts on nothing until it leaves TILT
     elapsed_ms: int = 0
 
     @property
@@ -167,6 +170,8 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         elif isinstance(cfg, dict):
             f.config = {str(k): str(v) for k, v in cfg.items()}
         _fill_node(f, inv, info)
+        if f.role == "master":
+            f.writes_paused = _writes_paused(inv, ep)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
         f.error = describe_error(e)
@@ -174,6 +179,26 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)
     return f
+
+
+# Redis 7.0 shows no pause in INFO: a PUBLISH to a channel nobody reads is the harmless command
+# CLIENT PAUSE WRITE holds back; its stall within this time is the pause.
+PAUSE_PROBE_S = 0.25
+PAUSE_PROBE_CHANNEL = "redis-ha-runbooks:pause-probe"
+
+
+def _writes_paused(inv: Inventory, ep: Endpoint) -> bool | None:
+    """True when a write-class command stalls on a node that answers INFO (None: unknown)."""
+    c = client(inv, ep, timeout=PAUSE_PROBE_S)
+    try:
+        c.publish(PAUSE_PROBE_CHANNEL, "")
+        return False
+    except redis.TimeoutError:
+        return True
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        c.close()
 
 
 def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
@@ -187,6 +212,7 @@ def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
     f.used_memory = _int(info.get("used_memory"))
     f.maxmemory = _int(info.get("maxmemory"))
     f.total_memory = _int(info.get("total_system_memory"))
+    f.evicted_keys = _int(info.get("evicted_keys"))
     f.replica_priority = _int(f.config.get("replica-priority"))
     if f.role == "master":
         f.offset = _int(info.get("master_repl_offset"))
@@ -234,8 +260,11 @@ def sentinel_facts(
         if detail:
             p.execute_command("SENTINEL", "REPLICAS", m)
             p.execute_command("SENTINEL", "SENTINELS", m)
+        p.info("sentinel")
         res = p.execute(raise_on_error=False)
         addr, master, ck = res[0], res[1], res[2]
+        if isinstance(res[-1], dict):
+            f.tilt = bool(_int(res[-1].get("sentinel_tilt"), 0))
         if isinstance(addr, (redis.ConnectionError, redis.TimeoutError)):
             raise addr
         if isinstance(addr, redis.ResponseError) and "unknown" not in str(addr).lower():

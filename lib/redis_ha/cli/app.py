@@ -25,6 +25,7 @@ from redis_ha.cli import (
     incident,
     journal,
     lab,
+    repair,
     replica,
     rollback,
     runbooks,
@@ -45,6 +46,9 @@ ns = Collection(
     replica.replica,
     splitbrain.splitbrain,
     rollback.rollback,
+    repair.sentinel,
+    repair.memory,
+    repair.writes,
     runbooks.runbooks,
     journal.journal,
     # configuration
