@@ -75,8 +75,12 @@ def _primary_down_pending(f: ClusterFacts, i: Inventory) -> None:
 
 
 def _back_not_replicating(f: ClusterFacts, i: Inventory) -> None:
-    n = f.nodes[2]
-    n.uptime_s, n.link_up = 5, False
+    n = f.nodes[0]  # the old primary, back empty after Sentinel promoted redis-2
+    n.uptime_s, n.keys = 5, 0
+    f.nodes[1].role, f.nodes[1].replicating_from, f.nodes[1].link_up = "master", None, None
+    f.nodes[2].replicating_from = "redis-2"
+    for s in f.sentinels:
+        s.primary, s.primary_name = i.node("redis-2").address, "redis-2"
 
 
 # (case, bend the healthy cluster, first diagnosis, its runbook, its step, its command)
@@ -128,7 +132,7 @@ CASES: list[tuple[str, Callable[[ClusterFacts, Inventory], None], str, str, str,
         "back-not-replicating",
         "failover-automatic",
         "old-primary",
-        "invoke replica.diagnose --node redis-3",
+        "invoke failover.verify --old redis-1",
     ),
     (
         "replica down",

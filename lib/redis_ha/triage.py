@@ -157,10 +157,15 @@ def all_down(seen: Seen) -> Iterator[dict[str, Any]]:
         yield {"n": len(seen.facts.nodes)}
 
 
+def _uptime(n: NodeFacts) -> int:
+    """Seconds up; unknown counts as long up (0 is a node started this very second)."""
+    return 10**9 if n.uptime_s is None else n.uptime_s
+
+
 def restart_empty(seen: Seen) -> Iterator[dict[str, Any]]:
     """A primary up for moments with 0 keys while some replica of it still holds data."""
     for p in seen.facts.claimed_primaries():
-        if (p.uptime_s or 10**9) > RESTART_EMPTY_UPTIME_S or (p.keys or 0) > 0:
+        if _uptime(p) > RESTART_EMPTY_UPTIME_S or (p.keys or 0) > 0:
             continue
         if any(r.up and r.role == "replica" and (r.keys or 0) > 0 for r in seen.facts.nodes):
             yield {"node": p.name}
@@ -168,7 +173,7 @@ def restart_empty(seen: Seen) -> Iterator[dict[str, Any]]:
 
 
 def two_primaries(seen: Seen) -> Iterator[dict[str, Any]]:
-    claimed = seen.facts.claimed_primaries()
+    claimed = [n for n in seen.facts.claimed_primaries() if not _just_back(seen, n)]
     if len(claimed) > 1:
         yield {"nodes": ", ".join(n.name for n in claimed)}
 
@@ -281,17 +286,24 @@ def _settled(n: NodeFacts) -> bool:
     return n.up and not (n.sync_in_progress or n.loading)
 
 
-def _just_back(n: NodeFacts) -> bool:
-    """Restarted moments ago (the old primary back, or a replica) and still not linked."""
-    return _settled(n) and (n.uptime_s or 10**9) <= RESTART_EMPTY_UPTIME_S and not n.link_up
+def _just_back(seen: Seen, n: NodeFacts) -> bool:
+    """Restarted moments ago as a primary no Sentinel names, holding nothing: the old primary
+    back, before Sentinel turns it into a replica (a split-brain with nothing to salvage)."""
+    p = _primary(seen)
+    fresh = _uptime(n) <= RESTART_EMPTY_UPTIME_S and (n.keys or 0) == 0
+    unnamed = n.name not in _named(seen)
+    return n.up and n.role == "master" and p is not None and n is not p and fresh and unnamed
 
 
 def back_not_replicating(seen: Seen) -> Iterator[dict[str, Any]]:
-    yield from _replicas(seen, _just_back)
+    p = _primary(seen)
+    for n in seen.facts.nodes:
+        if p is not None and _just_back(seen, n):
+            yield {"node": n.name, "primary": p.name}
 
 
 def replica_detached(seen: Seen) -> Iterator[dict[str, Any]]:
-    yield from _replicas(seen, lambda n: _settled(n) and not _just_back(n))
+    yield from _replicas(seen, _settled)
 
 
 def replica_syncing(seen: Seen) -> Iterator[dict[str, Any]]:
@@ -483,10 +495,10 @@ RULES: tuple[Rule, ...] = (
         "back-not-replicating",
         HIGH,
         back_not_replicating,
-        "{node} came back but is not replicating from {primary}",
-        "if it was the old primary, Sentinel should have made it a replica within ~10 s; "
-        "look at why its link does not come up",
-        Leaf("failover-automatic", "old-primary", "replica.diagnose", "--node {node}"),
+        "{node} came back as an empty primary, not (yet) replicating from {primary}",
+        "the old primary back: Sentinel turns it into a replica within ~10 s; if it stays a "
+        "primary, treat it as a split-brain",
+        Leaf("failover-automatic", "old-primary", "failover.verify", "--old {node}"),
     ),
     Rule(
         "replica-detached",
