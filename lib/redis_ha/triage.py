@@ -124,9 +124,14 @@ def _settings(seen: Seen) -> dict[str, Any]:
     }
 
 
+def named_primaries(facts: ClusterFacts) -> set[str]:
+    """The primaries the answering, monitoring Sentinels name (one when they agree), by
+    inventory name (by address when it is not one)."""
+    return {s.primary_name or s.primary for s in facts.sentinels if s.up and s.primary}
+
+
 def _named(seen: Seen) -> set[str]:
-    """The primaries the answering, monitoring Sentinels name (one when they agree)."""
-    return {s.primary_name or s.primary for s in seen.facts.sentinels if s.up and s.primary}
+    return named_primaries(seen.facts)
 
 
 def _primary(seen: Seen) -> NodeFacts | None:

@@ -16,7 +16,7 @@ from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import call, describe_error
 from redis_ha.errors import ClusterError
 from redis_ha.plan import Op, Plan, noop, reads
-from redis_ha.triage import NOT_MONITORING
+from redis_ha.triage import NOT_MONITORING, named_primaries
 from redis_ha.view import View
 
 SENTINEL_SETTINGS = ("down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum")
@@ -48,13 +48,17 @@ def plan_monitor(view: View) -> Plan:
     lost = [s.name for s in view.facts.sentinels if s.up and s.error and NOT_MONITORING in s.error]
     if not lost:
         return noop("sentinel.monitor", f"every answering Sentinel monitors {view.inv.master_name}")
-    addr = view.health.authoritative
-    if addr is None:
+    # What the monitoring Sentinels name, not a majority of all: the step before may just have
+    # started the others, and the dry run must plan what the run will.
+    named = named_primaries(view.facts)
+    claimed = {n.name for n in view.facts.claimed_primaries()}
+    if len(named) != 1 or not named <= claimed:
         raise ClusterError(
-            "no Sentinel majority names a primary to monitor: repair the others first "
+            f"the monitoring Sentinels name {sorted(named) or 'no primary'} and "
+            f"{sorted(claimed) or 'no node'} claims it: no primary to monitor "
             "(runbooks/split-brain.md if they disagree)"
         )
-    host, _, port = addr.rpartition(":")
+    host, port = view.inv.node(next(iter(named))).host, view.inv.node(next(iter(named))).port
     s, m = view.inv.settings, view.inv.master_name
     cmds = [f"SENTINEL MONITOR {m} {host} {port} {s.quorum}"]
     if view.inv.password():
@@ -82,12 +86,13 @@ def monitor(ctx: Context, plan: Plan) -> Outcome:
 
 
 @check("sentinel.all_up")
-def all_up(view: View) -> Outcome:
-    """Every listed Sentinel answers and monitors the master."""
-    bad = [s.name for s in view.facts.sentinels if not s.up or s.error]
+def all_up(view: View, monitoring: bool = True) -> Outcome:
+    """Every listed Sentinel answers (and, with `monitoring`, monitors the master)."""
+    bad = [s.name for s in view.facts.sentinels if not s.up or (monitoring and s.error)]
+    what = "answering or monitoring" if monitoring else "answering"
     if bad:
-        return Outcome(False, f"not answering or not monitoring: {', '.join(bad)}")
-    return Outcome(True, f"all {len(view.facts.sentinels)} Sentinels answer and monitor")
+        return Outcome(False, f"not {what}: {', '.join(bad)}")
+    return Outcome(True, f"all {len(view.facts.sentinels)} Sentinels {what.replace('ing', '')}")
 
 
 @check("sentinel.not_tilted")
