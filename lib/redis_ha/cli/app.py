@@ -37,7 +37,7 @@ friendly_parse_errors()
 
 ns = Collection(
     # at 3 a.m.
-    incident.incident,
+    incident.incident_ns,
     cluster.status,
     cluster.health,
     check.check,
