@@ -13,7 +13,7 @@ from redis_ha import control
 from redis_ha import drift as driftmod
 from redis_ha.actions.node import SAFE_SETTINGS
 from redis_ha.actions.registry import Context, Outcome, action, check
-from redis_ha.conn import call, describe_error
+from redis_ha.conn import call
 from redis_ha.errors import ClusterError
 from redis_ha.plan import Op, Plan, noop, reads
 from redis_ha.triage import NOT_MONITORING, named_primaries
@@ -22,24 +22,43 @@ from redis_ha.view import View
 SENTINEL_SETTINGS = ("down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum")
 
 
+def _each(action: str, targets: list[str], command: str, why: str, none: str) -> Plan:
+    """One operation per target, or a no-op saying why no target needs it."""
+    if not targets:
+        return noop(action, none)
+    return Plan(action, [Op(t, command, why) for t in targets], params={"targets": targets})
+
+
+def _send(ctx: Context, op: Op, args: list[str] | None = None) -> None:
+    """Run an operation's command (or `args`, the command with its secret) on its target."""
+    sentinels = {s.name for s in ctx.inv.sentinels}
+    ep = ctx.inv.sentinel(op.target) if op.target in sentinels else ctx.inv.node(op.target)
+    try:
+        call(ctx.inv, ep, *(args or op.command.split()))
+    except redis.ResponseError as e:
+        raise ClusterError(f"{op.target}: {op.command} refused: {e}") from None
+
+
+def _done(plan: Plan, verb: str) -> Outcome:
+    return Outcome(True, plan.noop or f"{verb} {', '.join(plan.params.get('targets', []))}")
+
+
 def plan_start_sentinels(view: View) -> Plan:
     """Start every Sentinel that does not answer, through its control backend (its own config
     file keeps its state: epoch, known Sentinels and replicas)."""
     down = [s.name for s in view.facts.sentinels if not s.up]
-    if not down:
-        return noop("sentinel.start_down", "every Sentinel answers")
-    ops = [Op(n, "start (control backend, its own sentinel.conf)", "does not answer") for n in down]
-    return Plan("sentinel.start_down", ops, params={"sentinels": down})
+    start = "start (control backend, its own sentinel.conf)"
+    return _each("sentinel.start_down", down, start, "does not answer", "every Sentinel answers")
 
 
 @action("sentinel.start_down", plan=plan_start_sentinels)
 def start_sentinels(ctx: Context, plan: Plan) -> Outcome:
     """Start every Sentinel the plan found down."""
-    for name in plan.params.get("sentinels", []):
-        ep = ctx.inv.sentinel(name)
+    for op in plan.ops:
+        ep = ctx.inv.sentinel(op.target)
         control.for_node(ctx.inv, ep).start_sentinel(ep)
-        ctx.log(f"{name}: started")
-    return Outcome(True, plan.noop or f"started {', '.join(plan.params.get('sentinels', []))}")
+        ctx.log(f"{op.target}: started")
+    return _done(plan, "started")
 
 
 def plan_monitor(view: View) -> Plan:
@@ -66,23 +85,17 @@ def plan_monitor(view: View) -> Plan:
     want = driftmod.expected_sentinel_config(s)
     cmds += [f"SENTINEL SET {m} {k} {want[k]}" for k in SENTINEL_SETTINGS if k != "quorum"]
     ops = [Op(n, c, "does not monitor it") for n in lost for c in cmds]
-    return Plan("sentinel.monitor", ops, params={"sentinels": lost, "host": host, "port": port})
+    return Plan("sentinel.monitor", ops, params={"targets": lost})
 
 
 @action("sentinel.monitor", plan=plan_monitor)
 def monitor(ctx: Context, plan: Plan) -> Outcome:
     """Make the Sentinels the plan found monitor the primary again."""
-    m, pw = ctx.inv.master_name, ctx.inv.password()
+    pw = ctx.inv.password() or ""
     for op in plan.ops:
         args = op.command.split()
-        if args[-1] == "***":
-            args[-1] = pw or ""
-        try:
-            call(ctx.inv, ctx.inv.sentinel(op.target), *args)
-        except redis.ResponseError as e:
-            raise ClusterError(f"{op.target}: {op.command} refused: {e}") from None
-    names = ", ".join(plan.params.get("sentinels", []))
-    return Outcome(True, plan.noop or f"{names} monitor {m} again")
+        _send(ctx, op, [*args[:-1], pw] if args[-1] == "***" else args)
+    return _done(plan, f"monitoring {ctx.inv.master_name} again:")
 
 
 @check("sentinel.all_up")
@@ -138,13 +151,8 @@ def plan_converge(view: View, only: str = "") -> Plan:
 @action("config.converge", plan=plan_converge)
 def converge(ctx: Context, plan: Plan) -> Outcome:
     """CONFIG SET / SENTINEL SET the inventory's values where they drifted."""
-    sentinels = {s.name for s in ctx.inv.sentinels}
     for op in plan.ops:
-        ep = ctx.inv.sentinel(op.target) if op.target in sentinels else ctx.inv.node(op.target)
-        try:
-            call(ctx.inv, ep, *op.command.split())
-        except redis.ResponseError as e:
-            raise ClusterError(f"{op.target}: {op.command} refused: {e}") from None
+        _send(ctx, op)
     left = plan.params.get("by_hand") or []
     msg = plan.noop or f"{len(plan.ops)} setting(s) back to the inventory's values"
     return Outcome(True, msg + (f"; by hand: {'; '.join(left)}" if left else ""))
@@ -174,30 +182,28 @@ def memory_ok(view: View) -> Outcome:
     return Outcome(True, f"{p.name} uses {used} bytes (maxmemory {limit or 'none'})")
 
 
+def _paused(view: View) -> list[str]:
+    return [n.name for n in view.facts.nodes if n.up and n.writes_paused]
+
+
 def plan_unpause(view: View) -> Plan:
     """CLIENT UNPAUSE every node whose writes stall (a pause left by an interrupted step)."""
-    paused = [n.name for n in view.facts.nodes if n.up and n.writes_paused]
-    if not paused:
-        return noop("writes.unpause", "no node holds writes back")
-    ops = [Op(n, "CLIENT UNPAUSE", "a write probe stalled") for n in paused]
-    return Plan("writes.unpause", ops, params={"nodes": paused})
+    why, none = "a write probe stalled", "no node holds writes back"
+    return _each("writes.unpause", _paused(view), "CLIENT UNPAUSE", why, none)
 
 
 @action("writes.unpause", plan=plan_unpause)
 def unpause(ctx: Context, plan: Plan) -> Outcome:
     """Lift the pause on every node the plan found paused."""
     for op in plan.ops:
-        try:
-            call(ctx.inv, ctx.inv.node(op.target), "CLIENT", "UNPAUSE")
-        except (redis.RedisError, ClusterError) as e:
-            raise ClusterError(f"{op.target}: CLIENT UNPAUSE failed: {describe_error(e)}") from None
-    return Outcome(True, plan.noop or f"unpaused {', '.join(plan.params.get('nodes', []))}")
+        _send(ctx, op)
+    return _done(plan, "unpaused")
 
 
 @check("writes.not_paused")
 def not_paused(view: View) -> Outcome:
     """No node holds writes back."""
-    paused = [n.name for n in view.facts.nodes if n.up and n.writes_paused]
+    paused = _paused(view)
     if paused:
         return Outcome(False, f"writes paused on {', '.join(paused)}")
     return Outcome(True, "no node holds writes back")

@@ -3,34 +3,44 @@
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from typing import Any
+
+from invoke import Collection, Task, task
 
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
 
-@task(help=RUN_HELP)
-def repair(c, inventory=None, dry_run=False, yes=False, resume=None):
-    """Start down Sentinels, re-monitor lost ones, wait out TILT, verify agreement and quorum."""
-    run_procedure("sentinel-repair", inventory, dry_run=dry_run, yes=yes, resume=resume)
+def _runs(name: str, procedure: str, doc: str) -> Task[Any]:
+    """A task `name` running `procedure` with the common run options, and no other input."""
+
+    def body(c, inventory=None, dry_run=False, yes=False, resume=None):  # type: ignore[no-untyped-def]
+        run_procedure(procedure, inventory, dry_run=dry_run, yes=yes, resume=resume)
+
+    body.__name__, body.__doc__ = name, doc
+    made: Task[Any] = task(help=RUN_HELP)(body)
+    return made
 
 
-@task(help=RUN_HELP)
-def relieve(c, inventory=None, dry_run=False, yes=False, resume=None):
-    """Primary out of memory or evicting: memory settings back to the inventory, verify writes."""
-    run_procedure("memory-pressure", inventory, dry_run=dry_run, yes=yes, resume=resume)
-
-
-@task(help=RUN_HELP)
-def unpause(c, inventory=None, dry_run=False, yes=False, resume=None):
-    """Writes left paused (CLIENT PAUSE): lift the pause, verify a write goes through."""
-    run_procedure("writes-paused", inventory, dry_run=dry_run, yes=yes, resume=resume)
-
-
-@task(help=RUN_HELP)
-def converge(c, inventory=None, dry_run=False, yes=False, resume=None):
-    """Put drifted live settings back to the inventory's values (nodes and Sentinels)."""
-    run_procedure("config-drift", inventory, dry_run=dry_run, yes=yes, resume=resume)
-
+repair = _runs(
+    "repair",
+    "sentinel-repair",
+    "Start down Sentinels, re-monitor lost ones, wait out TILT, verify agreement and quorum.",
+)
+relieve = _runs(
+    "relieve",
+    "memory-pressure",
+    "Primary out of memory or evicting: memory settings back to the inventory, verify writes.",
+)
+unpause = _runs(
+    "unpause",
+    "writes-paused",
+    "Writes left paused (CLIENT PAUSE): lift the pause, verify a write goes through.",
+)
+converge = _runs(
+    "converge",
+    "config-drift",
+    "Put drifted live settings back to the inventory's values (nodes and Sentinels).",
+)
 
 sentinel = Collection("sentinel", repair)
 memory = Collection("memory", relieve)
