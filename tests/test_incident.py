@@ -4,9 +4,7 @@ runbook offered and run, the incident log and the postmortem made from it."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 from pathlib import Path
 
 import pexpect
@@ -16,7 +14,7 @@ from redis_ha import incident_log
 from redis_ha import journal as journalmod
 from redis_ha.lab.cluster import Lab
 
-from .conftest import ROOT, run_invoke
+from .conftest import run_invoke, spawn_invoke
 
 DOWN = "\x1b[B"
 
@@ -56,27 +54,14 @@ def test_incident_without_terminal_prints_next_command_and_logs(lab: Lab, tmp_pa
     assert recs[3]["findings"][0]["diagnosis"] == "replica-down"
 
 
-def spawn_incident(lab: Lab, jdir: Path) -> pexpect.spawn:
-    env = {**os.environ, "COLUMNS": "200", "LINES": "60", "NO_COLOR": "1", "TERM": "xterm"}
-    env[journalmod.ENV_DIR] = str(jdir)
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "invoke", "incident", "--inventory", str(lab.inv.path)],
-        cwd=str(ROOT),
-        env=env,
-        encoding="utf-8",
-        timeout=40,
-        dimensions=(60, 200),
-    )
-
-
 @pytest.mark.lab
 def test_incident_interactive_asks_offers_runs_and_reports(lab: Lab, tmp_path: Path) -> None:
     """A person: answers both questions, reads the diagnosis (a Sentinel down), runs the offered
     runbook from the menu, confirms its step, sees the cluster healthy; then the postmortem."""
     down = lab.inv.sentinels[2].name
     lab.stop(down, kill=True)
-    child = spawn_incident(lab, tmp_path)
+    env = {journalmod.ENV_DIR: str(tmp_path), "TERM": "xterm"}
+    child = spawn_invoke("incident", inventory=lab.inv.path, env=env, timeout=40)
     try:
         child.expect("What does the app show")
         child.send(DOWN)  # "errors on writes"

@@ -46,7 +46,7 @@ def _oom(f: ClusterFacts, i: Inventory) -> None:
 
 def _evicting(f: ClusterFacts, i: Inventory) -> None:
     p = f.nodes[0]
-    p.used_memory, p.maxmemory, p.evicted_keys = MB, MB, 300
+    p.used_memory, p.maxmemory, p.stats["evicted_keys"] = MB, MB, 300.0
     p.config.update({"maxmemory": str(MB), "maxmemory-policy": "allkeys-lru"})
 
 

@@ -362,8 +362,9 @@ def evicting(seen: Seen) -> Iterator[dict[str, Any]]:
         return
     used, limit, policy = _memory(p)
     full = limit and used >= EVICTING_SHARE * limit
-    if full and policy != "noeviction" and (p.evicted_keys or 0) > 0:
-        yield {"node": p.name, "evicted": p.evicted_keys, "policy": policy}
+    evicted = int(p.stats.get("evicted_keys", 0))
+    if full and policy != "noeviction" and evicted > 0:
+        yield {"node": p.name, "evicted": evicted, "policy": policy}
 
 
 def config_drift(seen: Seen) -> Iterator[dict[str, Any]]:

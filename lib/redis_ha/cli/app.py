@@ -25,6 +25,7 @@ from redis_ha.cli import (
     incident,
     journal,
     lab,
+    monitor,
     repair,
     replica,
     rollback,
@@ -51,6 +52,11 @@ ns = Collection(
     repair.writes,
     runbooks.runbooks,
     journal.journal,
+    # monitoring
+    monitor.watch,
+    monitor.metrics,
+    monitor.capacity,
+    monitor.cost,
     # configuration
     config.config,
     # lab, drills, benchmarks
