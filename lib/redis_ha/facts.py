@@ -87,7 +87,7 @@ class NodeFacts:
     used_memory: int | None = None
     maxmemory: int | None = None
     total_memory: int | None = None
-    writes_paused: bool | None = None  # a primary whose probe PUBLISH stalled (CLIENT PAUSE)
+    writes_paused: bool | None = None  # a primary whose probe PUBLISH stalls (CLIENT PAUSE)
     replica_priority: int | None = None
     good_replicas: int | None = None  # min_slaves_good_slaves, when min-replicas-to-write is set
     replicas: list[ReplicaLink] = field(default_factory=list)
@@ -214,17 +214,25 @@ PAUSE_PROBE_CHANNEL = "redis-ha-runbooks:pause-probe"
 
 
 def _writes_paused(inv: Inventory, ep: Endpoint) -> bool | None:
-    """True when a write-class command stalls on a node that answers INFO (None: unknown)."""
+    """True when a write-class command stalls while the node answers PING on another
+    connection at once (a node merely slow is None: unknown, never "paused")."""
     c = client(inv, ep, timeout=PAUSE_PROBE_S)
     try:
         c.publish(PAUSE_PROBE_CHANNEL, "")
         return False
     except redis.TimeoutError:
-        return True
+        pass
     except (redis.RedisError, OSError):
         return None
     finally:
         c.close()
+    ping = client(inv, ep, timeout=PAUSE_PROBE_S)
+    try:
+        return bool(ping.ping()) or None
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        ping.close()
 
 
 def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
