@@ -13,7 +13,7 @@ from redis_ha.cli.procedures import RUN_HELP, run_procedure
 def _runs(name: str, procedure: str, doc: str) -> Task[Any]:
     """A task `name` running `procedure` with the common run options, and no other input."""
 
-    def body(c, inventory=None, dry_run=False, yes=False, resume=None):  # type: ignore[no-untyped-def]
+    def body(c, inventory=None, dry_run=False, yes=False, resume=None):
         run_procedure(procedure, inventory, dry_run=dry_run, yes=yes, resume=resume)
 
     body.__name__, body.__doc__ = name, doc
