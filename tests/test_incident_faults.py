@@ -32,14 +32,16 @@ def first_finding(lab: Lab) -> dict[str, Any]:
 
 
 def wait_switch(lab: Lab, old: str, timeout: float = 20) -> None:
-    """Until every answering Sentinel names one primary other than `old`, and only it claims
-    to be primary (the other replica is repointed a moment after the promotion)."""
+    """Until every answering Sentinel names one primary other than `old`, only it claims to be
+    primary and the other replica has synced from it (what on-call sees a second later)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         f = factsmod.gather(lab.inv, detail=False)
         views = {s.primary_name for s in f.sentinels if s.up}
         claimed = {n.name for n in f.claimed_primaries()}
-        if len(views) == 1 and old not in views and None not in views and claimed == views:
+        synced = assess(lab.inv, f).in_sync_replicas
+        one = len(views) == 1 and old not in views and None not in views and claimed == views
+        if one and synced:
             return
         time.sleep(0.2)
     raise AssertionError(f"no failover away from {old} within {timeout} s")

@@ -295,6 +295,18 @@ def test_old_primary_down_is_never_a_rebuild(tmp_path: Path) -> None:
     assert out[0].severity == HIGH
 
 
+def test_old_primary_down_while_the_other_replica_resyncs(tmp_path: Path) -> None:
+    """Right after the failover the new primary refuses writes until the other replica has
+    synced: still restart the old primary, and never name it for a rebuild."""
+    i = lab_inv(tmp_path)
+    f = healthy(i)
+    _failover_done(f, i)
+    f.nodes[2].sync_in_progress, f.nodes[2].link_up = True, False
+    out = run_triage(i, f, assess(i, f))
+    assert out[0].diagnosis == "old-primary-down", [x.to_dict() for x in out]
+    assert not any("rebuild" in (x.command or "") for x in out)
+
+
 def test_replica_down_severity_and_params(tmp_path: Path) -> None:
     i = lab_inv(tmp_path)
     f = healthy(i)

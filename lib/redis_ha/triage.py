@@ -236,7 +236,18 @@ def noreplicas(seen: Seen) -> Iterator[dict[str, Any]]:
     need = seen.inv.settings.min_replicas_to_write
     if p is None or not need or len(_in_sync(seen)) >= need:
         return
-    worst = next((n for n in seen.facts.nodes if _lost_replica(seen, n)), None)
+    # A replica to bring back: not the old primary still down (restarting it is its own
+    # finding, never a rebuild), not one in a full sync (it is coming back by itself).
+    worst = next(
+        (
+            n
+            for n in seen.facts.nodes
+            if _lost_replica(seen, n)
+            and not _sentinel_lists_unseen(seen, n.name)
+            and not (n.up and (n.sync_in_progress or n.loading))
+        ),
+        None,
+    )
     if worst is not None:
         yield {**_settings(seen), "primary": p.name, "node": worst.name}
 
