@@ -89,6 +89,7 @@ class NodeFacts:
     used_memory: int | None = None
     maxmemory: int | None = None
     total_memory: int | None = None
+    writes_paused: bool | None = None  # a primary whose probe PUBLISH stalls (CLIENT PAUSE)
     replica_priority: int | None = None
     good_replicas: int | None = None  # min_slaves_good_slaves, when min-replicas-to-write is set
     replicas: list[ReplicaLink] = field(default_factory=list)
@@ -127,6 +128,7 @@ class SentinelFacts:
     # Option tokens of SENTINEL FAILOVER per the Sentinel's COMMAND DOCS (["COORDINATED"] on
     # Valkey 9+); None when it cannot show them. Read by servers.coordinated_failover.
     failover_options: list[str] | None = None
+    tilt: bool = False  # INFO sentinel `sentinel_tilt`: it acts on nothing until it leaves TILT
     elapsed_ms: int = 0
 
     @property
@@ -201,6 +203,8 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         elif isinstance(cfg, dict):
             f.config = {str(k): str(v) for k, v in cfg.items()}
         _fill_node(f, inv, info)
+        if f.role == "master":
+            f.writes_paused = _writes_paused(inv, ep)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
         f.error = describe_error(e)
@@ -209,6 +213,34 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)
     return f
+
+
+# Redis 7.0 shows no pause in INFO: a PUBLISH to a channel nobody reads is the harmless command
+# CLIENT PAUSE WRITE holds back; its stall within this time is the pause.
+PAUSE_PROBE_S = 0.25
+PAUSE_PROBE_CHANNEL = "redis-ha-runbooks:pause-probe"
+
+
+def _writes_paused(inv: Inventory, ep: Endpoint) -> bool | None:
+    """True when a write-class command stalls while the node answers PING on another
+    connection at once (a node merely slow is None: unknown, never "paused")."""
+    c = client(inv, ep, timeout=PAUSE_PROBE_S)
+    try:
+        c.publish(PAUSE_PROBE_CHANNEL, "")
+        return False
+    except redis.TimeoutError:
+        pass
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        c.close()
+    ping = client(inv, ep, timeout=PAUSE_PROBE_S)
+    try:
+        return bool(ping.ping()) or None
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        ping.close()
 
 
 def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
@@ -272,10 +304,13 @@ def sentinel_facts(
         if detail:
             p.execute_command("SENTINEL", "REPLICAS", m)
             p.execute_command("SENTINEL", "SENTINELS", m)
+        p.info("sentinel")
         p.info("server")
         p.execute_command("COMMAND DOCS", "sentinel|failover")  # one string: no reply parser
         res = p.execute(raise_on_error=False)
         addr, master, ck = res[0], res[1], res[2]
+        if isinstance(res[-3], dict):
+            f.tilt = bool(_int(res[-3].get("sentinel_tilt"), 0))
         if isinstance(addr, (redis.ConnectionError, redis.TimeoutError)):
             raise addr
         if isinstance(addr, redis.ResponseError) and "unknown" not in str(addr).lower():
