@@ -204,7 +204,7 @@ def traffic(
 )
 @expected_errors
 def fault(c, kind, node, inventory=None, dry_run=False, json=False):
-    """Inject a fault into one lab process: crash, freeze, resume or restart-empty."""
+    """Inject a fault into one lab process: crash, freeze, resume, restart-empty, diverge, oom..."""
     inv = load_inventory(inventory)
     if dry_run:
         lab, _, ep = faults.prepare(inv, kind, node)
