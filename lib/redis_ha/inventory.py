@@ -38,6 +38,8 @@ class Endpoint:
     # The address the cluster (Sentinels, replicas) uses for this node when it differs from the
     # one the tool uses (NAT, or the lab's partition proxies): `host:port`.
     announce: str | None = None
+    # What the service is sized at, for `invoke cost` (memory_gb, vcpu, volume_gb; see cost.py).
+    size: dict[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -97,6 +99,7 @@ class Inventory:
     control: dict[str, Any]
     single: Endpoint | None = None
     app: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
 
     def node(self, name: str) -> Endpoint:
         """The Redis node called `name`, or a clear error listing the known ones."""
@@ -156,6 +159,19 @@ class Inventory:
         if a.password_env:
             raise InventoryError(f"the password variable ${a.password_env} is not set")
         return None
+
+    def credential_source(self) -> str:
+        """Where the tool's password comes from, for an operator to check (never the value)."""
+        a = self.auth
+        user = 'as ACL user "default" (the inventory names no other)'
+        if a.password_env and os.environ.get(a.password_env):
+            return f"the password in ${a.password_env}, {user}"
+        if a.password_file:
+            unset = f"${a.password_env} is not set, so " if a.password_env else ""
+            return f"{unset}the password file {a.password_file}, {user}"
+        if a.password_env:
+            return f"${a.password_env} (not set), {user}"
+        return "no password: the inventory sets neither auth.password_env nor auth.password_file"
 
     def secrets(self) -> list[str]:
         """Strings to redact from journals and output."""
@@ -227,8 +243,9 @@ _TOP = {
     "control",
     "single",
     "app",
+    "cost",
 }
-_ENDPOINT = {"name", "host", "port", "control", "announce"}
+_ENDPOINT = {"name", "host", "port", "control", "announce", "size"}
 _AUTH = {"password_env", "password_file"}
 _APP = {
     "config_backend",
@@ -308,9 +325,17 @@ class _Validator:
         control = self.get(d, "control", where, dict, default={})
         self.control_backend(control, f"{where}.control.backend")
         announce = self.get(d, "announce", where, str, check=_check_hostport)
+        size = self.get(d, "size", where, dict, default={})
         if name is None or host is None or port is None:
             return None
-        return Endpoint(name=name, host=host, port=port, control=dict(control), announce=announce)
+        return Endpoint(
+            name=name,
+            host=host,
+            port=port,
+            control=dict(control),
+            announce=announce,
+            size=dict(size),
+        )
 
     def control_backend(self, control: dict[str, Any], where: str) -> None:
         """A `control.backend`, when given, is one of the registered backends (control/)."""
@@ -375,6 +400,7 @@ class _Validator:
         if d.get("single") is not None:
             single = self.endpoint(d["single"], "single")
         app = self.get(d, "app", "(top)", dict, default={})
+        cost = self.get(d, "cost", "(top)", dict, default={})
         if app:
             self.mapping(app, "app", _APP)
             cb = app.get("config_backend")
@@ -423,6 +449,7 @@ class _Validator:
             control=dict(control),
             single=single,
             app=dict(app),
+            cost=dict(cost),
         )
 
 
