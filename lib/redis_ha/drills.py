@@ -28,7 +28,7 @@ from redis_ha import view as viewmod
 from redis_ha.actions.cluster import writes_accepted
 from redis_ha.actions.rollback import probe_sessions
 from redis_ha.appconfig import envfile
-from redis_ha.conn import call
+from redis_ha.conn import call, client
 from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import Inventory
 from redis_ha.lab import faults, partition, scenarios
@@ -151,6 +151,27 @@ def _restore_settings(lab: Lab, state: dict[str, Any]) -> str:
     return "; ".join(f"{d.target}: {d.setting} {d.actual!r} -> {d.expected!r}" for d in drifts) or (
         "no drifted setting found"
     )
+
+
+def _app_on_single(lab: Lab, state: dict[str, Any]) -> str:
+    """Watch the app come back (its error rate, on call): its session writes reach the single
+    instance. The rollback's own probe proves the config works, not that the app took it."""
+    inv = lab.inv
+    assert inv.single is not None
+    c = client(inv, inv.single, timeout=2.0)
+    try:
+
+        def sets() -> int:
+            return int(c.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
+
+        first, deadline = sets(), time.monotonic() + 30
+        while sets() < first + 20:
+            if time.monotonic() > deadline:
+                raise LabError("the app sent no session writes to the single instance in 30 s")
+            time.sleep(0.2)
+        return f"the app writes sessions to {inv.single.name} ({sets() - first} SETs seen)"
+    finally:
+        c.close()
 
 
 def _no_drift(inv: Inventory) -> tuple[str, bool, str]:
@@ -296,7 +317,10 @@ SCENARIOS: dict[str, Scenario] = {
             _all_down,
             difficulty="hard",
             procedure="rollback",
-            auto=(Step("roll back to the single instance", task="rollback"),),
+            auto=(
+                Step("roll back to the single instance", task="rollback"),
+                Step("watch the app serve sessions again", do=_app_on_single),
+            ),
             resolved=_on_single,
             healthy_after=False,
         ),
@@ -522,18 +546,25 @@ def start(
     primary = h.primary
     replica = next(n.name for n in inv.nodes if n.name != primary)
     out = inv.lab_dir / "drill-traffic.json"
+    ready = inv.lab_dir / "drill-traffic.ready"
     out.unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "redis_ha", "lab.traffic", "--inventory", str(inv.path)]
     argv += ["--rate", str(rate), "--json", "--quiet", "--out", str(out), "--settle", "20"]
+    argv += ["--ready-file", str(ready)]
     env = appconfig.env_file(inv) if inv.app.get("config_backend", "envfile") == "envfile" else None
     if env is not None and env.exists():
         argv += ["--env-file", str(env)]  # the app follows its config, through a rollback too
     # A lab process like the others: `lab.down` stops it, its output is in the lab folder.
     pid = lab.spawn(TRAFFIC, argv, cwd=Path.cwd())
-    time.sleep(2.0)  # the simulator loads its keys before the clock starts
-    if not pid_alive(pid):
-        log = lab.proc_dir(TRAFFIC) / "stdout.log"
-        raise LabError(f"the app simulator did not start (see {log})")
+    # The fault comes once the simulator has loaded its sessions and its clock runs.
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if not pid_alive(pid) or time.monotonic() > deadline:
+            lab.stop(TRAFFIC)
+            log = lab.proc_dir(TRAFFIC) / "stdout.log"
+            raise LabError(f"the app simulator did not start (see {log})")
+        time.sleep(0.05)
     try:
         did = sc.inject(lab, primary, replica)
     except Exception:
