@@ -29,8 +29,7 @@ RATE = "200"  # app requests per second during each drill (2 shared cores)
 
 @pytest.fixture(scope="module")
 def drill_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    path = partition.write_partitionable_inventory(tmp_path_factory.mktemp("drills"))
-    lab = Lab(inventory.load(path))
+    lab = Lab(inventory.load(partition.write_partitionable_inventory(tmp_path_factory.mktemp("d"))))
     try:
         lab.up(timeout=60)
         yield lab
