@@ -126,6 +126,7 @@ def _number(option: str, value: str | None, default: float, *, whole: bool = Fal
         "json": "print one JSON report on stdout (progress lines go to stderr)",
         "out": "also write the JSON report to this file",
         "quiet": "no progress lines",
+        "ready_file": "create this file once the sessions are loaded and the clock runs",
     }
 )
 @expected_errors
@@ -143,6 +144,7 @@ def traffic(
     json=False,
     out=None,
     quiet=False,
+    ready_file=None,
 ):
     """Simulate the web app's session traffic and report errors, stalls, latency and lost writes."""
     inv = load_inventory(inventory)
@@ -162,6 +164,8 @@ def traffic(
     dur = _number("duration", duration, 0.0)
     with stop_on_signals(t.stop_event):
         t.start()
+        if ready_file:
+            Path(ready_file).touch()
         try:
             t.wait(dur if dur > 0 else None)
         finally:
@@ -191,7 +195,7 @@ def traffic(
 )
 @expected_errors
 def fault(c, kind, node, inventory=None, dry_run=False, json=False):
-    """Inject a fault into one lab process: crash, freeze, resume or restart-empty."""
+    """Inject a fault into one lab process: crash, freeze, resume, restart-empty, diverge, oom..."""
     inv = load_inventory(inventory)
     if dry_run:
         lab, _, ep = faults.prepare(inv, kind, node)
