@@ -31,9 +31,10 @@ def client(
 
     `binary` returns bytes (DUMP payloads, keys of any encoding) instead of decoded strings.
     """
+    host, port = reach(inv, ep)
     return redis.Redis(
-        host=ep.host,
-        port=ep.port,
+        host=host,
+        port=port,
         password=password if password is not None else inv.password(),
         socket_timeout=timeout,
         socket_connect_timeout=min(timeout, 2.0),
@@ -42,6 +43,14 @@ def client(
         client_name="redis-ha-runbooks",
         **kw,
     )
+
+
+def reach(inv: Inventory, ep: Endpoint) -> tuple[str, int]:
+    """Where to connect for `ep`: its address, or a local SSH forward when the inventory says
+    so (`control.tunnel`, redis_ha.tunnel: a network behind a bastion)."""
+    from redis_ha import tunnel
+
+    return tunnel.local_address(inv, ep) if tunnel.wanted(inv, ep) else (ep.host, ep.port)
 
 
 def credential_problem(e: BaseException) -> str | None:

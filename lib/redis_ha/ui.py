@@ -10,6 +10,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from redis_ha.servers import label
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -75,6 +77,7 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
     for col in (*cols, "offset", "behind"):
         t.add_column(col, overflow="fold")
     t.add_column("keys", justify="right")
+    t.add_column("server")
     for n in facts.nodes:
         role = {"master": "primary", None: "-"}.get(n.role, n.role or "-")
         if n.role == "master" and n.name != health.primary:
@@ -92,11 +95,12 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
             "-" if n.offset is None else str(n.offset),
             behind,
             "-" if n.keys is None else str(n.keys),
+            label(n.server, n.version),
         )
     _get("console").print(t)
     st = Table(title="Sentinels", title_justify="left", box=box.SIMPLE)
     scols = ["sentinel", *(["address"] if wide else []), "state", "believes primary is"]
-    for col in (*scols, "epoch", "flags", "quorum"):
+    for col in (*scols, "epoch", "flags", "quorum", "server"):
         st.add_column(col, overflow="fold")
     for s in facts.sentinels:
         believes = "-"
@@ -111,6 +115,7 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
             "-" if s.config_epoch is None else str(s.config_epoch),
             ",".join(f for f in s.flags if f and f != "master") or "-",
             "-" if s.quorum_ok is None else ("[green]OK[/]" if s.quorum_ok else "[red]NO[/]"),
+            label(s.server, s.version),
         )
     _get("console").print(st)
     verdict(health, facts.elapsed_ms)

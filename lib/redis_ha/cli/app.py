@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from invoke import Collection, Program
+
+    ns: Collection
+    program: Program
 
 # Nothing heavy at import: `ns` and `program` are built on first use (PEP 562), and main()
 # answers a plain `status` / `health` from cli/quick.py without loading invoke at all.
@@ -32,6 +38,7 @@ def _build() -> dict[str, Any]:
         journal,
         lab,
         monitor,
+        repair,
         replica,
         rollback,
         runbooks,
@@ -43,7 +50,7 @@ def _build() -> dict[str, Any]:
 
     ns = Collection(
         # at 3 a.m.
-        incident.incident,
+        incident.incident_ns,
         cluster.status,
         cluster.health,
         check.check,
@@ -52,6 +59,9 @@ def _build() -> dict[str, Any]:
         replica.replica,
         splitbrain.splitbrain,
         rollback.rollback,
+        repair.sentinel,
+        repair.memory,
+        repair.writes,
         runbooks.runbooks,
         journal.journal,
         # monitoring

@@ -13,6 +13,7 @@ from invoke import Collection, task
 from redis_ha import paths, ui
 from redis_ha.cli.common import expected_errors
 from redis_ha.errors import HAError
+from redis_ha.lab.binaries import SERVER_HELP
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -41,7 +42,8 @@ def failover_table(result: dict[str, Any]) -> Table:
 
     t = Table(
         title=(
-            f"Failover benchmark: {result['runs']} run(s), {result['rate_per_client']:g} ops/s "
+            f"Failover benchmark on {result['machine'].get('server') or 'redis'}: "
+            f"{result['runs']} run(s), {result['rate_per_client']:g} ops/s "
             f"per client, down-after {result['settings']['down_after_ms']} ms  (median / max)"
         ),
         title_justify="left",
@@ -79,7 +81,8 @@ def _footer(result: dict[str, Any]) -> None:
     """What the figures were measured on, how long it took, where the JSON went."""
     m = result["machine"]
     ui.console.print(
-        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
+        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, "
+        f"{m.get('server') or 'Redis ' + str(m.get('redis'))}, "
         f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
     )
 
@@ -88,21 +91,23 @@ def _footer(result: dict[str, Any]) -> None:
     help={
         "runs": "repetitions of each scenario (default 5)",
         "rate": "ops/s of each simulated client (default 1000)",
-        "scenario": "only this scenario: sentinel-failover, failover-manual, crash, or "
-        "switch-only (the switch without the runner) (repeatable; default the first three)",
+        "scenario": "only this scenario: sentinel-failover, sentinel-coordinated, "
+        "failover-manual, crash, or switch-only (the switch without the runner) (repeatable; "
+        "default all but switch-only, coordinated where it exists)",
         "client": "only this client: naive, recommended (redis-py) or ioredis (Node) "
         "(repeatable; default every one that can run here)",
         "out": OUT_HELP,
+        "server": SERVER_HELP,
     },
     iterable=["scenario", "client"],
 )
 @expected_errors
-def failover(c, runs=5, rate=1000, scenario=None, client=None, out=None):
+def failover(c, runs=5, rate=1000, scenario=None, client=None, out=None, server=None):
     """Plain SENTINEL FAILOVER vs failover.manual vs a killed primary, under app traffic."""
     from redis_ha.bench import failover as fb
 
     chosen = tuple(scenario) if scenario else fb.SCENARIOS
-    known = (*fb.SCENARIOS, *fb.OPTIONAL)
+    known = (*fb.SCENARIOS, fb.COORDINATED, *fb.OPTIONAL)
     unknown = [s for s in chosen if s not in known]
     if unknown:
         raise HAError(f"unknown scenario {unknown[0]!r} (choose: {', '.join(known)})")
@@ -124,6 +129,7 @@ def failover(c, runs=5, rate=1000, scenario=None, client=None, out=None):
         clients=clients,
         out_dir=_out_dir(out),
         log=lambda m: ui.console.print(m, soft_wrap=True),
+        server=server,
     )
     ui.console.print(failover_table(result))
     _footer(result)
