@@ -60,7 +60,9 @@ def test_every_step_names_a_real_task_and_its_options() -> None:
         done = {s.task for s in sc.auto if s.task}
         tasks_of = {"check": "health-check", "failover.verify": "failover-automatic",
                     "failover.manual": "failover-manual", "replica.rebuild": "replica-rebuild",
-                    "splitbrain.recover": "split-brain", "rollback": "rollback"}  # fmt: skip
+                    "splitbrain.recover": "split-brain", "rollback": "rollback",
+                    "sentinel.repair": "sentinel-repair", "memory.relieve": "memory-pressure",
+                    "config.converge": "config-drift"}  # fmt: skip
         assert {tasks_of[t] for t in done} & set(sc.expected), sc.name
 
 

@@ -28,7 +28,7 @@ from redis_ha import view as viewmod
 from redis_ha.actions.cluster import writes_accepted
 from redis_ha.actions.rollback import probe_sessions
 from redis_ha.appconfig import envfile
-from redis_ha.conn import call, client
+from redis_ha.conn import client
 from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import Inventory
 from redis_ha.lab import faults, partition, scenarios
@@ -138,21 +138,6 @@ def _heal(lab: Lab, state: dict[str, Any]) -> str:
     return f"the network came back for {', '.join(was) or 'nobody'}; the cluster settled"
 
 
-def _restore_settings(lab: Lab, state: dict[str, Any]) -> str:
-    """Put every drifted setting back to the inventory's value (CONFIG SET / SENTINEL SET)."""
-    inv = lab.inv
-    drifts, _ = driftmod.find_drift(inv, factsmod.gather(inv, detail=False))
-    for d in drifts:
-        if inv.find(d.target) in inv.sentinels:
-            call(inv, inv.sentinel(d.target), "SENTINEL", "SET", inv.master_name, d.setting,
-                 d.expected)  # fmt: skip
-        else:
-            call(inv, inv.node(d.target), "CONFIG", "SET", d.setting, d.expected)
-    return "; ".join(f"{d.target}: {d.setting} {d.actual!r} -> {d.expected!r}" for d in drifts) or (
-        "no drifted setting found"
-    )
-
-
 def _app_on_single(lab: Lab, state: dict[str, Any]) -> str:
     """Watch the app come back (its error rate, on call): its session writes reach the single
     instance. The rollback's own probe proves the config works, not that the app took it."""
@@ -195,14 +180,11 @@ VERIFY = Step(
 )
 REBUILD = Step("rebuild the replica", task="replica.rebuild", args=(("node", "{node}"),))
 RECOVER = Step("recover from split-brain", task="splitbrain.recover")
-RESTART_SENTINELS = Step(
-    "interim: restart the Sentinels through the lab", do=_restart_processes, interim=True
+REPAIR_SENTINELS = Step(
+    "repair the Sentinels (the sentinel-repair runbook)", task="sentinel.repair"
 )
-RESTORE_SETTINGS = Step(
-    "interim: CONFIG SET / SENTINEL SET the drifted settings back to the inventory's",
-    do=_restore_settings,
-    interim=True,
-)
+RELIEVE_MEMORY = Step("relieve the memory pressure (the runbook)", task="memory.relieve")
+CONVERGE = Step("put the drifted settings back (the config-drift runbook)", task="config.converge")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -266,7 +248,7 @@ SCENARIOS: dict[str, Scenario] = {
             300,
             _sentinels(1),
             procedure="sentinel-repair",
-            auto=(RESTART_SENTINELS, CHECK),
+            auto=(REPAIR_SENTINELS, CHECK),
         ),
         Scenario(
             "two-sentinels-down",
@@ -277,7 +259,7 @@ SCENARIOS: dict[str, Scenario] = {
             _sentinels(2),
             difficulty="medium",
             procedure="sentinel-repair",
-            auto=(RESTART_SENTINELS, CHECK),
+            auto=(REPAIR_SENTINELS, CHECK),
         ),
         Scenario(
             "split-brain",
@@ -357,7 +339,7 @@ SCENARIOS: dict[str, Scenario] = {
             _fault("oom", "primary"),
             difficulty="medium",
             procedure="memory-pressure",
-            auto=(RESTORE_SETTINGS, CHECK),
+            auto=(RELIEVE_MEMORY, CHECK),
             resolved=_writes_ok,
         ),
         Scenario(
@@ -369,7 +351,7 @@ SCENARIOS: dict[str, Scenario] = {
             300,
             _fault("drift", "primary"),
             procedure="config-drift",
-            auto=(RESTORE_SETTINGS, CHECK),
+            auto=(CONVERGE, CHECK),
             resolved=_no_drift,
         ),
     )
