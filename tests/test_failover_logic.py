@@ -449,3 +449,28 @@ def test_switch_plan_shows_the_wait_for_the_info_phase_first() -> None:
     assert second.command.startswith("CLIENT PAUSE")
     assert plan.params["phase_of"] == ["{}:{}".format(*v.inv.node("redis-2").announced)]
     assert plan.params["phase_wait_max_s"] <= 11.0
+
+
+def test_switch_plan_says_which_path_it_takes(tmp_path: Path) -> None:
+    """The plan names the path: the server's coordinated failover is detected (Valkey 9+) but
+    the paused switch is kept; without it, the plan says why it is absent."""
+    from redis_ha.actions.failover import plan_switch
+
+    from .factories import lab_inv, view
+
+    inv = lab_inv(tmp_path)
+    redis7 = {f"sentinel_{i}": {"server": "redis", "version": "7.0.15"} for i in (1, 2, 3)}
+    plan = plan_switch(view(inv, **redis7), to="redis-2")
+    why = next(o.why for o in plan.ops if o.command.startswith("SENTINEL FAILOVER"))
+    assert "no coordinated failover: sentinel-1 (redis 7.0.15): this server has no" in why
+    assert plan.params["path"].startswith("path: pause + catch-up")
+    valkey9 = {
+        f"sentinel_{i}": {
+            "server": "valkey",
+            "version": "9.1.2",
+            "failover_options": ["COORDINATED"],
+        }
+        for i in (1, 2, 3)
+    }
+    plan = plan_switch(view(inv, **valkey9), to="redis-2")
+    assert "coordinated failover offered by every Sentinel, not used" in plan.params["path"]
