@@ -26,6 +26,7 @@ from redis_ha.control import Control, ControlError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import lab_inventory_dict, write_lab_inventory
+from tests.docker_rig import docker_rig
 
 
 @dataclass
@@ -63,7 +64,7 @@ def lab_rig(tmp_path: Path) -> Iterator[Rig]:
 
 # Issue 12 adds a rig per backend: ssh (an sshd on 127.0.0.1), docker (a network the test
 # creates), railway (a stand-in CLI on PATH).
-RIGS: dict[str, Callable[[Path], Any]] = {"lab": lab_rig}
+RIGS: dict[str, Callable[[Path], Any]] = {"lab": lab_rig, "docker": docker_rig}
 PLACEHOLDERS = [n for n in control.backends() if not control.backend_class(n).implemented]
 
 
