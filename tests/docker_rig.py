@@ -3,7 +3,11 @@ bare node containers on a network the test creates, for the control contract sui
 
 from __future__ import annotations
 
+import atexit
+import os
 import secrets
+import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +25,22 @@ from redis_ha.errors import HAError
 _SESSION: dict[str, Any] = {}
 
 
+def _stop_engine(pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+
+
 def docker_or_skip() -> tuple[Any, str]:
     """The engine client and the lab image, once per session; a loud skip where none can run."""
     if "skip" in _SESSION:
         pytest.skip(_SESSION["skip"])
     if "docker" not in _SESSION:
         try:
-            _SESSION["started_pid"] = engine.start_engine()
+            pid = engine.start_engine()
+            if pid is not None:  # ours: stopped by its PID when the session ends
+                atexit.register(_stop_engine, pid)
             docker = engine.client()
             _SESSION["image"] = image.ensure(docker)
             _SESSION["docker"] = docker
@@ -55,8 +68,12 @@ def docker_rig(tmp_path: Path) -> Iterator[Any]:
             "master_name": "mymaster",
             "auth": {"password_file": "password"},
             "nodes": [
-                {"name": n, "host": f"{prefix}.{11 + i}", "port": dlab.NODE_PORT,
-                 "control": {"container": f"rh-{lab_id}-{n}"}}
+                {
+                    "name": n,
+                    "host": f"{prefix}.{11 + i}",
+                    "port": dlab.NODE_PORT,
+                    "control": {"container": f"rh-{lab_id}-{n}"},
+                }
                 for i, n in enumerate(names)
             ],  # fmt: skip
             # Listed, never started (as in the lab's rig): nothing answers at these addresses.

@@ -37,7 +37,7 @@ def main(args: list[str]) -> None:
         time.sleep(2.0)
     finally:
         rep = t.stop()
-    print(json.dumps({"rc": code, "out": out[-3000:], "report": rep.to_dict()}))
+    print(json.dumps({"rc": code, "out": out[-20000:], "report": rep.to_dict()}))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ def _logfile(data_dir: Path | str, name: str, stdout: bool) -> str:
     return '""' if stdout else f'"{Path(data_dir) / name}"'
 
 
-
 def redis_conf(
     inv: Inventory,
     node: Endpoint,

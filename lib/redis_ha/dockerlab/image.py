@@ -99,7 +99,9 @@ def _stdlib_files() -> Iterator[tuple[Path, str]]:
     for dirpath, dirnames, filenames in os.walk(lib):
         rel = Path(dirpath).relative_to(lib)
         if rel == Path("."):
-            dirnames[:] = [d for d in dirnames if d not in _SKIP_STDLIB and not d.startswith("config-")]
+            dirnames[:] = [
+                d for d in dirnames if d not in _SKIP_STDLIB and not d.startswith("config-")
+            ]
         for f in filenames:
             src = Path(dirpath) / f
             yield src, str(src)

@@ -477,8 +477,7 @@ def wait_ready(inv: Inventory, timeout: float = 30.0) -> healthmod.Health:
         last = healthmod.assess(inv, f)
         n_s, n_r = len(inv.sentinels), len(inv.nodes) - 1
         known = all(
-            s.up and s.num_other_sentinels == n_s - 1 and s.num_replicas == n_r
-            for s in f.sentinels
+            s.up and s.num_other_sentinels == n_s - 1 and s.num_replicas == n_r for s in f.sentinels
         )
         if last.healthy and known:
             return last
