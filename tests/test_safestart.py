@@ -228,6 +228,7 @@ def test_units_start_redis_through_the_wrapper(tmp_path: Path):
     want = "-m redis_ha.safestart --inventory /etc/redis-ha/inventory.yaml --node redis-1 --"
     assert want in start
     assert start.endswith("/usr/bin/redis-server /etc/redis-ha/redis-1.conf")
+    assert "EnvironmentFile=-/run/redis-ha/redis-1.env" in unit
     rail = (tmp_path / "redis-1.railway").read_text()
     assert "python -m redis_ha.safestart --password-env REDIS_PASSWORD -- redis-server" in rail
     assert "REDIS_HA_SELF=redis-1.railway.internal:6379" in rail

@@ -31,9 +31,10 @@ def client(
 
     `binary` returns bytes (DUMP payloads, keys of any encoding) instead of decoded strings.
     """
+    host, port = reach(inv, ep)
     return redis.Redis(
-        host=ep.host,
-        port=ep.port,
+        host=host,
+        port=port,
         password=password if password is not None else inv.password(),
         socket_timeout=timeout,
         socket_connect_timeout=min(timeout, 2.0),
@@ -44,14 +45,40 @@ def client(
     )
 
 
+def reach(inv: Inventory, ep: Endpoint) -> tuple[str, int]:
+    """Where to connect for `ep`: its address, or a local SSH forward when the inventory says
+    so (`control.tunnel`, redis_ha.tunnel: a network behind a bastion)."""
+    from redis_ha import tunnel
+
+    return tunnel.local_address(inv, ep) if tunnel.wanted(inv, ep) else (ep.host, ep.port)
+
+
+def credential_problem(e: BaseException) -> str | None:
+    """What is wrong with our credentials (WRONGPASS, NOAUTH, NOPERM), or None for other errors.
+
+    A node that refuses the tool's credentials answered: it is not down, and a verdict built on
+    it would be a false page (`health.cannot_judge`).
+    """
+    text = str(e) or type(e).__name__
+    low = text.lower()
+    # Before the generic AuthenticationError: with no password, redis-py 8 gets NOAUTH, or for its
+    # HELLO "must be called with the client already authenticated", both as AuthenticationError.
+    if "noauth" in low or "authentication required" in low or "already authenticated" in low:
+        return "authentication required (no password configured?)"
+    if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
+        return "authentication failed (wrong password?)"
+    if isinstance(e, redis.exceptions.NoPermissionError) or low.startswith("noperm"):
+        return f"permission denied ({text.splitlines()[0]})"
+    return None
+
+
 def describe_error(e: BaseException) -> str:
     """One short line for a connection error, naming auth problems plainly."""
     text = str(e) or type(e).__name__
     low = text.lower()
-    if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
-        return "authentication failed (wrong password?)"
-    if "noauth" in low or "authentication required" in low:
-        return "authentication required (no password configured?)"
+    denied = credential_problem(e)
+    if denied:
+        return denied
     if isinstance(e, redis.TimeoutError):
         return "timed out (node hung or unreachable)"
     if isinstance(e, redis.ConnectionError):

@@ -14,8 +14,9 @@ from typing import Any
 from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
 from redis_ha.inventory import Inventory
 
-HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
-EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
+HEALTHY, DEGRADED, DOWN, UNKNOWN = "healthy", "degraded", "down", "unknown"
+# Nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check itself could not judge).
+EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2, UNKNOWN: 3}
 # The one threshold of "in sync": a replica further behind its primary than this is lagging (a
 # problem in the verdict, and not caught up for a check that waits for a replica to catch up).
 IN_SYNC_MAX_LAG_BYTES = 1_000_000
@@ -108,8 +109,37 @@ def sync_problem(
     return None
 
 
+def cannot_judge(facts: ClusterFacts) -> str | None:
+    """Why the tool cannot judge the cluster, or None when it can.
+
+    When no node could be read and at least one refused our credentials (or they could not be
+    read), "down" would be a guess: those nodes answered. The verdict is then UNKNOWN.
+    """
+    if any(n.up for n in facts.nodes):
+        return None
+    denied = [n for n in facts.nodes if n.denied]
+    if not denied:
+        return None
+    by_error: dict[str, list[str]] = {}
+    for n in denied:
+        by_error.setdefault(n.error or "refused", []).append(n.name)
+    said = "; ".join(f"{err} on {', '.join(names)}" for err, names in by_error.items())
+    return f"no node accepted the tool's credentials: {said}"
+
+
 def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     """A verdict with every problem said in plain words."""
+    why = cannot_judge(facts)
+    if why:
+        return Health(
+            level=UNKNOWN,
+            primary=None,
+            authoritative=None,
+            quorum_ok=False,
+            split_brain=False,
+            sentinels_agree=False,
+            problems=[why],
+        )
     problems: list[str] = []
     s_up = [s for s in facts.sentinels if s.up]
     for s in facts.sentinels:

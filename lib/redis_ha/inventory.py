@@ -38,6 +38,8 @@ class Endpoint:
     # The address the cluster (Sentinels, replicas) uses for this node when it differs from the
     # one the tool uses (NAT, or the lab's partition proxies): `host:port`.
     announce: str | None = None
+    # What the service is sized at, for `invoke cost` (memory_gb, vcpu, volume_gb; see cost.py).
+    size: dict[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -97,6 +99,7 @@ class Inventory:
     control: dict[str, Any]
     single: Endpoint | None = None
     app: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
 
     def node(self, name: str) -> Endpoint:
         """The Redis node called `name`, or a clear error listing the known ones."""
@@ -156,6 +159,19 @@ class Inventory:
         if a.password_env:
             raise InventoryError(f"the password variable ${a.password_env} is not set")
         return None
+
+    def credential_source(self) -> str:
+        """Where the tool's password comes from, for an operator to check (never the value)."""
+        a = self.auth
+        user = 'as ACL user "default" (the inventory names no other)'
+        if a.password_env and os.environ.get(a.password_env):
+            return f"the password in ${a.password_env}, {user}"
+        if a.password_file:
+            unset = f"${a.password_env} is not set, so " if a.password_env else ""
+            return f"{unset}the password file {a.password_file}, {user}"
+        if a.password_env:
+            return f"${a.password_env} (not set), {user}"
+        return "no password: the inventory sets neither auth.password_env nor auth.password_file"
 
     def secrets(self) -> list[str]:
         """Strings to redact from journals and output."""
@@ -227,11 +243,40 @@ _TOP = {
     "control",
     "single",
     "app",
+    "cost",
 }
-_ENDPOINT = {"name", "host", "port", "control", "announce"}
+_ENDPOINT = {"name", "host", "port", "control", "announce", "size"}
 _AUTH = {"password_env", "password_file"}
+# `control.ssh` (redis_ha.control.ssh) and the kinds of its values.
+SSH_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "host": str,
+    "port": int,
+    "user": str,
+    "key_file": str,
+    "agent": bool,
+    "jump": str,
+    "known_hosts": str,
+    "accept_new_host_key": bool,
+    "sudo": bool,
+    "unit": str,
+    "connect_timeout": (int, float),
+    "command_timeout": (int, float),
+    "start_timeout": (int, float),
+    "stop_timeout": (int, float),
+}
+# `control.commands`: the operations of the ssh backend, and the placeholders each may use.
+SSH_COMMANDS: dict[str, tuple[str, ...]] = {
+    "start": ("name", "unit", "port", "args"),
+    "start_safe": ("name", "unit", "port", "args"),
+    "stop": ("name", "unit", "port"),
+    "restart": ("name", "unit", "port", "args"),
+    "is_running": ("name", "unit", "port"),
+    "log": ("name", "unit", "port", "lines"),
+    "mem_available": ("name", "unit", "port"),
+}
 _APP = {
     "config_backend",
+    "environment",
     "env_file",
     "service",
     "health_url",
@@ -306,17 +351,39 @@ class _Validator:
         host = self.get(d, "host", where, str, required=True, check=_check_host)
         port = self.get(d, "port", where, int, required=True, check=_check_port)
         control = self.get(d, "control", where, dict, default={})
-        self.control_backend(control, f"{where}.control.backend")
+        self.control(control, f"{where}.control")
         announce = self.get(d, "announce", where, str, check=_check_hostport)
+        size = self.get(d, "size", where, dict, default={})
         if name is None or host is None or port is None:
             return None
-        return Endpoint(name=name, host=host, port=port, control=dict(control), announce=announce)
+        return Endpoint(
+            name=name,
+            host=host,
+            port=port,
+            control=dict(control),
+            announce=announce,
+            size=dict(size),
+        )
 
-    def control_backend(self, control: dict[str, Any], where: str) -> None:
-        """A `control.backend`, when given, is one of the registered backends (control/)."""
+    def control(self, control: dict[str, Any], where: str) -> None:
+        """A `control` mapping: its backend is a registered one (control/); its ssh options,
+        commands, tunnel flag and Railway environment are of the right kinds."""
         backend = control.get("backend")
         if backend is not None and backend not in controlmod.names():
-            self.bad(where, f"must be one of {', '.join(controlmod.names())}, not {backend!r}")
+            self.bad(
+                f"{where}.backend",
+                f"must be one of {', '.join(controlmod.names())}, not {backend!r}",
+            )
+        self.get(control, "tunnel", where, bool)
+        self.get(control, "environment", where, str, check=_check_host)
+        ssh = self.get(control, "ssh", where, dict, default={})
+        self.mapping(ssh, f"{where}.ssh", set(SSH_OPTIONS))
+        for key, kind in SSH_OPTIONS.items():
+            self.get(ssh, key, f"{where}.ssh", kind, check=_SSH_CHECKS.get(key))
+        commands = self.get(control, "commands", where, dict, default={})
+        self.mapping(commands, f"{where}.commands", set(SSH_COMMANDS))
+        for key, fields in SSH_COMMANDS.items():
+            self.get(commands, key, f"{where}.commands", str, check=_template_check(fields))
 
     def endpoints(self, d: dict[str, Any], key: str, count_hint: str) -> tuple[Endpoint, ...]:
         raw = self.get(d, key, "(top)", list, required=True, default=[])
@@ -370,11 +437,12 @@ class _Validator:
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
         control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
-        self.control_backend(control, "control.backend")
+        self.control(control, "control")
         single = None
         if d.get("single") is not None:
             single = self.endpoint(d["single"], "single")
         app = self.get(d, "app", "(top)", dict, default={})
+        cost = self.get(d, "cost", "(top)", dict, default={})
         if app:
             self.mapping(app, "app", _APP)
             cb = app.get("config_backend")
@@ -423,6 +491,7 @@ class _Validator:
             control=dict(control),
             single=single,
             app=dict(app),
+            cost=dict(cost),
         )
 
 
@@ -477,6 +546,53 @@ def _check_port(v: int) -> str | None:
     if not 1 <= v <= 65535:
         return f"{v} is not a valid port (1-65535)"
     return None
+
+
+def hostspec(v: str) -> tuple[str | None, str, int | None]:
+    """`[user@]host[:port]` (a jump host) -> (user, host, port); a bad one raises ValueError."""
+    user, _, rest = v.rpartition("@")
+    host, sep, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if _check_host(host) or (sep and not (port.isdigit() and 1 <= int(port) <= 65535)):
+        raise ValueError(f"{v!r} is not [user@]host[:port]")
+    return user or None, host, int(port) if port else None
+
+
+def _check_hostspec(v: str) -> str | None:
+    try:
+        hostspec(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _check_positive(v: float) -> str | None:
+    return None if v > 0 else f"must be more than 0 seconds, got {v}"
+
+
+_SSH_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "host": _check_host,
+    "port": _check_port,
+    "jump": _check_hostspec,
+    "connect_timeout": _check_positive,
+    "command_timeout": _check_positive,
+    "start_timeout": _check_positive,
+    "stop_timeout": _check_positive,
+}
+
+
+def _template_check(fields: tuple[str, ...]) -> Callable[[str], str | None]:
+    """A command template may use only these `{placeholders}` (literal braces doubled)."""
+
+    def check(v: str) -> str | None:
+        try:
+            v.format(**{f: "" for f in fields})
+        except KeyError as e:
+            return f"unknown placeholder {{{e.args[0]}}} (known here: {', '.join(fields)})"
+        except (ValueError, IndexError) as e:
+            return f"{v!r} is not a command template ({e}; write literal braces as {{{{ }}}})"
+        return None
+
+    return check
 
 
 def _check_nonneg(v: int) -> str | None:

@@ -17,7 +17,12 @@ from redis_ha.health import Health
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-LEVEL_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "down": "bold red"}
+LEVEL_STYLE = {
+    "healthy": "bold green",
+    "degraded": "bold yellow",
+    "down": "bold red",
+    "unknown": "bold magenta",
+}
 
 
 def print_json(obj: Any) -> None:

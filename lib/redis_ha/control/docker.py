@@ -15,7 +15,7 @@ import tarfile
 import time
 from typing import Any
 
-from redis_ha.control.base import Control, ControlError
+from redis_ha.control.base import Control, ControlError, server_words
 from redis_ha.dockerlab import engine
 from redis_ha.dockerlab.entry import START
 from redis_ha.inventory import Endpoint, Inventory
@@ -73,11 +73,7 @@ class DockerControl(Control):
         self, node: Endpoint, replicaof: Endpoint | None, overrides: dict[str, str], safe: bool
     ) -> None:
         c = self._container(node)
-        start = {
-            "replicaof": list(replicaof.announced) if replicaof else None,
-            "overrides": overrides,
-            "safe": safe,
-        }
+        start = {"args": server_words(replicaof, overrides), "safe": safe}
         c.put_archive(str(START.parent), _tar(START.name, json.dumps(start).encode()))
         c.start()
         self._wait_answers(c, node, 60.0 if safe else 15.0)

@@ -22,13 +22,8 @@ INVENTORY = CONF_DIR / "inventory.yaml"
 
 
 def argv_for(node: str, server: list[str], start: dict[str, Any]) -> list[str]:
-    """The command to exec for `start` ({replicaof: [host, port], overrides: {}, safe: bool})."""
-    argv = list(server)
-    if start.get("replicaof"):
-        host, port = start["replicaof"]
-        argv += ["--replicaof", str(host), str(port)]
-    for key, value in (start.get("overrides") or {}).items():
-        argv += [f"--{key}", str(value)]
+    """The command to exec for `start` ({args: [redis-server words], safe: bool})."""
+    argv = [*server, *(str(w) for w in start.get("args") or [])]
     if start.get("safe"):
         argv = [sys.executable, "-m", "redis_ha.safestart", "--inventory", str(INVENTORY),
                 "--node", node, "--", *argv]  # fmt: skip
