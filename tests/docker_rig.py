@@ -94,7 +94,7 @@ def docker_rig(tmp_path: Path) -> Iterator[Any]:
                 inv, n, data_dir="/data", replicaof=None, password=inv.password(), log_stdout=True
             )
             c = dlab.start_container(
-                net, image_tag=tag, name=n.control["container"], alias=n.name, ip=n.host,
+                net.name, image_tag=tag, name=n.control["container"], alias=n.name, ip=n.host,
                 command=dlab.node_command(n.name), lab_id=lab_id,
                 files={f"{CONF_DIR}/redis.conf": conf.encode(),
                        f"{CONF_DIR}/inventory.yaml": path.read_bytes(),

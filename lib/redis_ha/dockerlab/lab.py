@@ -29,7 +29,7 @@ import yaml
 from redis_ha import inventory as invmod
 from redis_ha import render
 from redis_ha.dockerlab import engine, image
-from redis_ha.dockerlab.entry import CONF_DIR
+from redis_ha.dockerlab.entry import CONF_DIR, START
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
 
@@ -76,6 +76,14 @@ class State:
     image: str
     containers: dict[str, str] = field(default_factory=dict)  # service -> container name
     addresses: dict[str, str] = field(default_factory=dict)  # service -> IP
+    # Every name pinned in each container's /etc/hosts to its fixed address, so a stopped node's
+    # name still resolves: when it does not, Sentinel cannot fail over (redis/redis#11241;
+    # measured here: "Failed to resolve hostname" every second, TILT, no failover in 40 s).
+    # False: Docker's own DNS only (names vanish with their container), to rehearse that fault.
+    pinned: bool = True
+
+    def hosts(self) -> dict[str, str]:
+        return dict(self.addresses) if self.pinned else {}
 
     def ip(self, offset: int) -> str:
         return self.subnet.rsplit(".", 1)[0] + f".{offset}"
@@ -119,17 +127,17 @@ def start_container(
     volumes: Iterable[tuple[str, str]] = (),
     hosts: dict[str, str] | None = None,
 ) -> Any:
-    """Create and start one container on `net` at `ip`, reached as `alias`, with `files`
-    copied in before it starts (configs are never bind-mounted: Sentinel rewrites its own)."""
+    """Create and start one container on network `net` (its name) at `ip`, reached as `alias`,
+    with `files` copied in before it starts (never bind-mounted: Sentinel rewrites its own)."""
     from docker import version
     from docker.types import EndpointConfig
 
     container, _ = _testcontainers()
     c = container.DockerContainer(image_tag).with_name(name).with_command(command)
-    c = c.with_network(net).with_network_aliases(alias)
     c = c.with_kwargs(
+        network=net,
         networking_config={
-            net.name: EndpointConfig(version.__version__, aliases=[alias], ipv4_address=ip)
+            net: EndpointConfig(version.__version__, aliases=[alias], ipv4_address=ip)
         },
         labels={LABEL: lab_id, f"{LABEL}.service": alias},
         hostname=alias,
@@ -231,6 +239,7 @@ class DockerLab:
         try:
             net, subnet = create_network(docker, lab_id)
             st = State(id=lab_id, network=net.name, subnet=subnet, image=tag)
+            st.pinned = self.pin_names
             for svc, offset in HOST_OFFSET.items():
                 st.containers[svc] = f"rh-{lab_id}-{svc}"
                 st.addresses[svc] = st.ip(offset)
@@ -242,44 +251,21 @@ class DockerLab:
                     yaml.safe_dump(self._inventory_dict(st, host=host), sort_keys=False)
                 )
             inv = self.inventory()
-            files = self.render(inv)
-            # Every name pinned in /etc/hosts to its fixed address, so a stopped node's name
-            # still resolves: when it does not, Sentinel cannot fail over (redis/redis#11241;
-            # measured here: "Failed to resolve hostname" every second, TILT, no failover in
-            # 40 s). `pin_names=False` gives Docker's own DNS only, to rehearse that fault.
-            hosts = dict(st.addresses) if self.pin_names else {}
-            common = {
-                f"{CONF_DIR}/inventory.yaml": self.inventory_path.read_bytes(),
-                f"{CONF_DIR}/password": (self.dir / "password").read_bytes(),
-            }
+            self.render(inv)
             for ep in (*inv.nodes, *inv.sentinels):
-                kind = "redis" if ep in inv.nodes else "sentinel"
-                conf = files[ep.name]
-                start_container(
-                    net,
-                    image_tag=tag,
-                    name=st.containers[ep.name],
-                    alias=ep.name,
-                    ip=st.addresses[ep.name],
-                    command=node_command(ep.name)
-                    if kind == "redis"
-                    else ["redis-sentinel", f"{CONF_DIR}/sentinel.conf"],
-                    files={**common, f"{CONF_DIR}/{kind}.conf": conf.read_bytes()},
-                    lab_id=lab_id,
-                    hosts=hosts,
-                )
+                self._start_service(st, ep.name, st.addresses[ep.name])
             start_container(
-                net,
+                st.network,
                 image_tag=tag,
                 name=st.containers[OPS],
                 alias=OPS,
                 ip=st.addresses[OPS],
                 command=["python", "-c", "import signal; signal.pause()"],
-                files=common,
+                files=self._common(),
                 lab_id=lab_id,
                 env={"REDIS_HA_INVENTORY": f"{CONF_DIR}/inventory.yaml", "NO_COLOR": "1"},
                 volumes=[(SOCKET, SOCKET)] if Path(SOCKET).exists() else [],
-                hosts=hosts,
+                hosts=st.hosts(),
             )
             self.wait_ready(timeout)
         except BaseException:
@@ -287,6 +273,48 @@ class DockerLab:
             self.state_file.unlink(missing_ok=True)
             raise
         return st
+
+    def _common(self) -> dict[str, bytes]:
+        return {
+            f"{CONF_DIR}/inventory.yaml": self.inventory_path.read_bytes(),
+            f"{CONF_DIR}/password": (self.dir / "password").read_bytes(),
+        }
+
+    def _start_service(
+        self, st: State, name: str, ip: str, start: dict[str, Any] | None = None
+    ) -> None:
+        """Start one node or Sentinel container from its rendered config (`start`: the entry's
+        options, as the docker backend writes them)."""
+        kind = "redis" if name in NODES else "sentinel"
+        conf = self.dir / "rendered" / name / f"{kind}.conf"
+        files = {**self._common(), f"{CONF_DIR}/{kind}.conf": conf.read_bytes()}
+        if start is not None:
+            files[str(START)] = json.dumps(start).encode()
+        start_container(
+            st.network,
+            image_tag=st.image,
+            name=st.containers[name],
+            alias=name,
+            ip=ip,
+            command=node_command(name)
+            if kind == "redis"
+            else ["redis-sentinel", f"{CONF_DIR}/sentinel.conf"],
+            files=files,
+            lab_id=st.id,
+            hosts=st.hosts(),
+        )
+
+    def replace(self, name: str, offset: int) -> str:
+        """A redeploy: remove the node's container and start a new one with the same name at a
+        new address (`offset` on the subnet), through safestart; returns the new address. In a
+        pinned lab the others' /etc/hosts keep the old address: rehearse this unpinned."""
+        st = self.state()
+        assert st is not None and name in NODES
+        engine.client().containers.get(st.containers[name]).remove(force=True)
+        st.addresses[name] = st.ip(offset)
+        self._write_state(st)
+        self._start_service(st, name, st.addresses[name], {"args": [], "safe": True})
+        return st.addresses[name]
 
     def render(self, inv: Inventory) -> dict[str, Path]:
         """Each service's config, logging to stdout, as the containers run it (rendered/)."""
