@@ -12,10 +12,9 @@ import io
 import json
 import socket
 import tarfile
-import time
 from typing import Any
 
-from redis_ha.control.base import Control, ControlError, server_words
+from redis_ha.control.base import Control, ControlError, server_words, wait_until
 from redis_ha.dockerlab import engine
 from redis_ha.dockerlab.entry import START
 from redis_ha.inventory import Endpoint, Inventory
@@ -79,18 +78,20 @@ class DockerControl(Control):
         self._wait_answers(c, node, 60.0 if safe else 15.0)
 
     def _wait_answers(self, c: Any, node: Endpoint, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             c.reload()
             if c.status == "exited":
                 tail = self.log_tail(node, 1) or ["(no log)"]
                 raise ControlError(f"{node.name}: its container exited at start: {tail[-1]}")
             try:
                 with socket.create_connection((node.host, node.port), timeout=0.3):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.05)
-        raise ControlError(f"{node.name} did not answer on {node.address} within {timeout:.0f} s")
+                return False
+
+        wait_until(
+            answers, timeout, f"{node.name} did not answer on {node.address} in {timeout:.0f} s"
+        )
 
     def pause(self, node: Endpoint) -> None:
         """Freeze the node (cgroup freezer): a hung host, as SIGSTOP is in the process lab."""

@@ -32,6 +32,7 @@ from redis_ha.dockerlab import engine, image
 from redis_ha.dockerlab.entry import CONF_DIR, START
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
+from redis_ha.lab.ports import SETTINGS  # production timings, as the acceptance compares
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # before testcontainers is read
 
@@ -39,17 +40,6 @@ LABEL = "redis-ha.lab"
 NODE_PORT, SENTINEL_PORT = 6379, 26379
 OPS = "ops"
 SOCKET = "/var/run/docker.sock"
-SETTINGS: dict[str, Any] = {  # production timings: the acceptance compares with the process lab
-    "quorum": 2,
-    "down_after_ms": 3000,
-    "failover_timeout_ms": 10000,
-    "parallel_syncs": 1,
-    "min_replicas_to_write": 1,
-    "min_replicas_max_lag": 10,
-    "persistence": False,
-    "repl_diskless_sync": True,
-    "repl_diskless_sync_delay": 0,
-}
 NODES = ("redis-1", "redis-2", "redis-3")
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
 HOST_OFFSET = {"redis-1": 11, "redis-2": 12, "redis-3": 13, "sentinel-1": 21, "sentinel-2": 22}
