@@ -22,6 +22,7 @@ from redis_ha.errors import InventoryError
 
 DEFAULT_INVENTORY = "inventories/lab.yaml"  # under paths.home(), else the one shipped
 ENV_INVENTORY = "REDIS_HA_INVENTORY"
+SERVER_KINDS = ("redis", "valkey")  # what `lab_server` may name besides a folder (lab/binaries.py)
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -100,6 +101,7 @@ class Inventory:
     single: Endpoint | None = None
     app: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
+    lab_server: str | None = None  # redis, valkey, or a folder of binaries (lab/binaries.py)
 
     def node(self, name: str) -> Endpoint:
         """The Redis node called `name`, or a clear error listing the known ones."""
@@ -235,6 +237,7 @@ _TOP = {
     "name",
     "lab",
     "lab_dir",
+    "lab_server",
     "master_name",
     "auth",
     "nodes",
@@ -436,6 +439,9 @@ class _Validator:
         auth = self.auth(d.get("auth"))
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
+        lab_server = self.get(d, "lab_server", "(top)", str, check=_check_server)
+        if lab_server and lab_server not in SERVER_KINDS:
+            lab_server = str((self.base / lab_server).resolve())  # a folder, like lab_dir
         control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
         self.control(control, "control")
         single = None
@@ -492,6 +498,7 @@ class _Validator:
             single=single,
             app=dict(app),
             cost=dict(cost),
+            lab_server=lab_server,
         )
 
 
@@ -593,6 +600,12 @@ def _template_check(fields: tuple[str, ...]) -> Callable[[str], str | None]:
         return None
 
     return check
+
+
+def _check_server(v: str) -> str | None:
+    if v in SERVER_KINDS or (v.strip() and "/" in v):
+        return None
+    return f"{v!r} is not {' or '.join(SERVER_KINDS)} nor a folder path"
 
 
 def _check_nonneg(v: int) -> str | None:

@@ -17,6 +17,7 @@ from redis_ha.dockerlab.lab import DockerLab
 from redis_ha.errors import HAError
 from redis_ha.lab import faults
 from redis_ha.lab import partition as partitionmod
+from redis_ha.lab.binaries import SERVER_HELP
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import CLIENTS, Report, Traffic
 
@@ -31,12 +32,13 @@ DIR_HELP = f"the Docker lab's state folder (default {DOCKER_DIR})"
     help={
         "inventory": INVENTORY_HELP,
         "timeout": "seconds to wait for a healthy cluster",
+        "server": SERVER_HELP,
         "backend": BACKEND_HELP,
         "dir": DIR_HELP,
     }
 )
 @expected_errors
-def up(c, inventory=None, timeout=30, backend="lab", dir=None):
+def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
     if _docker(backend):
         dlab = DockerLab(dir or DOCKER_DIR)
@@ -47,10 +49,11 @@ def up(c, inventory=None, timeout=30, backend="lab", dir=None):
         )
         return
     inv = load_inventory(inventory)
-    lab = Lab(inv)
+    lab = Lab(inv, server=server)
     res = lab.up(timeout=float(timeout))
     if res.started:
-        ui.console.print(f"started {', '.join(res.started)} (state in {lab.dir})")
+        bins = lab.binaries()
+        ui.console.print(f"started {', '.join(res.started)} on {bins.label} (state in {lab.dir})")
     else:
         ui.console.print("lab already running and healthy: nothing changed")
     facts = factsmod.gather(inv)
@@ -150,6 +153,7 @@ def _number(option: str, value: str | None, default: float, *, whole: bool = Fal
         "json": "print one JSON report on stdout (progress lines go to stderr)",
         "out": "also write the JSON report to this file",
         "quiet": "no progress lines",
+        "ready_file": "create this file once the sessions are loaded and the clock runs",
     }
 )
 @expected_errors
@@ -167,6 +171,7 @@ def traffic(
     json=False,
     out=None,
     quiet=False,
+    ready_file=None,
 ):
     """Simulate the web app's session traffic and report errors, stalls, latency and lost writes."""
     inv = load_inventory(inventory)
@@ -186,6 +191,8 @@ def traffic(
     dur = _number("duration", duration, 0.0)
     with stop_on_signals(t.stop_event):
         t.start()
+        if ready_file:
+            Path(ready_file).touch()
         try:
             t.wait(dur if dur > 0 else None)
         finally:
@@ -215,7 +222,7 @@ def traffic(
 )
 @expected_errors
 def fault(c, kind, node, inventory=None, dry_run=False, json=False):
-    """Inject a fault into one lab process: crash, freeze, resume or restart-empty."""
+    """Inject a fault into one lab process: crash, freeze, resume, restart-empty, diverge, oom..."""
     inv = load_inventory(inventory)
     if dry_run:
         lab, _, ep = faults.prepare(inv, kind, node)

@@ -98,6 +98,10 @@ class Control:
             self.stop(node)
         self.start(node, replicaof=replicaof, overrides=overrides, safe=safe)
 
+    def start_sentinel(self, sentinel: Endpoint) -> None:
+        """Start a stopped Sentinel from its own config file (which keeps its state)."""
+        raise self._unsupported("start a Sentinel")
+
     def log_tail(self, node: Endpoint, lines: int = 200) -> list[str] | None:
         """The last `lines` lines of the node's log (None: it has written none yet)."""
         raise self._unsupported("read a node's log")

@@ -13,7 +13,6 @@ import hashlib
 import importlib.metadata as md
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -24,7 +23,7 @@ from typing import Any
 
 import redis_ha
 from redis_ha.errors import HAError
-from redis_ha.lab.cluster import binaries
+from redis_ha.lab import binaries as binmod
 
 REPO = "redis-ha-runbooks"
 SITE = "/opt/redis-ha/site"
@@ -128,8 +127,9 @@ def _libraries(elfs: list[Path]) -> set[Path]:
 
 def contents() -> list[tuple[Path, str]]:
     """(source on this machine, path in the image) of every file, in a stable order."""
-    server, _ = binaries()
-    cli = shutil.which("redis-cli") or str(Path(server).with_name("redis-cli"))
+    found = binmod.resolve("redis")  # the image runs Redis (the entry and configs name it)
+    server = found.server
+    cli = found.cli or str(Path(server).with_name("redis-cli"))
     files: list[tuple[Path, str]] = [
         (Path(server).resolve(), "/usr/bin/redis-server"),
         (Path(cli).resolve(), "/usr/bin/redis-cli"),
