@@ -31,6 +31,7 @@ from redis_ha.lab.ports import lab_inventory_dict, write_lab_inventory
 from redis_ha.render import redis_conf, write_private
 
 from . import railway_standin
+from .docker_rig import docker_rig
 from .sshd_rig import lab_commands, sshd
 
 
@@ -130,8 +131,12 @@ def railway_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig
         lab.down()
 
 
-# Issue 12 adds a rig per backend: docker (a network the test creates) comes with it.
-RIGS: dict[str, Callable[..., Any]] = {"lab": lab_rig, "ssh": ssh_rig, "railway": railway_rig}
+RIGS: dict[str, Callable[..., Any]] = {
+    "lab": lab_rig,
+    "ssh": ssh_rig,
+    "railway": railway_rig,
+    "docker": docker_rig,  # three node containers on a network the test creates
+}
 PLACEHOLDERS = [n for n in control.backends() if not control.backend_class(n).implemented]
 
 

@@ -10,7 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
 
 
 def _is_ip(host: str) -> bool:
@@ -22,9 +22,19 @@ def _is_ip(host: str) -> bool:
 
 
 def _bind(ep: Endpoint, lab: bool) -> str:
-    if lab:
-        return ep.host if _is_ip(ep.host) else "127.0.0.1"
+    """The lab's processes listen on their own loopback address only; a named host (a
+    container, a server) listens on every interface, like production."""
+    if lab and _is_ip(ep.host):
+        return ep.host
+    if lab and ep.host in LOOPBACK:
+        return "127.0.0.1"
     return "* -::*"
+
+
+def _logfile(data_dir: Path | str, name: str, stdout: bool) -> str:
+    """Where a process logs: a file in its folder, or "" (stdout) where the platform collects
+    stdout (docker logs, railway logs, journald)."""
+    return '""' if stdout else f'"{Path(data_dir) / name}"'
 
 
 def redis_conf(
@@ -35,6 +45,7 @@ def redis_conf(
     replicaof: Endpoint | None,
     password: str | None,
     extra: dict[str, str] | None = None,
+    log_stdout: bool = False,
 ) -> str:
     """The redis.conf for one node; `replicaof` None makes it start as a primary."""
     s = inv.settings
@@ -45,7 +56,7 @@ def redis_conf(
         "protected-mode no" if password else "protected-mode yes",
         "daemonize no",
         f'dir "{data_dir}"',
-        f'logfile "{Path(data_dir) / "redis.log"}"',
+        f"logfile {_logfile(data_dir, 'redis.log', log_stdout)}",
         "loglevel notice",
         f"replica-announce-ip {node.announced[0]}",
         f"replica-announce-port {node.announced[1]}",
@@ -79,6 +90,7 @@ def sentinel_conf(
     data_dir: Path | str,
     primary: Endpoint,
     password: str | None,
+    log_stdout: bool = False,
 ) -> str:
     """The sentinel.conf for one Sentinel, monitoring `primary` under the inventory's name."""
     s = inv.settings
@@ -90,7 +102,7 @@ def sentinel_conf(
         "protected-mode no" if password else "protected-mode yes",
         "daemonize no",
         f'dir "{data_dir}"',
-        f'logfile "{Path(data_dir) / "sentinel.log"}"',
+        f"logfile {_logfile(data_dir, 'sentinel.log', log_stdout)}",
         f"sentinel announce-ip {sentinel.host}",
         f"sentinel announce-port {sentinel.port}",
     ]

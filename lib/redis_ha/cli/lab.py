@@ -13,6 +13,7 @@ from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory, stop_on_signals
+from redis_ha.dockerlab.lab import DockerLab
 from redis_ha.errors import HAError
 from redis_ha.lab import faults
 from redis_ha.lab import partition as partitionmod
@@ -20,17 +21,33 @@ from redis_ha.lab.binaries import SERVER_HELP
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import CLIENTS, Report, Traffic
 
+DOCKER_DIR = ".lab-docker"
+
+
+BACKEND_HELP = "lab (local processes, the default) or docker (containers on a network of their own)"
+DIR_HELP = f"the Docker lab's state folder (default {DOCKER_DIR})"
+
 
 @task(
     help={
         "inventory": INVENTORY_HELP,
         "timeout": "seconds to wait for a healthy cluster",
         "server": SERVER_HELP,
+        "backend": BACKEND_HELP,
+        "dir": DIR_HELP,
     }
 )
 @expected_errors
-def up(c, inventory=None, timeout=30, server=None):
+def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
+    if _docker(backend):
+        dlab = DockerLab(dir or DOCKER_DIR)
+        st = dlab.up(timeout=max(float(timeout), 60.0))
+        ui.console.print(
+            f"Docker lab {st.id} up on network {st.network} ({st.subnet}); state in {dlab.dir}\n"
+            f"operate it from inside: docker exec -it {st.containers['ops']} redis-ha status"
+        )
+        return
     inv = load_inventory(inventory)
     lab = Lab(inv, server=server)
     res = lab.up(timeout=float(timeout))
@@ -43,10 +60,20 @@ def up(c, inventory=None, timeout=30, server=None):
     ui.status_tables(facts, healthmod.assess(inv, facts))
 
 
-@task(help={"inventory": INVENTORY_HELP})
+def _docker(backend: str) -> bool:
+    if backend not in ("lab", "docker"):
+        raise HAError(f"--backend must be lab or docker, not {backend!r}", code=2)
+    return backend == "docker"
+
+
+@task(help={"inventory": INVENTORY_HELP, "backend": BACKEND_HELP, "dir": DIR_HELP})
 @expected_errors
-def down(c, inventory=None):
+def down(c, inventory=None, backend="lab", dir=None):
     """Stop every lab process by PID and remove the lab's state (.lab/)."""
+    if _docker(backend):
+        gone = DockerLab(dir or DOCKER_DIR).down()
+        ui.console.print(f"removed {', '.join(gone)}" if gone else "no Docker lab was recorded")
+        return
     inv = load_inventory(inventory)
     stopped = Lab(inv).down()
     ui.console.print(f"stopped {', '.join(stopped)}" if stopped else "no lab process was running")

@@ -43,9 +43,18 @@ def require_lab(inv: Inventory) -> None:
         raise LabError(
             f"{inv.path}: this inventory is not marked 'lab: true'; refusing to touch it", code=2
         )
+    names = docker_lab_hosts(inv)
     for ep in inv.endpoints():
-        if ep.host not in LOOPBACK:
+        if ep.host not in LOOPBACK and ep.host not in names:
             raise LabError(f"lab inventories must use loopback addresses; {ep.name} is {ep.host}")
+
+
+def docker_lab_hosts(inv: Inventory) -> frozenset[str]:
+    """The hosts a Docker lab may name: its own containers, on the network it created
+    (`control.network`), each addressed by its node's name. Empty for any other inventory."""
+    if inv.control.get("backend") != "docker" or not inv.control.get("network"):
+        return frozenset()
+    return frozenset(ep.name for ep in inv.endpoints())
 
 
 def proc_state(pid: int) -> tuple[str | None, bytes]:
@@ -416,22 +425,7 @@ class Lab:
 
     def wait_ready(self, timeout: float = 30.0) -> healthmod.Health:
         """Wait for a primary with every replica in sync and Sentinels that know each other."""
-        deadline = time.monotonic() + timeout
-        last: healthmod.Health | None = None
-        while True:
-            f = factsmod.gather(self.inv)
-            last = healthmod.assess(self.inv, f)
-            n_s, n_r = len(self.inv.sentinels), len(self.inv.nodes) - 1
-            known = all(
-                s.up and s.num_other_sentinels == n_s - 1 and s.num_replicas == n_r
-                for s in f.sentinels
-            )
-            if last.healthy and known:
-                return last
-            if time.monotonic() > deadline:
-                why = "; ".join(last.problems) or "Sentinels have not discovered each other yet"
-                raise LabError(f"lab not ready after {timeout:.0f} s: {why}")
-            time.sleep(0.2)
+        return wait_ready(self.inv, timeout)
 
     def down(self) -> list[str]:
         """Stop every lab process by PID and remove the lab's state folder."""
@@ -462,3 +456,21 @@ class Lab:
                 os.kill(pid, signal.SIGKILL)
                 found.append(pf.parent.name)
         return found
+
+
+def wait_ready(inv: Inventory, timeout: float = 30.0) -> healthmod.Health:
+    """Wait for a primary with every replica in sync and Sentinels that know each other."""
+    deadline = time.monotonic() + timeout
+    while True:
+        f = factsmod.gather(inv)
+        last = healthmod.assess(inv, f)
+        n_s, n_r = len(inv.sentinels), len(inv.nodes) - 1
+        known = all(
+            s.up and s.num_other_sentinels == n_s - 1 and s.num_replicas == n_r for s in f.sentinels
+        )
+        if last.healthy and known:
+            return last
+        if time.monotonic() > deadline:
+            why = "; ".join(last.problems) or "Sentinels have not discovered each other yet"
+            raise LabError(f"lab not ready after {timeout:.0f} s: {why}")
+        time.sleep(0.2)

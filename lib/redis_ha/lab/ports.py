@@ -26,6 +26,21 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+# A lab's cluster settings (the Docker lab's too); timings are production's, the process lab's
+# throwaway inventories override them with fast ones.
+SETTINGS: dict[str, Any] = {
+    "quorum": 2,
+    "down_after_ms": 3000,
+    "failover_timeout_ms": 10000,
+    "parallel_syncs": 1,
+    "min_replicas_to_write": 1,
+    "min_replicas_max_lag": 10,
+    "persistence": False,
+    "repl_diskless_sync": True,
+    "repl_diskless_sync_delay": 0,
+}
+
+
 def lab_inventory_dict(
     state_dir: Path,
     *,
@@ -50,15 +65,9 @@ def lab_inventory_dict(
             for i in range(3)
         ],
         "settings": {
-            "quorum": 2,
+            **SETTINGS,
             "down_after_ms": down_after_ms,
             "failover_timeout_ms": failover_timeout_ms,
-            "parallel_syncs": 1,
-            "min_replicas_to_write": 1,
-            "min_replicas_max_lag": 10,
-            "persistence": False,
-            "repl_diskless_sync": True,
-            "repl_diskless_sync_delay": 0,
             **settings,
         },
         "control": {"backend": "lab"},
