@@ -185,12 +185,13 @@ def test_a_replaced_replica_rejoins_by_name_at_its_new_address(unpinned: DockerL
     assert {n["name"]: n["role"] for n in status["nodes"]}[replica] == "replica", status
 
 
-def test_a_down_primary_whose_name_no_longer_resolves_is_not_failed_over(
+def test_a_down_primary_whose_name_no_longer_resolves_trips_the_sentinels(
     unpinned: DockerLab,
 ) -> None:
-    """redis/redis#11241 as measured: with the old primary's name gone, the Sentinels never
-    reach a failover; the lab therefore pins names (see DockerLab). Stays as evidence: if a
-    Redis release fixes it, this fails and the pinning can go."""
+    """redis/redis#11241 as measured: with the old primary's name gone, every Sentinel fails to
+    resolve it (about once a second) and, in 2 of 3 runs here, had not failed over 40 s later;
+    the lab therefore pins names (see DockerLab). Whether a failover happens in the end varied
+    between runs, so only the resolution failure is asserted; the views are shown."""
     primary = _primary(unpinned)
     inv = unpinned.inventory(host=True)
     # The last test on this lab (the fixture removes it): the primary stays down.
@@ -200,5 +201,5 @@ def test_a_down_primary_whose_name_no_longer_resolves_is_not_failed_over(
     views = {s["name"]: s["primary_name"] for s in json.loads(out)["sentinels"]}
     ctl = for_node(inv, inv.sentinels[0])
     logs = [ln for s in inv.sentinels for ln in ctl.log_tail(s, 30) or []]
-    assert set(views.values()) <= {primary, None}, (views, logs[-30:])  # no Sentinel moved on
-    assert any(f"Failed to resolve hostname '{primary}'" in ln for ln in logs), logs[-30:]
+    print(f"Sentinel views {12} s after {primary} went down with its name: {views}")
+    assert any(f"Failed to resolve hostname '{primary}'" in ln for ln in logs), (views, logs[-30:])
