@@ -61,7 +61,10 @@ def test_frozen_replica_is_reported_down_quickly(lab: Lab) -> None:
         took = time.monotonic() - t0
     finally:
         lab.signal(replica, signal.SIGCONT)
-    assert took < 2.0, f"status took {took:.2f} s with a frozen node"
+    # The gathering itself is bounded by the 0.5 s timeout; the whole process (Python start-up
+    # included) gets a generous bound, since CI shares its two cores.
+    assert d["elapsed_ms"] < 1500, f"gathering took {d['elapsed_ms']} ms with a frozen node"
+    assert took < 5.0, f"status took {took:.2f} s with a frozen node"
     node = next(n for n in d["nodes"] if n["name"] == replica)
     assert node["up"] is False
     assert d["healthy"] is False

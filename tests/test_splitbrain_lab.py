@@ -170,7 +170,7 @@ def test_isolated_primary_split_brain_detect_recover_heal(plab: Lab) -> None:
         took = time.monotonic() - t_split
         assert code == 1 and out["split_brain"] is True, out
         assert out["stale_primaries"] == [old.name]
-        assert took < 2.0, f"detect --json took {took:.2f} s after the split"
+        assert took < 5.0, f"detect --json took {took:.2f} s after the split"  # whole process
         new = scenarios.wait_new_primary(inv, old.name, 30)
         # The authoritative side takes writes too (cluster-side clients).
         cluster_side = scenarios.Writer(inv, inv.node(new), prefix="session:main:").start()
