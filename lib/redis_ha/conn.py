@@ -27,10 +27,12 @@ def client(
     binary: bool = False,
     **kw: Any,
 ) -> redis.Redis:
-    """A redis-py client for one node or Sentinel with the inventory's password.
+    """A redis-py client for one node or Sentinel with the inventory's password (and ACL user).
 
     `binary` returns bytes (DUMP payloads, keys of any encoding) instead of decoded strings.
     """
+    if inv.auth.username and "username" not in kw:
+        kw["username"] = inv.auth.username
     return redis.Redis(
         host=ep.host,
         port=ep.port,
@@ -44,14 +46,23 @@ def client(
     )
 
 
-def describe_error(e: BaseException) -> str:
-    """One short line for a connection error, naming auth problems plainly."""
+# Every error text that means "the cluster refused who we are", not "the node is down", starts
+# with one of these (`refused_credentials`): the verdict is then unknown, not down.
+_REFUSED = ("authentication failed", "authentication required", "permission denied")
+
+
+def describe_error(e: BaseException, inv: Inventory | None = None) -> str:
+    """One short line for a connection error, naming auth problems plainly and, given the
+    inventory, the credential source to check."""
     text = str(e) or type(e).__name__
     low = text.lower()
+    check = f"; check {inv.credential_source()}" if inv is not None else ""
     if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
-        return "authentication failed (wrong password?)"
+        return f"authentication failed (wrong password?){check}"
     if "noauth" in low or "authentication required" in low:
-        return "authentication required (no password configured?)"
+        return f"authentication required (no password configured?){check}"
+    if isinstance(e, redis.exceptions.NoPermissionError) or low.startswith("noperm"):
+        return f"permission denied ({text.splitlines()[0]}){check}"
     if isinstance(e, redis.TimeoutError):
         return "timed out (node hung or unreachable)"
     if isinstance(e, redis.ConnectionError):
@@ -59,6 +70,11 @@ def describe_error(e: BaseException) -> str:
             return "connection refused (not running?)"
         return f"unreachable ({text.splitlines()[0]})"
     return text.splitlines()[0]
+
+
+def refused_credentials(error: str | None) -> bool:
+    """The endpoint answered but refused our password, user or permissions (not down)."""
+    return bool(error) and str(error).startswith(_REFUSED)
 
 
 def call(inv: Inventory, ep: Endpoint, *args: Any, timeout: float = 2.0) -> Any:
@@ -69,6 +85,6 @@ def call(inv: Inventory, ep: Endpoint, *args: Any, timeout: float = 2.0) -> Any:
     except redis.ResponseError:
         raise
     except (redis.ConnectionError, redis.TimeoutError) as e:
-        raise ClusterError(f"{ep.name} ({ep.address}): {describe_error(e)}") from None
+        raise ClusterError(f"{ep.name} ({ep.address}): {describe_error(e, inv)}") from None
     finally:
         c.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from redis_ha.conn import FAST_TIMEOUT, client, describe_error
+from redis_ha.conn import FAST_TIMEOUT, client, describe_error, refused_credentials
 from redis_ha.errors import InventoryError
 from redis_ha.inventory import Endpoint, Inventory
 
@@ -72,6 +72,11 @@ class NodeFacts:
     config: dict[str, str] = field(default_factory=dict)
     elapsed_ms: int = 0
 
+    @property
+    def refused(self) -> bool:
+        """It answered but refused our credentials: its state is unknown, not down."""
+        return refused_credentials(self.error) and not self.up
+
 
 @dataclass
 class SentinelFacts:
@@ -94,6 +99,11 @@ class SentinelFacts:
     sentinels: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, str] = field(default_factory=dict)
     elapsed_ms: int = 0
+
+    @property
+    def refused(self) -> bool:
+        """It answered but refused our credentials: its state is unknown, not down."""
+        return refused_credentials(self.error) and not self.up
 
     @property
     def failing_over(self) -> bool:
@@ -169,7 +179,7 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         _fill_node(f, inv, info)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
-        f.error = describe_error(e)
+        f.error = describe_error(e, inv)
     finally:
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)
@@ -270,7 +280,7 @@ def sentinel_facts(
                 f.sentinels = [_pairs(s) for s in res[4]]
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
-        f.error = describe_error(e)
+        f.error = describe_error(e, inv)
     finally:
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)

@@ -14,8 +14,9 @@ from typing import Any
 from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
 from redis_ha.inventory import Inventory
 
-HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
-EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
+HEALTHY, DEGRADED, DOWN, UNKNOWN = "healthy", "degraded", "down", "unknown"
+# 3 is UNKNOWN as monitoring plugins read it: we could not look, which is not "down".
+EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2, UNKNOWN: 3}
 # The one threshold of "in sync": a replica further behind its primary than this is lagging (a
 # problem in the verdict, and not caught up for a check that waits for a replica to catch up).
 IN_SYNC_MAX_LAG_BYTES = 1_000_000
@@ -113,12 +114,16 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     problems: list[str] = []
     s_up = [s for s in facts.sentinels if s.up]
     for s in facts.sentinels:
-        if not s.up:
+        if s.refused:
+            problems.append(f"{s.name} ({s.address}) refused our credentials: {s.error}")
+        elif not s.up:
             problems.append(f"{s.name} ({s.address}) is down: {s.error}")
         elif s.error:
             problems.append(f"{s.name}: {s.error}")
     for n in facts.nodes:
-        if not n.up:
+        if n.refused:
+            problems.append(f"{n.name} ({n.address}) refused our credentials: {n.error}")
+        elif not n.up:
             problems.append(f"{n.name} ({n.address}) is down: {n.error}")
 
     auth_addr, votes = authoritative_primary(facts)
@@ -144,6 +149,8 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
         cand = next((n for n in facts.nodes if n.name == pname), None)
         if cand is None:
             problems.append(f"the Sentinels' primary {auth_addr} is not a node of this inventory")
+        elif cand.refused:
+            problems.append(f"the primary {cand.name} named by the Sentinels refused us")
         elif not cand.up:
             problems.append(f"the primary {cand.name} named by the Sentinels is unreachable")
         elif cand.role != "master":
@@ -167,7 +174,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     if s_up and not any(s.quorum_ok for s in s_up):
         msg = next((s.quorum_msg for s in s_up if s.quorum_msg), "")
         problems.append(f"Sentinel quorum check failed: {msg}")
-    if not s_up:
+    if not s_up and not all(s.refused for s in facts.sentinels):
         problems.append("no Sentinel answers: automatic failover is impossible")
 
     good: list[str] = []
@@ -203,7 +210,14 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
             )
 
     writable = primary is not None and len(good) >= inv.settings.min_replicas_to_write
-    if not writable:
+    refused = [e.name for e in [*facts.nodes, *facts.sentinels] if e.refused]
+    if not writable and refused:
+        level = UNKNOWN  # what we cannot see may be fine: never "down" on our own mistake
+        problems.append(
+            f"cannot tell whether the cluster is up: {len(refused)} of "
+            f"{len(facts.nodes) + len(facts.sentinels)} endpoints refused our credentials"
+        )
+    elif not writable:
         level = DOWN
         if primary is None and not any("primary" in p for p in problems):
             problems.append("no usable primary")

@@ -79,6 +79,7 @@ class Auth:
 
     password_env: str | None = None
     password_file: Path | None = None
+    username: str | None = None  # an ACL user; None is the `default` user
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,19 @@ class Inventory:
             raise InventoryError(f"the password variable ${a.password_env} is not set")
         return None
 
+    def credential_source(self) -> str:
+        """Where to look when the cluster refuses us: the variable, the file, the ACL user."""
+        a = self.auth
+        if a.password_env and os.environ.get(a.password_env):
+            where = f"${a.password_env}"
+        elif a.password_file:
+            where = f"the password file {a.password_file}"
+        elif a.password_env:
+            where = f"${a.password_env}"
+        else:
+            where = "the inventory's auth (no password configured)"
+        return where + (f" and the ACL user {a.username!r}" if a.username else "")
+
     def secrets(self) -> list[str]:
         """Strings to redact from journals and output."""
         try:
@@ -229,7 +243,7 @@ _TOP = {
     "app",
 }
 _ENDPOINT = {"name", "host", "port", "control", "announce"}
-_AUTH = {"password_env", "password_file"}
+_AUTH = {"password_env", "password_file", "username"}
 _APP = {
     "config_backend",
     "env_file",
@@ -352,7 +366,12 @@ class _Validator:
             )
         env = self.get(d, "password_env", "auth", str)
         file = self.get(d, "password_file", "auth", str)
-        return Auth(password_env=env, password_file=(self.base / file).resolve() if file else None)
+        user = self.get(d, "username", "auth", str, check=_check_name)
+        return Auth(
+            password_env=env,
+            password_file=(self.base / file).resolve() if file else None,
+            username=user,
+        )
 
     def inventory(self, data: Any) -> Inventory | None:
         if data is None:

@@ -76,6 +76,7 @@ class Runner:
     dry_run: bool = False
     yes: bool = False
     resume: str | None = None
+    target_name: str | None = None
     ask: bool = field(default_factory=ui.interactive)
     ctx: Context = field(init=False)
     jr: journalmod.Journal = field(init=False)
@@ -222,6 +223,7 @@ class Runner:
         try:
             with _sigterm_as_interrupt():
                 if self.pb.changes and not self.dry_run:
+                    self._confirm_target()
                     lock = ClusterLock(self.inv, self.pb.name, run_id=self.jr.run_id)
                     lock.acquire()
                     msg = f"lock taken ({lock.mode})"
@@ -245,6 +247,33 @@ class Runner:
                 lock.release()
             self._finish(code, result, message)
         return code
+
+    def _confirm_target(self) -> None:
+        """Before the first change to a cluster that is not a lab, its name is typed (or given
+        as --target-name with --yes): a "y" pressed on the wrong terminal changes nothing."""
+        name = self.inv.name
+        if self.inv.lab:
+            return
+        if self.target_name is not None:
+            if self.target_name != name:
+                raise RunnerError(
+                    f"--target-name {self.target_name!r} is not this inventory's cluster "
+                    f"{name!r}: nothing was changed"
+                )
+            self.jr.write("answer", step=None, answer="target", auto=True, target=name)
+            return
+        if self.yes or not self.ask:
+            raise RunnerError(
+                f"{name!r} is not a lab: --yes needs --target-name {name} as well "
+                "(nothing was changed)"
+            )
+        ui.console.print(f"  [bold red]PRODUCTION TARGET: {name}[/] ({self.inv.path})")
+        typed = ui.ask_text(f"Type the cluster's name ({name}) to change it:")
+        self.jr.write("answer", step=None, answer="target", auto=False, typed=typed == name)
+        if typed.strip() != name:
+            raise RunnerError(
+                f"typed {typed.strip()!r}, not {name!r}: nothing was changed", code=EXIT_STOPPED
+            )
 
     def _load_resume(self) -> Any:
         """The journal to continue; restores its state, parameters, clock and finished steps."""
@@ -597,9 +626,9 @@ class Runner:
 
 def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:
     """Every endpoint refusing our password is one clear line, not a run of failed steps."""
-    errors = [n.error or "" for n in facts.nodes] + [s.error or "" for s in facts.sentinels]
-    if errors and all("authentication" in e for e in errors):
-        raise RunnerError(f"every node and Sentinel refused us: {errors[0]}")
+    eps = [*facts.nodes, *facts.sentinels]
+    if eps and all(e.refused for e in eps):
+        raise RunnerError(f"every node and Sentinel refused us: {eps[0].error}")
 
 
 def clock_line(
@@ -687,8 +716,11 @@ def run_playbook(
     dry_run: bool = False,
     yes: bool = False,
     resume: str | None = None,
+    target_name: str | None = None,
 ) -> int:
     """Run playbooks/<name>.yaml (or a playbook path) against `inv`; returns the exit code."""
     pb = playbookmod.load(name)  # loads the registry too
     clean = {k: v for k, v in (params or {}).items() if v is not None}
-    return Runner(pb, inv, clean, dry_run=dry_run, yes=yes, resume=resume).run()
+    return Runner(
+        pb, inv, clean, dry_run=dry_run, yes=yes, resume=resume, target_name=target_name
+    ).run()

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redis_ha.facts import ClusterFacts
-from redis_ha.health import Health
+from redis_ha.health import UNKNOWN, Health
 from redis_ha.inventory import Inventory
 
 CRITICAL, HIGH, MEDIUM, INFO = 0, 1, 2, 3
@@ -44,6 +44,16 @@ class Finding:
 def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]:
     """Every finding, most urgent first. An empty list means nothing needs doing."""
     out: list[Finding] = []
+    if health.level == UNKNOWN:  # what we cannot see decides nothing: fix the credentials first
+        return [
+            Finding(
+                CRITICAL,
+                "our credentials are refused: the cluster's state is unknown",
+                f"check {inv.credential_source()}; nothing here says the cluster is down",
+                None,
+                "fix the credentials, then invoke status",
+            )
+        ]
     failing_over = [s.name for s in facts.sentinels if s.up and s.failing_over]
     odown = [s.name for s in facts.sentinels if s.up and "o_down" in s.flags]
     s_up = [s for s in facts.sentinels if s.up]

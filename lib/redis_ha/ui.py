@@ -17,7 +17,12 @@ from redis_ha.health import Health
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-LEVEL_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "down": "bold red"}
+LEVEL_STYLE = {
+    "healthy": "bold green",
+    "degraded": "bold yellow",
+    "down": "bold red",
+    "unknown": "bold magenta",
+}
 
 
 def print_json(obj: Any) -> None:
@@ -142,3 +147,10 @@ def ask_yes_no(question: str, *, default: bool) -> bool:
     import questionary
 
     return bool(questionary.confirm(question, default=default).unsafe_ask())
+
+
+def ask_text(question: str) -> str:
+    """A typed answer (a cluster's name): Ctrl-C raises KeyboardInterrupt."""
+    import questionary
+
+    return str(questionary.text(question).unsafe_ask() or "")

@@ -27,7 +27,7 @@ def status(c, inventory=None, json=False):
 @task(help={"inventory": INVENTORY_HELP, "json": "print the verdict as JSON"})
 @expected_errors
 def health(c, inventory=None, json=False):
-    """Print the health verdict; exit 0 healthy, 1 degraded, 2 down (for cron and alerting)."""
+    """Print the health verdict; exit 0 healthy, 1 degraded, 2 down, 3 unknown (for alerting)."""
     inv = load_inventory(inventory)
     facts = factsmod.gather(inv, detail=False)
     h = healthmod.assess(inv, facts)
