@@ -142,6 +142,10 @@ class ClusterFacts:
         """Reachable nodes that say they are a primary."""
         return [n for n in self.nodes if n.up and n.role == "master"]
 
+    def refused(self) -> list[NodeFacts | SentinelFacts]:
+        """Nodes and Sentinels that answered but refused our credentials."""
+        return [e for e in (*self.nodes, *self.sentinels) if e.refused]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

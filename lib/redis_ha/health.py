@@ -210,7 +210,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
             )
 
     writable = primary is not None and len(good) >= inv.settings.min_replicas_to_write
-    refused = [e.name for e in [*facts.nodes, *facts.sentinels] if e.refused]
+    refused = facts.refused()
     if not writable and refused:
         level = UNKNOWN  # what we cannot see may be fine: never "down" on our own mistake
         problems.append(

@@ -626,9 +626,9 @@ class Runner:
 
 def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:
     """Every endpoint refusing our password is one clear line, not a run of failed steps."""
-    eps = [*facts.nodes, *facts.sentinels]
-    if eps and all(e.refused for e in eps):
-        raise RunnerError(f"every node and Sentinel refused us: {eps[0].error}")
+    refused = facts.refused()
+    if refused and len(refused) == len(facts.nodes) + len(facts.sentinels):
+        raise RunnerError(f"every node and Sentinel refused us: {refused[0].error}")
 
 
 def clock_line(
