@@ -144,7 +144,8 @@ class ClusterFacts:
 
     def refused(self) -> list[NodeFacts | SentinelFacts]:
         """Nodes and Sentinels that answered but refused our credentials."""
-        return [e for e in (*self.nodes, *self.sentinels) if e.refused]
+        nodes: list[NodeFacts | SentinelFacts] = [n for n in self.nodes if n.refused]
+        return nodes + [s for s in self.sentinels if s.refused]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
