@@ -6,11 +6,17 @@ setting deployed. Sentinel rewrites its own file at run time, so it must be writ
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from pathlib import Path
 
 from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.paths import shipped
+
+# Who the Sentinels are to the nodes and to each other, and who replicas are to their primary,
+# when the shipped ACL users are on (inventories/acl/*.acl).
+SENTINEL_USER, REPLICA_USER = "ha-sentinel", "ha-replica"
 
 
 def _is_ip(host: str) -> bool:
@@ -35,6 +41,7 @@ def redis_conf(
     replicaof: Endpoint | None,
     password: str | None,
     extra: dict[str, str] | None = None,
+    acl: bool = False,
 ) -> str:
     """The redis.conf for one node; `replicaof` None makes it start as a primary."""
     s = inv.settings
@@ -65,6 +72,8 @@ def redis_conf(
     ]
     if password:
         lines += [f'requirepass "{password}"', f'masterauth "{password}"']
+    if acl:
+        lines += [*acl_users("nodes", password), f"masteruser {REPLICA_USER}"]
     if replicaof:
         lines.append(f"replicaof {replicaof.announced[0]} {replicaof.announced[1]}")
     for k, v in (extra or {}).items():
@@ -79,6 +88,7 @@ def sentinel_conf(
     data_dir: Path | str,
     primary: Endpoint,
     password: str | None,
+    acl: bool = False,
 ) -> str:
     """The sentinel.conf for one Sentinel, monitoring `primary` under the inventory's name."""
     s = inv.settings
@@ -110,7 +120,21 @@ def sentinel_conf(
             f'sentinel auth-pass {m} "{password}"',
             f'sentinel sentinel-pass "{password}"',
         ]
+    if acl:
+        lines += [
+            *acl_users("sentinels", password),
+            f"sentinel auth-user {m} {SENTINEL_USER}",
+            f"sentinel sentinel-user {SENTINEL_USER}",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def acl_users(kind: str, password: str | None) -> list[str]:
+    """The shipped ACL users of `kind` ("nodes" or "sentinels") as config lines, each with the
+    SHA-256 of `password` (never the password itself): the lab gives every user its password."""
+    text = (shipped("inventories") / "acl" / f"{kind}.acl").read_text()
+    secret = ("#" + hashlib.sha256(password.encode()).hexdigest()) if password else "nopass"
+    return [f"{ln} {secret}" for ln in text.splitlines() if ln.startswith("user ")]
 
 
 def write_private(path: Path, text: str) -> None:

@@ -26,9 +26,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis_ha import acl as aclmod
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import journal as journalmod
+from redis_ha import lock as lockmod
 from redis_ha import playbook as playbookmod
 from redis_ha import resume as resumemod
 from redis_ha import state as statemod
@@ -224,6 +226,7 @@ class Runner:
             with _sigterm_as_interrupt():
                 if self.pb.changes and not self.dry_run:
                     self._confirm_target()
+                    self._check_permissions(view)
                     lock = ClusterLock(self.inv, self.pb.name, run_id=self.jr.run_id)
                     lock.acquire()
                     msg = f"lock taken ({lock.mode})"
@@ -273,6 +276,40 @@ class Runner:
         if typed.strip() != name:
             raise RunnerError(
                 f"typed {typed.strip()!r}, not {name!r}: nothing was changed", code=EXIT_STOPPED
+            )
+
+    def _check_permissions(self, view: View) -> None:
+        """Every command the steps' plans (made now, as the dry run makes them) would send is
+        put to ACL DRYRUN first: a user who may not run one is refused before any change."""
+        saved, plans = self.ctx.state, []
+        self.ctx.state = RunState(**saved)  # type: ignore[typeddict-item]
+        try:
+            for step in self.pb.steps:
+                if step.id in self.skip_ids or not step.action:
+                    continue
+                try:
+                    plan = self.make_plan(step.action, step.args, view, f"step {step.id!r}")
+                except HAError:
+                    continue  # the step's own guard or plan says why, in its turn
+                statemod.merge(self.ctx.state, plan.record)
+                plans.append(plan)
+        finally:
+            self.ctx.state = saved
+        wanted = aclmod.needed(plans)
+        if view.health.primary:  # the lock's key lives on the primary
+            lockcmds = lockmod.commands(self.inv)
+            wanted[view.health.primary] = lockcmds + wanted.get(view.health.primary, [])
+        bad, unknown = aclmod.refusals(self.inv, wanted)
+        self.jr.write("permissions", refused=bad, unchecked=unknown)
+        for u in unknown:
+            ui.console.print(f"[yellow]warning:[/] permissions not checked in advance: {u}")
+        if bad:
+            user = self.inv.auth.username or "default"
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise RunnerError(
+                f"the ACL user {user!r} lacks a permission this procedure needs: {bad[0]}{more}; "
+                "nothing was changed (run it as the procedure operator, see docs/ACL.md)",
+                code=EXIT_REFUSED,
             )
 
     def _load_resume(self) -> Any:

@@ -24,13 +24,19 @@ from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import CLIENTS, Report, Traffic
 
 
-@task(help={"inventory": INVENTORY_HELP, "timeout": "seconds to wait for a healthy cluster"})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "timeout": "seconds to wait for a healthy cluster",
+        "acl": "start a new lab with the least-privilege ACL users of inventories/acl/",
+    }
+)
 @expected_errors
-def up(c, inventory=None, timeout=30):
+def up(c, inventory=None, timeout=30, acl=False):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
     inv = load_inventory(inventory)
     lab = Lab(inv)
-    res = lab.up(timeout=float(timeout))
+    res = lab.up(timeout=float(timeout), acl=bool(acl))
     if res.started:
         ui.console.print(f"started {', '.join(res.started)} (state in {lab.dir})")
     else:

@@ -160,6 +160,11 @@ class Lab:
         kind = "sentinel" if name in {s.name for s in self.inv.sentinels} else "redis"
         return self.proc_dir(name) / f"{kind}.log"
 
+    @property
+    def acl(self) -> bool:
+        """The lab runs with the shipped ACL users (`lab.up --acl`, until `lab.down`)."""
+        return (self.dir / "acl-on").exists()
+
     def ensure_password(self) -> str | None:
         """Create the lab password file on first use, unless the password comes from env."""
         a = self.inv.auth
@@ -236,6 +241,7 @@ class Lab:
                     data_dir=self.proc_dir(node.name),
                     replicaof=replicaof,
                     password=self.ensure_password(),
+                    acl=self.acl,
                 ),
             )
             argv = [server, str(conf)]
@@ -265,6 +271,7 @@ class Lab:
                 data_dir=self.proc_dir(s.name),
                 primary=primary,
                 password=self.ensure_password(),
+                acl=self.acl,
             )
             write_private(conf, text)
         pid = self.spawn(s.name, [sentinel, str(conf)])
@@ -363,14 +370,19 @@ class Lab:
             return self.inv.node(claimed[0].name)
         return self.inv.nodes[0]
 
-    def up(self, timeout: float = 30.0) -> UpResult:
-        """Start whatever is not running; a running healthy lab is left untouched."""
+    def up(self, timeout: float = 30.0, *, acl: bool = False) -> UpResult:
+        """Start whatever is not running; a running healthy lab is left untouched. `acl` starts
+        a new lab with the shipped ACL users (inventories/acl/)."""
         binaries()
         res = UpResult()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ensure_password()
         self.ensure_proxy()
         running = self.running()
+        if acl and not self.acl:
+            if running:
+                raise LabError("the lab runs without ACL users: invoke lab.down first")
+            (self.dir / "acl-on").write_text("inventories/acl/*.acl\n")
         for pid in running.values():
             if pid_frozen(pid):
                 os.kill(pid, signal.SIGCONT)  # a frozen process is a fault to undo, not a state
