@@ -33,6 +33,7 @@ def client(
     """
     if inv.auth.username and "username" not in kw:
         kw["username"] = inv.auth.username
+    kw = {**tls_kwargs(inv), **kw}
     return redis.Redis(
         host=ep.host,
         port=ep.port,
@@ -44,6 +45,19 @@ def client(
         client_name="redis-ha-runbooks",
         **kw,
     )
+
+
+def tls_kwargs(inv: Inventory) -> dict[str, Any]:
+    """redis-py's TLS arguments from the inventory's files ({} without `tls:`)."""
+    t = inv.tls
+    if t is None:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_ca_certs": str(t.ca_file),
+        "ssl_certfile": str(t.cert_file),
+        "ssl_keyfile": str(t.key_file),
+    }
 
 
 # Every error text that means "the cluster refused who we are", not "the node is down", starts

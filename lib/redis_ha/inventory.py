@@ -83,6 +83,17 @@ class Auth:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """TLS for every node, Sentinel and replication link: file paths only, never their contents.
+
+    One certificate and key serve the servers (rendered configs) and the tool as a client."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True)
 class Inventory:
     """A validated inventory. Paths are absolute (resolved against `paths.anchor` of the file)."""
 
@@ -97,6 +108,7 @@ class Inventory:
     lab_dir: Path
     control: dict[str, Any]
     single: Endpoint | None = None
+    tls: Tls | None = None
     app: dict[str, Any] = field(default_factory=dict)
 
     def node(self, name: str) -> Endpoint:
@@ -241,7 +253,9 @@ _TOP = {
     "control",
     "single",
     "app",
+    "tls",
 }
+_TLS = {"ca_file", "cert_file", "key_file"}
 _ENDPOINT = {"name", "host", "port", "control", "announce"}
 _AUTH = {"password_env", "password_file", "username"}
 _APP = {
@@ -373,6 +387,15 @@ class _Validator:
             username=user,
         )
 
+    def tls(self, raw: Any) -> Tls | None:
+        if raw is None:
+            return None
+        d = self.mapping(raw, "tls", _TLS)
+        files = {k: self.get(d, k, "tls", str, required=True) for k in sorted(_TLS)}
+        if any(v is None for v in files.values()):
+            return None
+        return Tls(**{k: (self.base / v).resolve() for k, v in files.items()})
+
     def inventory(self, data: Any) -> Inventory | None:
         if data is None:
             self.bad("(top)", "the file is empty")
@@ -386,6 +409,7 @@ class _Validator:
         sentinels = self.endpoints(d, "sentinels", "the Sentinels")
         settings = self.settings(d.get("settings"))
         auth = self.auth(d.get("auth"))
+        tls = self.tls(d.get("tls"))
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
         control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
@@ -442,6 +466,7 @@ class _Validator:
             control=dict(control),
             single=single,
             app=dict(app),
+            tls=tls,
         )
 
 

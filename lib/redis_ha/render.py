@@ -27,6 +27,25 @@ def _is_ip(host: str) -> bool:
         return False
 
 
+def listen(inv: Inventory, ep: Endpoint) -> list[str]:
+    """The port lines: plain, or TLS only (the plain port closed) when the inventory has `tls:`,
+    with replication and Sentinel's own connections over TLS too. Clients without a certificate
+    are let in (`tls-auth-clients optional`: the app needs only the CA); one with a certificate
+    must present one the CA signed."""
+    t = inv.tls
+    if t is None:
+        return [f"port {ep.port}"]
+    return [
+        "port 0",
+        f"tls-port {ep.port}",
+        f'tls-cert-file "{t.cert_file}"',
+        f'tls-key-file "{t.key_file}"',
+        f'tls-ca-cert-file "{t.ca_file}"',
+        "tls-replication yes",
+        "tls-auth-clients optional",
+    ]
+
+
 def _bind(ep: Endpoint, lab: bool) -> str:
     if lab:
         return ep.host if _is_ip(ep.host) else "127.0.0.1"
@@ -47,7 +66,7 @@ def redis_conf(
     s = inv.settings
     lines = [
         f"# redis-ha-runbooks: {node.name} of {inv.name} (rendered; edit the inventory instead)",
-        f"port {node.port}",
+        *listen(inv, node),
         f"bind {_bind(node, inv.lab)}",
         "protected-mode no" if password else "protected-mode yes",
         "daemonize no",
@@ -95,7 +114,7 @@ def sentinel_conf(
     m = inv.master_name
     lines = [
         f"# redis-ha-runbooks: {sentinel.name} of {inv.name} (rendered; Sentinel rewrites it)",
-        f"port {sentinel.port}",
+        *listen(inv, sentinel),
         f"bind {_bind(sentinel, inv.lab)}",
         "protected-mode no" if password else "protected-mode yes",
         "daemonize no",

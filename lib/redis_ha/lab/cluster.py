@@ -27,7 +27,7 @@ from redis_ha.control.base import starts_safely
 from redis_ha.errors import LabError
 from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
 from redis_ha.lab import proxy
-from redis_ha.render import redis_conf, sentinel_conf, write_private
+from redis_ha.render import listen, redis_conf, sentinel_conf, write_private
 
 INSTALL_HINT = (
     "redis-server and redis-sentinel are needed for the lab: "
@@ -379,6 +379,10 @@ class Lab:
         self.ensure_password()
         self.ensure_proxy()
         running = self.running()
+        if self.inv.tls is not None:
+            from redis_ha.lab.tls import ensure_ca  # a throwaway CA for this lab
+
+            ensure_ca(self.inv.tls)
         if acl and not self.acl:
             if running:
                 raise LabError("the lab runs without ACL users: invoke lab.down first")
@@ -422,7 +426,7 @@ class Lab:
         if fresh or not conf.exists():
             pw = self.ensure_password()
             lines = [
-                f"port {s.port}",
+                *listen(self.inv, s),
                 f"bind {s.host}",
                 "daemonize no",
                 f'dir "{self.proc_dir(s.name)}"',
