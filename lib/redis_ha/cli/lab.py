@@ -17,7 +17,7 @@ from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
-from redis_ha.errors import HAError
+from redis_ha.errors import HAError, LabError
 from redis_ha.lab import faults
 from redis_ha.lab import partition as partitionmod
 from redis_ha.lab.cluster import Lab
@@ -29,12 +29,19 @@ from redis_ha.lab.traffic import CLIENTS, Report, Traffic
         "inventory": INVENTORY_HELP,
         "timeout": "seconds to wait for a healthy cluster",
         "acl": "start a new lab with the least-privilege ACL users of inventories/acl/",
+        "tls": "TLS only, with a throwaway CA (the inventory's `tls:` files, e.g. "
+        "inventories/lab-tls.yaml)",
     }
 )
 @expected_errors
-def up(c, inventory=None, timeout=30, acl=False):
+def up(c, inventory=None, timeout=30, acl=False, tls=False):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
     inv = load_inventory(inventory)
+    if tls and inv.tls is None:
+        raise LabError(
+            f"--tls: {inv.path} has no `tls:` section naming the CA, certificate and key files "
+            "(use inventories/lab-tls.yaml, or add one)"
+        )
     lab = Lab(inv)
     res = lab.up(timeout=float(timeout), acl=bool(acl))
     if res.started:
