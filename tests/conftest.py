@@ -9,10 +9,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 import redis
 
 from redis_ha import conn, inventory
+from redis_ha.actions.node import RUNTIME_SETTINGS
 from redis_ha.inventory import Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
@@ -48,6 +50,26 @@ def run_invoke(
     )
 
 
+def spawn_invoke(
+    *args: str,
+    inventory: Path | str,
+    env: dict[str, str] | None = None,
+    rows: int = 60,
+    timeout: float = 30,
+) -> pexpect.spawn:
+    """Run `invoke ARGS` at a real terminal (pexpect), 160 columns wide, from the repo root."""
+    full_env = {**os.environ, "COLUMNS": "160", "LINES": str(rows), "NO_COLOR": "1", **(env or {})}
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "invoke", *args, "--inventory", str(inventory)],
+        cwd=str(ROOT),
+        env=full_env,
+        encoding="utf-8",
+        timeout=timeout,
+        dimensions=(rows, 160),
+    )
+
+
 @pytest.fixture(scope="session")
 def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A real 3+3 cluster (+ the legacy single instance) on free ports, for the whole session."""
@@ -55,28 +77,42 @@ def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(inventory.load(path))
     try:
         lab.up(timeout=60)
+        baseline(lab)
         yield lab
     finally:
         lab.down()
 
 
+_BASELINE: dict[str, dict[str, str]] = {}
+
+
+def baseline(lab: Lab) -> dict[str, dict[str, str]]:
+    """Every run-time setting a procedure may change, as each node had it when the lab came up."""
+    if not _BASELINE:
+        for ep in lab.inv.nodes:
+            c = conn.client(lab.inv, ep, timeout=1.0)
+            try:
+                got = c.config_get(*RUNTIME_SETTINGS)
+            finally:
+                c.close()
+            _BASELINE[ep.name] = {k: str(got[k]) for k in RUNTIME_SETTINGS if k in got}
+    return _BASELINE
+
+
 def reset_settings(lab: Lab) -> None:
     """Undo what a test may leave on live nodes: changed settings, paused writes, the lock key.
 
-    Processes and roles are repaired by `Lab.up`; this puts back the inventory's run-time
-    settings so no test inherits another's (e.g. replica-priority 0 from an interrupted rebuild).
+    Processes and roles are repaired by `Lab.up`; this puts back every setting a procedure may
+    change (`actions.node.RUNTIME_SETTINGS`, not a hand-kept list) to its value at the start, so
+    no test inherits another's (e.g. replica-priority 0 from an interrupted rebuild).
     """
-    s = lab.inv.settings
-    pw = lab.inv.password() or ""
+    want = baseline(lab)
     for ep in lab.inv.nodes:
         c = conn.client(lab.inv, ep, timeout=1.0)
         try:
             c.execute_command("CLIENT", "UNPAUSE")
-            c.config_set("replica-priority", s.replica_priority)
-            c.config_set("replica-announced", "yes")
-            c.config_set("min-replicas-to-write", s.min_replicas_to_write)
-            c.config_set("min-replicas-max-lag", s.min_replicas_max_lag)
-            c.config_set("masterauth", pw)
+            for k, v in want.get(ep.name, {}).items():
+                c.config_set(k, v)
             if c.info("replication").get("role") == "master":
                 c.delete(*[k for k in c.scan_iter("redis-ha-runbooks:*")] or ["-"])
         except redis.RedisError:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 
 import pexpect
 
 from redis_ha.lab.cluster import Lab
 
-from .conftest import ROOT, run_invoke
+from .conftest import run_invoke, spawn_invoke
 
 
 def test_incident_json_healthy_then_replica_crash(lab: Lab) -> None:
@@ -46,16 +44,7 @@ def test_incident_interactive_offers_the_runbook(lab: Lab) -> None:
     primary = lab.current_primary().name
     replica = next(n.name for n in lab.inv.nodes if n.name != primary)
     lab.signal(replica, signal.SIGKILL)
-    env = {**os.environ, "COLUMNS": "160", "LINES": "60", "NO_COLOR": "1"}
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "invoke", "incident", "--inventory", str(lab.inv.path)],
-        cwd=str(ROOT),
-        env=env,
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(60, 160),
-    )
+    child = spawn_invoke("incident", inventory=lab.inv.path)
     try:
         child.expect("What next")
         screen = child.before

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from redis_ha import journal as journalmod
-from redis_ha.runner import clock_line
+from redis_ha.clock import clock_line
 
 
 @pytest.fixture

@@ -248,5 +248,5 @@ def test_wrong_password_is_one_line(lab: Lab, jdir: Path, tmp_path: Path) -> Non
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         "error: every node and Sentinel refused us: authentication failed (wrong password?); "
-        f"check the password file {pw}"
+        f'check the password file {pw}, as ACL user "default" (the inventory names no other)'
     ]

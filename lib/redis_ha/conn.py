@@ -60,9 +60,23 @@ def tls_kwargs(inv: Inventory) -> dict[str, Any]:
     }
 
 
-# Every error text that means "the cluster refused who we are", not "the node is down", starts
-# with one of these (`refused_credentials`): the verdict is then unknown, not down.
-_REFUSED = ("authentication failed", "authentication required", "permission denied")
+def credential_problem(e: BaseException) -> str | None:
+    """What is wrong with our credentials (WRONGPASS, NOAUTH, NOPERM), or None for other errors.
+
+    A node that refuses the tool's credentials answered: it is not down, and a verdict built on
+    it would be a false page (`health.cannot_judge`).
+    """
+    text = str(e) or type(e).__name__
+    low = text.lower()
+    # Before the generic AuthenticationError: with no password, redis-py 8 gets NOAUTH, or for its
+    # HELLO "must be called with the client already authenticated", both as AuthenticationError.
+    if "noauth" in low or "authentication required" in low or "already authenticated" in low:
+        return "authentication required (no password configured?)"
+    if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
+        return "authentication failed (wrong password?)"
+    if isinstance(e, redis.exceptions.NoPermissionError) or low.startswith("noperm"):
+        return f"permission denied ({text.splitlines()[0]})"
+    return None
 
 
 def describe_error(e: BaseException, inv: Inventory | None = None) -> str:
@@ -70,13 +84,9 @@ def describe_error(e: BaseException, inv: Inventory | None = None) -> str:
     inventory, the credential source to check."""
     text = str(e) or type(e).__name__
     low = text.lower()
-    check = f"; check {inv.credential_source()}" if inv is not None else ""
-    if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
-        return f"authentication failed (wrong password?){check}"
-    if "noauth" in low or "authentication required" in low:
-        return f"authentication required (no password configured?){check}"
-    if isinstance(e, redis.exceptions.NoPermissionError) or low.startswith("noperm"):
-        return f"permission denied ({text.splitlines()[0]}){check}"
+    denied = credential_problem(e)
+    if denied:
+        return denied + (f"; check {inv.credential_source()}" if inv is not None else "")
     if isinstance(e, redis.TimeoutError):
         return "timed out (node hung or unreachable)"
     if isinstance(e, redis.ConnectionError):
@@ -84,11 +94,6 @@ def describe_error(e: BaseException, inv: Inventory | None = None) -> str:
             return "connection refused (not running?)"
         return f"unreachable ({text.splitlines()[0]})"
     return text.splitlines()[0]
-
-
-def refused_credentials(error: str | None) -> bool:
-    """The endpoint answered but refused our password, user or permissions (not down)."""
-    return bool(error) and str(error).startswith(_REFUSED)
 
 
 def call(inv: Inventory, ep: Endpoint, *args: Any, timeout: float = 2.0) -> Any:

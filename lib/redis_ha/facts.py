@@ -7,6 +7,7 @@ node costs one socket timeout, never a stalled command.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 import redis
 
-from redis_ha.conn import FAST_TIMEOUT, client, describe_error, refused_credentials
+from redis_ha.conn import FAST_TIMEOUT, client, credential_problem, describe_error
 from redis_ha.errors import InventoryError
 from redis_ha.inventory import Endpoint, Inventory
 
@@ -28,6 +29,29 @@ CONFIG_KEYS = (
     "appendonly",
     "maxmemory",
     "maxmemory-policy",
+)
+
+# INFO figures kept as numbers for monitoring (watch, metrics, capacity), named as INFO names them.
+STAT_KEYS = (
+    "instantaneous_ops_per_sec",
+    "total_commands_processed",
+    "keyspace_hits",
+    "keyspace_misses",
+    "evicted_keys",
+    "expired_keys",
+    "connected_clients",
+    "blocked_clients",
+    "rejected_connections",
+    "used_memory_rss",
+    "used_memory_peak",
+    "mem_fragmentation_ratio",
+    "repl_backlog_size",
+    "repl_backlog_histlen",
+    "master_repl_offset",
+    "connected_slaves",
+    "sync_full",
+    "total_net_input_bytes",
+    "total_net_output_bytes",
 )
 
 
@@ -50,6 +74,7 @@ class NodeFacts:
     address: str
     up: bool
     error: str | None = None
+    denied: bool = False  # it refused our credentials, or they could not be read
     role: str | None = None  # "master" | "replica"
     replicating_from: str | None = None  # node name, or host:port when not in the inventory
     link_up: bool | None = None
@@ -70,12 +95,8 @@ class NodeFacts:
     pid: int | None = None
     uptime_s: int | None = None
     config: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # STAT_KEYS from INFO
     elapsed_ms: int = 0
-
-    @property
-    def refused(self) -> bool:
-        """It answered but refused our credentials: its state is unknown, not down."""
-        return refused_credentials(self.error) and not self.up
 
 
 @dataclass
@@ -99,11 +120,7 @@ class SentinelFacts:
     sentinels: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, str] = field(default_factory=dict)
     elapsed_ms: int = 0
-
-    @property
-    def refused(self) -> bool:
-        """It answered but refused our credentials: its state is unknown, not down."""
-        return refused_credentials(self.error) and not self.up
+    denied: bool = False  # it refused our credentials (as NodeFacts.denied)
 
     @property
     def failing_over(self) -> bool:
@@ -142,10 +159,10 @@ class ClusterFacts:
         """Reachable nodes that say they are a primary."""
         return [n for n in self.nodes if n.up and n.role == "master"]
 
-    def refused(self) -> list[NodeFacts | SentinelFacts]:
+    def denied(self) -> list[NodeFacts | SentinelFacts]:
         """Nodes and Sentinels that answered but refused our credentials."""
-        nodes: list[NodeFacts | SentinelFacts] = [n for n in self.nodes if n.refused]
-        return nodes + [s for s in self.sentinels if s.refused]
+        nodes: list[NodeFacts | SentinelFacts] = [n for n in self.nodes if n.denied]
+        return nodes + [s for s in self.sentinels if s.denied]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,7 +182,7 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
     try:
         c = client(inv, ep, timeout=timeout)
     except InventoryError as e:
-        f.error = str(e)
+        f.error, f.denied = str(e), True  # the password source cannot be read
         return f
     try:
         p = c.pipeline(transaction=False)
@@ -185,6 +202,7 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
         f.error = describe_error(e, inv)
+        f.denied = credential_problem(e) is not None
     finally:
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)
@@ -203,6 +221,9 @@ def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
     f.maxmemory = _int(info.get("maxmemory"))
     f.total_memory = _int(info.get("total_system_memory"))
     f.replica_priority = _int(f.config.get("replica-priority"))
+    for k in STAT_KEYS:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            f.stats[k] = float(info[k])
     if f.role == "master":
         f.offset = _int(info.get("master_repl_offset"))
         f.good_replicas = _int(info.get("min_slaves_good_slaves"))
@@ -238,7 +259,7 @@ def sentinel_facts(
     try:
         c = client(inv, ep, timeout=timeout)
     except InventoryError as e:
-        f.error = str(e)
+        f.error, f.denied = str(e), True  # the password source cannot be read
         return f
     m = inv.master_name
     try:
@@ -286,6 +307,7 @@ def sentinel_facts(
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
         f.error = describe_error(e, inv)
+        f.denied = credential_problem(e) is not None
     finally:
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)

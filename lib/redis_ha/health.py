@@ -15,7 +15,7 @@ from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
 from redis_ha.inventory import Inventory
 
 HEALTHY, DEGRADED, DOWN, UNKNOWN = "healthy", "degraded", "down", "unknown"
-# 3 is UNKNOWN as monitoring plugins read it: we could not look, which is not "down".
+# Nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the check itself could not judge).
 EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2, UNKNOWN: 3}
 # The one threshold of "in sync": a replica further behind its primary than this is lagging (a
 # problem in the verdict, and not caught up for a check that waits for a replica to catch up).
@@ -109,19 +109,48 @@ def sync_problem(
     return None
 
 
+def cannot_judge(facts: ClusterFacts) -> str | None:
+    """Why the tool cannot judge the cluster, or None when it can.
+
+    When no node could be read and at least one refused our credentials (or they could not be
+    read), "down" would be a guess: those nodes answered. The verdict is then UNKNOWN.
+    """
+    if any(n.up for n in facts.nodes):
+        return None
+    denied = [n for n in facts.nodes if n.denied]
+    if not denied:
+        return None
+    by_error: dict[str, list[str]] = {}
+    for n in denied:
+        by_error.setdefault(n.error or "refused", []).append(n.name)
+    said = "; ".join(f"{err} on {', '.join(names)}" for err, names in by_error.items())
+    return f"no node accepted the tool's credentials: {said}"
+
+
 def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     """A verdict with every problem said in plain words."""
+    why = cannot_judge(facts)
+    if why:
+        return Health(
+            level=UNKNOWN,
+            primary=None,
+            authoritative=None,
+            quorum_ok=False,
+            split_brain=False,
+            sentinels_agree=False,
+            problems=[why],
+        )
     problems: list[str] = []
     s_up = [s for s in facts.sentinels if s.up]
     for s in facts.sentinels:
-        if s.refused:
+        if s.denied:
             problems.append(f"{s.name} ({s.address}) refused our credentials: {s.error}")
         elif not s.up:
             problems.append(f"{s.name} ({s.address}) is down: {s.error}")
         elif s.error:
             problems.append(f"{s.name}: {s.error}")
     for n in facts.nodes:
-        if n.refused:
+        if n.denied:
             problems.append(f"{n.name} ({n.address}) refused our credentials: {n.error}")
         elif not n.up:
             problems.append(f"{n.name} ({n.address}) is down: {n.error}")
@@ -149,7 +178,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
         cand = next((n for n in facts.nodes if n.name == pname), None)
         if cand is None:
             problems.append(f"the Sentinels' primary {auth_addr} is not a node of this inventory")
-        elif cand.refused:
+        elif cand.denied:
             problems.append(f"the primary {cand.name} named by the Sentinels refused us")
         elif not cand.up:
             problems.append(f"the primary {cand.name} named by the Sentinels is unreachable")
@@ -174,7 +203,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     if s_up and not any(s.quorum_ok for s in s_up):
         msg = next((s.quorum_msg for s in s_up if s.quorum_msg), "")
         problems.append(f"Sentinel quorum check failed: {msg}")
-    if not s_up and not all(s.refused for s in facts.sentinels):
+    if not s_up and not all(s.denied for s in facts.sentinels):
         problems.append("no Sentinel answers: automatic failover is impossible")
 
     good: list[str] = []
@@ -210,7 +239,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
             )
 
     writable = primary is not None and len(good) >= inv.settings.min_replicas_to_write
-    refused = facts.refused()
+    refused = facts.denied()
     if not writable and refused:
         level = UNKNOWN  # what we cannot see may be fine: never "down" on our own mistake
         problems.append(

@@ -38,6 +38,8 @@ class Endpoint:
     # The address the cluster (Sentinels, replicas) uses for this node when it differs from the
     # one the tool uses (NAT, or the lab's partition proxies): `host:port`.
     announce: str | None = None
+    # What the service is sized at, for `invoke cost` (memory_gb, vcpu, volume_gb; see cost.py).
+    size: dict[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -110,6 +112,7 @@ class Inventory:
     single: Endpoint | None = None
     tls: Tls | None = None
     app: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
 
     def node(self, name: str) -> Endpoint:
         """The Redis node called `name`, or a clear error listing the known ones."""
@@ -171,17 +174,20 @@ class Inventory:
         return None
 
     def credential_source(self) -> str:
-        """Where to look when the cluster refuses us: the variable, the file, the ACL user."""
+        """Where the tool's password comes from, for an operator to check (never the value)."""
         a = self.auth
-        if a.password_env and os.environ.get(a.password_env):
-            where = f"${a.password_env}"
-        elif a.password_file:
-            where = f"the password file {a.password_file}"
-        elif a.password_env:
-            where = f"${a.password_env}"
+        if a.username:
+            user = f'as ACL user "{a.username}"'
         else:
-            where = "the inventory's auth (no password configured)"
-        return where + (f" and the ACL user {a.username!r}" if a.username else "")
+            user = 'as ACL user "default" (the inventory names no other)'
+        if a.password_env and os.environ.get(a.password_env):
+            return f"the password in ${a.password_env}, {user}"
+        if a.password_file:
+            unset = f"${a.password_env} is not set, so " if a.password_env else ""
+            return f"{unset}the password file {a.password_file}, {user}"
+        if a.password_env:
+            return f"${a.password_env} (not set), {user}"
+        return "no password: the inventory sets neither auth.password_env nor auth.password_file"
 
     def secrets(self) -> list[str]:
         """Strings to redact from journals and output."""
@@ -253,10 +259,11 @@ _TOP = {
     "control",
     "single",
     "app",
+    "cost",
     "tls",
 }
 _TLS = {"ca_file", "cert_file", "key_file"}
-_ENDPOINT = {"name", "host", "port", "control", "announce"}
+_ENDPOINT = {"name", "host", "port", "control", "announce", "size"}
 _AUTH = {"password_env", "password_file", "username"}
 _APP = {
     "config_backend",
@@ -336,9 +343,17 @@ class _Validator:
         control = self.get(d, "control", where, dict, default={})
         self.control_backend(control, f"{where}.control.backend")
         announce = self.get(d, "announce", where, str, check=_check_hostport)
+        size = self.get(d, "size", where, dict, default={})
         if name is None or host is None or port is None:
             return None
-        return Endpoint(name=name, host=host, port=port, control=dict(control), announce=announce)
+        return Endpoint(
+            name=name,
+            host=host,
+            port=port,
+            control=dict(control),
+            announce=announce,
+            size=dict(size),
+        )
 
     def control_backend(self, control: dict[str, Any], where: str) -> None:
         """A `control.backend`, when given, is one of the registered backends (control/)."""
@@ -418,6 +433,7 @@ class _Validator:
         if d.get("single") is not None:
             single = self.endpoint(d["single"], "single")
         app = self.get(d, "app", "(top)", dict, default={})
+        cost = self.get(d, "cost", "(top)", dict, default={})
         if app:
             self.mapping(app, "app", _APP)
             cb = app.get("config_backend")
@@ -466,6 +482,7 @@ class _Validator:
             control=dict(control),
             single=single,
             app=dict(app),
+            cost=dict(cost),
             tls=tls,
         )
 

@@ -17,16 +17,13 @@ Exit codes: 0 done, 1 a step failed, 2 a guard refused, 3 the operator stopped, 
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis_ha import acl as aclmod
+from redis_ha import bounded, ui
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import journal as journalmod
@@ -34,10 +31,10 @@ from redis_ha import lock as lockmod
 from redis_ha import playbook as playbookmod
 from redis_ha import resume as resumemod
 from redis_ha import state as statemod
-from redis_ha import ui
 from redis_ha import view as viewmod
 from redis_ha.actions import registry
 from redis_ha.actions.registry import Context, Outcome, Spec
+from redis_ha.clock import clock_line, mmss
 from redis_ha.errors import HAError
 from redis_ha.inventory import Inventory
 from redis_ha.lock import ClusterLock, LockHeld
@@ -127,7 +124,7 @@ class Runner:
         spec = registry.CHECKS[ref.name]
         try:
             args = self.resolve(ref.args, spec, f"{kind} {ref.name} of step {step.id!r}")
-            out = _call(spec.fn, ref.timeout, view, **args)
+            out = bounded.call(spec.fn, ref.timeout, view, **args)
         except HAError as e:
             out = Outcome(False, str(e))
         except TimeoutError:
@@ -223,7 +220,7 @@ class Runner:
         lock: ClusterLock | None = None
         code, result, message = EXIT_FAILED, "failed", ""
         try:
-            with _sigterm_as_interrupt():
+            with bounded.sigterm_as_interrupt():
                 if self.pb.changes and not self.dry_run:
                     self._confirm_target()
                     self._check_permissions(view)
@@ -337,7 +334,7 @@ class Runner:
         ui.console.print(f"  operator:  {journalmod.operator()}")
         ui.console.print(f"  use when:  {rb.meta.get('when')}")
         exp = rb.meta.get("duration")
-        budget = f"   budget: {_mmss(self.pb.budget_s)}" if self.pb.budget_s else ""
+        budget = f"   budget: {mmss(self.pb.budget_s)}" if self.pb.budget_s else ""
         ui.console.print(f"  expected duration: {exp}{budget}")
         for p in health.problems:
             ui.console.print(f"  [yellow]![/] {p}")
@@ -533,7 +530,7 @@ class Runner:
 
     def _call_apply(self, spec: Spec, plan: Plan, timeout: float) -> Outcome:
         assert spec.apply is not None
-        return _call(spec.apply, timeout, self.ctx, plan)
+        return bounded.call(spec.apply, timeout, self.ctx, plan)
 
     def _verify(self, step: PlayStep) -> None:
         """Poll every verification on one fresh view per round until each passes or times out."""
@@ -651,9 +648,7 @@ class Runner:
         )
         style = "bold green" if code == 0 else "bold red"
         ui.console.rule(align="left")
-        ui.console.print(
-            f"[{style}]{result.upper()}[/] {message}  ({_mmss(total)})", soft_wrap=True
-        )
+        ui.console.print(f"[{style}]{result.upper()}[/] {message}  ({mmss(total)})", soft_wrap=True)
         ui.console.print(
             f"  journal: {self.jr.path}   (invoke journal.show --run {self.jr.run_id})"
         )
@@ -663,86 +658,9 @@ class Runner:
 
 def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:
     """Every endpoint refusing our password is one clear line, not a run of failed steps."""
-    refused = facts.refused()
+    refused = facts.denied()
     if refused and len(refused) == len(facts.nodes) + len(facts.sentinels):
         raise RunnerError(f"every node and Sentinel refused us: {refused[0].error}")
-
-
-def clock_line(
-    step_s: float, expected_s: float | None, total_s: float, budget_s: float | None
-) -> str:
-    """Per-step and total time, flagged against the step's expected time and the budget."""
-    parts = [f"step {_mmss(step_s)}"]
-    if expected_s and step_s > expected_s:
-        parts[0] = f"[yellow]step {_mmss(step_s)} ⚠ over the expected {_mmss(expected_s)}[/]"
-    if budget_s:
-        left = budget_s - total_s
-        if left < 0:
-            parts.append(
-                f"[bold red]elapsed {_mmss(total_s)} ⚠ OVER the {_mmss(budget_s)} budget by "
-                f"{_mmss(-left)}[/]"
-            )
-        else:
-            parts.append(
-                f"elapsed {_mmss(total_s)} of the {_mmss(budget_s)} budget, {_mmss(left)} left"
-            )
-    else:
-        parts.append(f"total {_mmss(total_s)}")
-    return "  ⏱ " + " · ".join(parts)
-
-
-def _args(args: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in args.items())
-
-
-def _mmss(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = max(0.0, s)
-    if s < 60:
-        return f"{s:.1f} s"
-    m, sec = divmod(int(s), 60)
-    return f"{m}:{sec:02d}"
-
-
-def _call(fn: Callable[..., Outcome], timeout: float, *args: Any, **kw: Any) -> Outcome:
-    """Run fn in a worker thread; TimeoutError when it takes longer than `timeout`."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["v"] = fn(*args, **kw)
-        except BaseException as e:  # handed back to the caller's thread
-            box["e"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise TimeoutError
-    if "e" in box:
-        raise box["e"]
-    out = box.get("v")
-    if not isinstance(out, Outcome):
-        return Outcome(True, str(out) if out is not None else "")
-    return out
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends a run like Ctrl-C: journaled, lock released, resumable."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def run_playbook(

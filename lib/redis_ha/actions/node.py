@@ -29,6 +29,10 @@ SAFE_SETTINGS = (
     "latency-monitor-threshold",
 )
 SECRET_SETTINGS = ("requirepass", "masterauth")
+# Every setting a procedure or a lab fault may change at run time: node.set_config's allow-list,
+# what a rebuild or a switchover sets (replica-announced, replica-priority) and what the diverge
+# fault breaks (masterauth). The tests put exactly these back after each test.
+RUNTIME_SETTINGS = (*SAFE_SETTINGS, "replica-announced", "masterauth")
 
 
 def _state_key(node: str, parameter: str) -> str:

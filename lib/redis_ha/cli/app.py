@@ -25,6 +25,7 @@ from redis_ha.cli import (
     incident,
     journal,
     lab,
+    monitor,
     replica,
     rollback,
     runbooks,
@@ -47,6 +48,11 @@ ns = Collection(
     rollback.rollback,
     runbooks.runbooks,
     journal.journal,
+    # monitoring
+    monitor.watch,
+    monitor.metrics,
+    monitor.capacity,
+    monitor.cost,
     # configuration
     config.config,
     # lab, drills, benchmarks

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
@@ -38,6 +41,23 @@ def expected_errors(fn: F) -> F:
             raise Exit("interrupted by the operator", code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def stop_on_signals(event: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM end the run cleanly (with a report); a second Ctrl-C gives up at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        event.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def friendly_parse_errors() -> None:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json as jsonlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +12,7 @@ from invoke import Collection, task
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import ui
-from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory, stop_on_signals
 from redis_ha.errors import HAError, LabError
 from redis_ha.lab import faults
 from redis_ha.lab import partition as partitionmod
@@ -59,23 +55,6 @@ def down(c, inventory=None):
     inv = load_inventory(inventory)
     stopped = Lab(inv).down()
     ui.console.print(f"stopped {', '.join(stopped)}" if stopped else "no lab process was running")
-
-
-@contextmanager
-def _stop_on_signals(event: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM end the run cleanly (with a report); a second Ctrl-C gives up at once."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        event.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _progress(snap: dict[str, Any]) -> None:
@@ -186,7 +165,7 @@ def traffic(
         progress=None if quiet else _progress,
     )
     dur = _number("duration", duration, 0.0)
-    with _stop_on_signals(t.stop_event):
+    with stop_on_signals(t.stop_event):
         t.start()
         try:
             t.wait(dur if dur > 0 else None)
