@@ -231,4 +231,3 @@ def _repair(lab: Lab) -> None:
             pass
         finally:
             c.close()
-

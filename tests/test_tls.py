@@ -4,7 +4,6 @@ every read-only task and the planned switchover work, and the switchover loses n
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +16,9 @@ from redis_ha import inventory
 from redis_ha import journal as journalmod
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
-from redis_ha.lab.traffic import Traffic
 
 from .conftest import run_invoke
+from .test_acl import switchover_under_traffic
 
 pytestmark = [
     pytest.mark.lab,
@@ -70,20 +69,4 @@ def test_read_only_tasks_over_tls(tls_lab: Lab, argv: list[str], tmp_path: Path)
 
 
 def test_switchover_over_tls_loses_no_write(tls_lab: Lab, tmp_path: Path) -> None:
-    inv = tls_lab.inv
-    old = tls_lab.current_primary().name
-    t = Traffic(inv, rate=400, client="recommended", keys=500, prefix="session:tls-")
-    t.start()
-    try:
-        time.sleep(1.0)
-        r = run_invoke(
-            "failover.manual", "--yes", inventory=inv.path,
-            env={journalmod.ENV_DIR: str(tmp_path)}, timeout=120,
-        )  # fmt: skip
-        time.sleep(1.0)
-    finally:
-        rep = t.stop()
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert tls_lab.current_primary().name != old
-    assert rep.missing_writes == 0 and rep.failed == 0, rep.to_dict()
-    assert rep.writes > 500, rep.to_dict()
+    switchover_under_traffic(tls_lab, tls_lab.inv.path, tmp_path, "session:tls-")
