@@ -1,4 +1,10 @@
-"""Shared fixtures: one real lab per test session, repaired after tests that break it."""
+"""Shared fixtures: one real lab per test session, repaired after tests that break it.
+
+The lab runs the server chosen by `--server redis|valkey|FOLDER` (or $REDIS_HA_SERVER /
+$REDIS_HA_SERVER_BIN, as the lab itself reads them; lab/binaries.py). Every test that uses a lab
+fixture (LAB_FIXTURES) is marked `lab` automatically, so `pytest -m "not lab"` is the fast subset;
+an unmarked test that starts lab processes fails, saying so.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -15,7 +22,10 @@ import redis
 
 from redis_ha import conn, inventory
 from redis_ha.actions.node import RUNTIME_SETTINGS
+from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
+from redis_ha.lab import binaries
+from redis_ha.lab.binaries import Binaries
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
 
@@ -24,6 +34,98 @@ ROOT = Path(__file__).resolve().parent.parent
 # Journals written by tasks under test go to a throwaway folder, never into the repository's
 # journal/ (a test may set its own REDIS_HA_JOURNAL_DIR on top of this).
 os.environ.setdefault("REDIS_HA_JOURNAL_DIR", tempfile.mkdtemp(prefix="redis-ha-test-journal-"))
+
+
+# Fixtures that start (or hand out) real server processes: a test using one is a lab test.
+LAB_FIXTURES = frozenset(
+    {"lab", "lab_session", "lab_inv", "fresh_lab", "server_binaries", "binaries_of"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--server",
+        default=None,
+        help="server the lab tests run on: redis, valkey or a folder of binaries "
+        f"(default ${binaries.ENV_SERVER}, else redis)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    server = config.getoption("--server")
+    if server:
+        os.environ[binaries.ENV_SERVER] = server  # the lab, and every invoke it runs, reads it
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    value, bins, why = _chosen()
+    unavailable = pytest.mark.skip(reason=f"lab server {value!r} not available: {why}")
+    for item in items:
+        if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.lab)
+        if bins is None and item.get_closest_marker("lab"):
+            item.add_marker(unavailable)
+
+
+def _chosen() -> tuple[str, Binaries | None, str]:
+    """(setting, its binaries or None, why not) for the lab of this test session."""
+    asked = binaries.choice(None, None)
+    value = asked[0] if asked else "redis"
+    try:
+        return value, binaries.resolve(value), ""
+    except LabError as e:
+        return value, None, str(e)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    value, bins, why = _chosen()
+    if bins is None:
+        return f"lab server: {value} UNAVAILABLE, every lab test will be skipped: {why}"
+    return f"lab server: {bins.label} ({bins.server})"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    value, bins, why = _chosen()
+    if bins is None:
+        terminalreporter.write_line(
+            f"LAB TESTS SKIPPED: the lab server {value!r} is not available: {why}", red=True
+        )
+
+
+@pytest.fixture(scope="session")
+def server_binaries() -> Binaries:
+    """The binaries of this session's lab server; every lab test is skipped, loudly, without."""
+    value, bins, why = _chosen()
+    if bins is None:
+        pytest.skip(f"lab server {value!r} not available: {why}")
+    return bins
+
+
+@pytest.fixture
+def binaries_of() -> Any:
+    """`binaries_of("valkey")`: another server's binaries for a test, or a loud skip."""
+
+    def find(value: str) -> Binaries:
+        try:
+            return binaries.resolve(value)
+        except LabError as e:
+            pytest.skip(f"server {value!r} not available: {e}")
+
+    return find
+
+
+@pytest.fixture(autouse=True)
+def _lab_tests_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts lab processes without being a lab test would slow `-m "not lab"`."""
+    if request.node.get_closest_marker("lab"):
+        return
+
+    def refuse(*_a: Any, **_k: Any) -> Binaries:
+        raise AssertionError(
+            f"{request.node.nodeid} starts lab processes: use a lab fixture or @pytest.mark.lab"
+        )
+
+    monkeypatch.setattr(binaries, "for_lab", refuse)
 
 
 def run_invoke(
@@ -71,7 +173,9 @@ def spawn_invoke(
 
 
 @pytest.fixture(scope="session")
-def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab_session(
+    tmp_path_factory: pytest.TempPathFactory, server_binaries: Binaries
+) -> Iterator[Lab]:
     """A real 3+3 cluster (+ the legacy single instance) on free ports, for the whole session."""
     path = write_lab_inventory(tmp_path_factory.mktemp("lab"))
     lab = Lab(inventory.load(path))
@@ -141,7 +245,7 @@ def lab_inv(lab: Lab) -> Inventory:
 
 
 @pytest.fixture
-def fresh_lab(tmp_path: Path) -> Iterator[Lab]:
+def fresh_lab(tmp_path: Path, server_binaries: Binaries) -> Iterator[Lab]:
     """A lab of its own, for tests that need production timings or a pristine start."""
     lab = Lab(inventory.load(write_lab_inventory(tmp_path)))
     try:

@@ -38,8 +38,8 @@ state = json.load(open(state_p))
 svc = args[args.index("--service") + 1]
 vars_ = state.setdefault(svc, {})
 if args[:2] == ["variable", "list"]:
-    for k, v in vars_.items():
-        print(f"{k}={v}")
+    assert "--json" in args
+    print(json.dumps(vars_))
 elif args[:2] == ["variable", "set"]:
     assert "--stdin" in args and "--skip-deploys" in args
     vars_[args[2]] = stdin.rstrip("\n")

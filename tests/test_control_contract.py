@@ -8,6 +8,7 @@ placeholder backend skips them with its reason and is checked to refuse every op
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 
 from redis_ha import control, inventory
 from redis_ha.conn import client
@@ -26,6 +28,10 @@ from redis_ha.control import Control, ControlError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import lab_inventory_dict, write_lab_inventory
+from redis_ha.render import redis_conf, write_private
+
+from . import railway_standin
+from .sshd_rig import lab_commands, sshd
 
 
 @dataclass
@@ -61,9 +67,71 @@ def lab_rig(tmp_path: Path) -> Iterator[Rig]:
         lab.down()
 
 
-# Issue 12 adds a rig per backend: ssh (an sshd on 127.0.0.1), docker (a network the test
-# creates), railway (a stand-in CLI on PATH).
-RIGS: dict[str, Callable[[Path], Any]] = {"lab": lab_rig}
+@contextmanager
+def ssh_rig(tmp_path: Path) -> Iterator[Rig]:
+    """The same processes driven through a real sshd on 127.0.0.1 (tests/sshd_rig.py)."""
+    with sshd(tmp_path) as server:
+        d = lab_inventory_dict(tmp_path, single=False, min_replicas_to_write=0)
+        path = tmp_path / "inventory.yaml"
+        d["control"] = {
+            "backend": "ssh",
+            "ssh": server.ssh_options(),
+            "commands": lab_commands(Path(d["lab_dir"]), path),
+        }
+        path.write_text(yaml.safe_dump(d))
+        inv = inventory.load(path)
+        lab = write_node_configs(inv)
+        try:
+            yield Rig(inv, control.for_node(inv, inv.nodes[0]))
+        finally:
+            lab.down()
+
+
+def write_node_configs(inv: Inventory) -> Lab:
+    """The nodes' config files where a remote start command finds them (the lab's folders)."""
+    lab = Lab(inv)
+    password = lab.ensure_password()
+    for n in inv.nodes:
+        folder = lab.proc_dir(n.name)
+        write_private(
+            lab.conf(n.name), redis_conf(inv, n, data_dir=folder, replicaof=None, password=password)
+        )
+    return lab
+
+
+@contextmanager
+def railway_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    """Services of a stand-in Railway CLI on PATH that runs them as local processes."""
+    d = lab_inventory_dict(tmp_path, single=False, min_replicas_to_write=0)
+    d["control"] = {"backend": "railway", "environment": "staging"}
+    for n in d["nodes"]:
+        n["control"] = {"service": f"svc-{n['name']}"}
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(d))
+    inv = inventory.load(path)
+    lab = write_node_configs(inv)
+    services = {
+        f"svc-{n.name}": {
+            "dir": str(lab.proc_dir(n.name)),
+            "inventory": str(path),
+            "node": n.name,
+            "environment": "staging",
+            "log": str(lab.log(n.name)),
+        }
+        for n in inv.nodes
+    }
+    state = railway_standin.install(tmp_path / "bin", services)
+    monkeypatch.setenv("PATH", f"{state}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(railway_standin.ENV_DIR, str(state))
+    monkeypatch.setenv("RAILWAY_TOKEN", "project-token-123")
+    try:
+        yield Rig(inv, control.for_node(inv, inv.nodes[0]))
+    finally:
+        lab.down()
+
+
+# Issue 12 adds a rig per backend: docker (a network the test creates) comes with it.
+RIGS: dict[str, Callable[..., Any]] = {"lab": lab_rig, "ssh": ssh_rig, "railway": railway_rig}
 PLACEHOLDERS = [n for n in control.backends() if not control.backend_class(n).implemented]
 
 
@@ -74,7 +142,9 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
         pytest.skip(f"control backend {name!r}: not implemented: issue 12")
     if name not in RIGS:
         pytest.fail(f"control backend {name!r} is implemented but has no contract rig in RIGS")
-    with RIGS[name](tmp_path) as r:
+    rig = RIGS[name]
+    extra = {"monkeypatch": request.getfixturevalue("monkeypatch")} if name == "railway" else {}
+    with rig(tmp_path, **extra) as r:
         yield r
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from redis_ha import playbook as playbookmod
 from redis_ha.actions import registry
-from redis_ha.cli import check, failover, replica, rollback, splitbrain
+from redis_ha.cli import check, failover, repair, replica, rollback, splitbrain
 from redis_ha.inventory import Inventory
 
 ACTIONS_DIR = Path(registry.__file__).parent
@@ -26,6 +26,10 @@ PROCEDURES = [
     (rollback.run, "rollback"),
     (rollback.undo, "rollback-undo"),
     (check.check, "health-check"),
+    (repair.repair, "sentinel-repair"),
+    (repair.relieve, "memory-pressure"),
+    (repair.unpause, "writes-paused"),
+    (repair.converge, "config-drift"),
 ]
 
 

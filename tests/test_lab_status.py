@@ -180,7 +180,9 @@ def test_missing_binaries_say_how_to_install(tmp_path: Path) -> None:
     from redis_ha.lab.ports import write_lab_inventory
 
     path = write_lab_inventory(tmp_path)
-    r = run_invoke("lab.up", inventory=path, env={"PATH": str(tmp_path)})
+    # Redis, the default: no server setting (the Valkey leg sets one), nothing on PATH.
+    env = {"PATH": str(tmp_path), "REDIS_HA_SERVER": "", "REDIS_HA_SERVER_BIN": ""}
+    r = run_invoke("lab.up", inventory=path, env=env)
     assert r.returncode != 0
     assert "apt-get install -y redis-server redis-sentinel" in r.stderr
     assert "Traceback" not in r.stderr

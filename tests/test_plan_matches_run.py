@@ -307,3 +307,70 @@ def test_split_brain_dry_run_is_the_run(tmp_path: Path, monkeypatch: pytest.Monk
         partition.heal(lab)
         lab.down()
         assert partition.proxy_pid(lab) is None
+
+
+def _call(lab: Lab, name: str, *args: str) -> Any:
+    eps = {e.name: e for e in (*lab.inv.nodes, *lab.inv.sentinels)}
+    c = client(lab.inv, eps[name], timeout=2.0)
+    try:
+        return c.execute_command(*args)
+    finally:
+        c.close()
+
+
+def test_sentinel_repair_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
+    """One Sentinel stopped, another made to forget the master: both back, as shown."""
+    down, lost = lab.inv.sentinels[1].name, lab.inv.sentinels[2].name
+    lab.stop(down, kill=True)
+    _call(lab, lost, "SENTINEL", "REMOVE", lab.inv.master_name)
+    dry = journaled_plans(_run(tmp_path, lab, "dry", "sentinel.repair", "--dry-run"))
+    real = journaled_plans(_run(tmp_path, lab, "real", "sentinel.repair", "--yes"))
+    assert dry == real
+    steps = {s: ops for s, _, ops in real}
+    assert steps["start-down"] == [(down, "start (control backend, its own sentinel.conf)")]
+    host, port = lab.current_primary().address.rsplit(":", 1)
+    m, q = lab.inv.master_name, lab.inv.settings.quorum
+    assert steps["monitor"][:2] == [
+        (lost, f"SENTINEL MONITOR {m} {host} {port} {q}"),
+        (lost, f"SENTINEL SET {m} auth-pass ***"),
+    ]
+    f = factsmod.gather(lab.inv)
+    assert all(s.up and not s.error for s in f.sentinels), [(s.name, s.error) for s in f.sentinels]
+
+
+def test_memory_pressure_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
+    p = lab.current_primary().name
+    _call(lab, p, "CONFIG", "SET", "maxmemory", "100000")
+    dry = journaled_plans(_run(tmp_path, lab, "dry", "memory.relieve", "--dry-run"))
+    real = journaled_plans(_run(tmp_path, lab, "real", "memory.relieve", "--yes"))
+    assert dry == real
+    steps = {s: ops for s, _, ops in real}
+    assert steps["restore-limit"] == [(p, "CONFIG SET maxmemory 0")]
+
+
+def test_writes_paused_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
+    p = lab.current_primary().name
+    _call(lab, p, "CLIENT", "PAUSE", "60000", "WRITE")
+    dry = journaled_plans(_run(tmp_path, lab, "dry", "writes.unpause", "--dry-run"))
+    real = journaled_plans(_run(tmp_path, lab, "real", "writes.unpause", "--yes"))
+    assert dry == real == [("unpause", False, [(p, "CLIENT UNPAUSE")])]
+
+
+def test_config_drift_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
+    """A node setting and a Sentinel setting changed by hand: both put back, as shown."""
+    node = next(n.name for n in lab.inv.nodes if n.name != lab.current_primary().name)
+    s = lab.inv.sentinels[0].name
+    m = lab.inv.master_name
+    _call(lab, node, "CONFIG", "SET", "min-replicas-max-lag", "99")
+    _call(lab, s, "SENTINEL", "SET", m, "parallel-syncs", "2")
+    dry = journaled_plans(_run(tmp_path, lab, "dry", "config.converge", "--dry-run"))
+    real = journaled_plans(_run(tmp_path, lab, "real", "config.converge", "--yes"))
+    assert dry == real
+    steps = {st: ops for st, _, ops in real}
+    want = lab.inv.settings
+    assert sorted(steps["converge"]) == sorted(
+        [
+            (node, f"CONFIG SET min-replicas-max-lag {want.min_replicas_max_lag}"),
+            (s, f"SENTINEL SET {m} parallel-syncs {want.parallel_syncs}"),
+        ]
+    )

@@ -74,6 +74,21 @@ def _load(inv: Inventory, primary: Endpoint, n: int, value_bytes: int = 100) -> 
         c.close()
 
 
+def hold_full_sync_open(inv: Inventory, primary: Endpoint, *, keys: int, seconds: float) -> None:
+    """Make the primary's next full sync of `keys` keys last about `seconds`, on any server.
+
+    `rdb-key-save-delay` (microseconds per key) slows the snapshot itself, which both Redis and
+    Valkey honour, where `repl-diskless-sync-delay` only postpones its start. The start delay is
+    0 so the transfer begins at once and stays open, visibly, until the primary is killed.
+    """
+    c = client(inv, primary)
+    try:
+        c.config_set("repl-diskless-sync-delay", "0")
+        c.config_set("rdb-key-save-delay", str(int(seconds * 1_000_000 / keys)))
+    finally:
+        c.close()
+
+
 def _priority(inv: Inventory, node: Endpoint) -> str:
     c = client(inv, node)
     try:
@@ -216,10 +231,11 @@ def test_rebuilding_replica_is_never_promoted(fresh_lab: Lab, tmp_path: Path):
     primary, (a, b) = _replicas(lab)
     _load(inv, primary, 20_000)
     lab.stop(b.name, kill=True)  # a is now the only replica Sentinel could choose
-    pc = client(inv, primary)
-    pc.config_set("repl-diskless-sync-delay", "30")  # hold the full sync open
-    pc.close()
+    hold_full_sync_open(inv, primary, keys=20_000, seconds=20)
     lab.stop(a.name, kill=True)
+    # Its disk lost too: with the snapshot of its first sync it would ask for a partial resync
+    # from offset 1, which Valkey's 10 MB default backlog grants (Redis's 1 MB does not).
+    faults.wipe_data(lab, a)
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "replica.rebuild", "--node", a.name, "--yes",
          "--allow-write-outage", "--sync-timeout", "10", "--inventory", str(inv.path)],
@@ -231,7 +247,7 @@ def test_rebuilding_replica_is_never_promoted(fresh_lab: Lab, tmp_path: Path):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             f = factsmod.node_facts(inv, a)
-            # restarted by the rebuild, waiting for the primary's (delayed) full sync
+            # restarted by the rebuild, in the middle of the primary's (slowed) full sync
             if f.up and f.role == "replica" and not f.link_up and f.replica_priority == 0:
                 break
             time.sleep(0.05)

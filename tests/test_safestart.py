@@ -13,6 +13,7 @@ import redis
 from redis_ha import facts as factsmod
 from redis_ha import inventory, safestart, units
 from redis_ha.facts import NodeFacts, SentinelFacts
+from redis_ha.lab.binaries import Binaries
 from redis_ha.lab.ports import free_ports
 
 from .conftest import ROOT, run_invoke
@@ -184,14 +185,13 @@ def test_bad_input_is_one_line_and_nonzero(args, says):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.lab
-def test_wrapper_execs_redis_server_with_the_same_pid(tmp_path: Path):
+def test_wrapper_execs_redis_server_with_the_same_pid(tmp_path: Path, server_binaries: Binaries):
     """Nothing reachable (a cold start): starts as configured, and redis-server keeps our PID."""
     port, dead = free_ports(2)
     p = subprocess.Popen(
         [sys.executable, "-m", "redis_ha.safestart", "--self", f"127.0.0.1:{port}"]
         + ["--sentinels", f"127.0.0.1:{dead}", "--"]
-        + ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + [server_binaries.server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         + ["--dir", str(tmp_path), "--logfile", str(tmp_path / "redis.log")],
         stderr=subprocess.PIPE,
         text=True,
@@ -228,6 +228,7 @@ def test_units_start_redis_through_the_wrapper(tmp_path: Path):
     want = "-m redis_ha.safestart --inventory /etc/redis-ha/inventory.yaml --node redis-1 --"
     assert want in start
     assert start.endswith("/usr/bin/redis-server /etc/redis-ha/redis-1.conf")
+    assert "EnvironmentFile=-/run/redis-ha/redis-1.env" in unit
     rail = (tmp_path / "redis-1.railway").read_text()
     assert "python -m redis_ha.safestart --password-env REDIS_PASSWORD -- redis-server" in rail
     assert "REDIS_HA_SELF=redis-1.railway.internal:6379" in rail

@@ -34,9 +34,10 @@ def client(
     if inv.auth.username and "username" not in kw:
         kw["username"] = inv.auth.username
     kw = {**tls_kwargs(inv), **kw}
+    host, port = reach(inv, ep)
     return redis.Redis(
-        host=ep.host,
-        port=ep.port,
+        host=host,
+        port=port,
         password=password if password is not None else inv.password(),
         socket_timeout=timeout,
         socket_connect_timeout=min(timeout, 2.0),
@@ -58,6 +59,14 @@ def tls_kwargs(inv: Inventory) -> dict[str, Any]:
         "ssl_certfile": str(t.cert_file),
         "ssl_keyfile": str(t.key_file),
     }
+
+
+def reach(inv: Inventory, ep: Endpoint) -> tuple[str, int]:
+    """Where to connect for `ep`: its address, or a local SSH forward when the inventory says
+    so (`control.tunnel`, redis_ha.tunnel: a network behind a bastion)."""
+    from redis_ha import tunnel
+
+    return tunnel.local_address(inv, ep) if tunnel.wanted(inv, ep) else (ep.host, ep.port)
 
 
 def credential_problem(e: BaseException) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -19,14 +20,38 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis_ha import appconfig, journal
+from redis_ha import drift as driftmod
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
-from redis_ha import journal
-from redis_ha.errors import LabError
+from redis_ha import view as viewmod
+from redis_ha.actions.cluster import writes_accepted
+from redis_ha.actions.rollback import probe_sessions
+from redis_ha.appconfig import envfile
+from redis_ha.conn import client
+from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import Inventory
-from redis_ha.lab import faults
-from redis_ha.lab.cluster import Lab, pid_alive, proc_state
+from redis_ha.lab import faults, partition, scenarios
+from redis_ha.lab.cluster import Lab, child_env, partitionable, pid_alive, proc_state
 from redis_ha.lab.scenarios import manual_promotion
+
+
+@dataclass(frozen=True)
+class Step:
+    """One move of the recommended response, as an operator makes it.
+
+    Either a task run as an operator runs it (`task` with its options: a dry run first, then
+    the real run with `--yes` when the task takes it), or a named step done through the lab
+    (`do`: what a person does by hand, e.g. restart a process). `interim` marks a stand-in for a
+    procedure that does not exist yet (the scenario's `procedure` names the one to use).
+    """
+
+    say: str
+    task: str | None = None
+    args: tuple[tuple[str, str], ...] = ()  # (option, value); "{primary}", "{node}" filled in
+    yes: bool = True  # pass --yes (tasks that never ask take no such option)
+    do: Callable[[Lab, dict[str, Any]], str] | None = None
+    interim: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,6 +63,18 @@ class Scenario:
     par_s: int  # a good response time for a trained engineer
     inject: Callable[[Lab, str, str], dict[str, Any]]  # (lab, primary, replica) -> what was done
     must_move_primary: bool = False
+    difficulty: str = "easy"
+    procedure: str = ""  # the runbook the response follows (may not be written yet: `interim`)
+    auto: tuple[Step, ...] = ()  # the recommended response, run by `drill.run --auto`
+    partition: bool = False  # needs a partitionable lab (lab/partition.py)
+    # A goal beyond "the cluster is healthy": (inventory) -> (criterion, ok, note).
+    resolved: Callable[[Inventory], tuple[str, bool, str]] | None = None
+    healthy_after: bool = True  # False: the response leaves the cluster down (a rollback)
+
+    @property
+    def interim(self) -> bool:
+        """True when --auto stands in for a procedure that is not written yet."""
+        return any(s.interim for s in self.auto)
 
 
 def _fault(kind: str, target: str) -> Callable[[Lab, str, str], dict[str, Any]]:
@@ -56,6 +93,99 @@ def _promote(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
     return {"did": "REPLICAOF NO ONE by hand", "node": manual_promotion(lab, replica)}
 
 
+def _freeze(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
+    old, new = scenarios.freeze_and_return(lab)
+    return {"did": f"froze {old} until {new} was promoted, then resumed it", "node": old}
+
+
+def _sentinels(n: int) -> Callable[[Lab, str, str], dict[str, Any]]:
+    def inject(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
+        names = scenarios.sentinels_down(lab, n)
+        return {"did": f"killed {', '.join(names)} (SIGKILL)", "node": names[0]}
+
+    return inject
+
+
+def _partition(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
+    out = scenarios.run(lab, "partition", write_s=1.0)
+    return {"did": f"isolated {primary}; a client kept writing to it", "node": primary, **out}
+
+
+def _all_down(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
+    return {"did": "killed every node", "node": ", ".join(scenarios.all_nodes_down(lab))}
+
+
+def _restart_empty(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
+    # Through the safe-start wrapper, as runbooks/safe-restart.md says to install it: the drill
+    # rehearses what follows (a handover), not the loss the wrapper exists to prevent.
+    return faults.restart_empty(lab, lab.inv.node(primary), safe=True).to_dict()
+
+
+def _wait_failover(lab: Lab, state: dict[str, Any]) -> str:
+    new = scenarios.wait_new_primary(lab.inv, state["primary"], timeout=60)
+    return f"the Sentinels promoted {new}"
+
+
+def _restart_processes(lab: Lab, state: dict[str, Any]) -> str:
+    """Start what is down, from its own config (the lab's `lab.up`; elsewhere the supervisor)."""
+    res = lab.up(timeout=60)
+    return f"started {', '.join(res.started) or 'nothing (all running)'}"
+
+
+def _heal(lab: Lab, state: dict[str, Any]) -> str:
+    was = partition.heal(lab)
+    lab.wait_ready(30)
+    return f"the network came back for {', '.join(was) or 'nobody'}; the cluster settled"
+
+
+def _app_on_single(lab: Lab, state: dict[str, Any]) -> str:
+    """Watch the app come back (its error rate, on call): its session writes reach the single
+    instance. The rollback's own probe proves the config works, not that the app took it."""
+    inv = lab.inv
+    assert inv.single is not None
+    c = client(inv, inv.single, timeout=2.0)
+    try:
+
+        def sets() -> int:
+            return int(c.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
+
+        first, deadline = sets(), time.monotonic() + 30
+        while sets() < first + 20:
+            if time.monotonic() > deadline:
+                raise LabError("the app sent no session writes to the single instance in 30 s")
+            time.sleep(0.2)
+        return f"the app writes sessions to {inv.single.name} ({sets() - first} SETs seen)"
+    finally:
+        c.close()
+
+
+def _no_drift(inv: Inventory) -> tuple[str, bool, str]:
+    drifts, _ = driftmod.find_drift(inv, factsmod.gather(inv, detail=False))
+    return "live settings match the inventory", not drifts, "; ".join(map(str, drifts)) or "none"
+
+
+def _writes_ok(inv: Inventory) -> tuple[str, bool, str]:
+    out = writes_accepted(viewmod.take(inv))
+    return "the primary accepts writes", out.ok, out.message
+
+
+def _on_single(inv: Inventory) -> tuple[str, bool, str]:
+    out = probe_sessions(inv, appconfig.SINGLE)
+    return "the app serves sessions from the single instance", out.ok, out.message
+
+
+CHECK = Step("verify the whole cluster (the health-check runbook)", task="check")
+VERIFY = Step(
+    "verify after the failover", task="failover.verify", args=(("old", "{primary}"),), yes=False
+)
+REBUILD = Step("rebuild the replica", task="replica.rebuild", args=(("node", "{node}"),))
+RECOVER = Step("recover from split-brain", task="splitbrain.recover")
+REPAIR_SENTINELS = Step(
+    "repair the Sentinels (the sentinel-repair runbook)", task="sentinel.repair"
+)
+RELIEVE_MEMORY = Step("relieve the memory pressure (the runbook)", task="memory.relieve")
+CONVERGE = Step("put the drifted settings back (the config-drift runbook)", task="config.converge")
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -66,6 +196,8 @@ SCENARIOS: dict[str, Scenario] = {
             ("replica-rebuild",),
             300,
             _fault("crash", "replica"),
+            procedure="replica-rebuild",
+            auto=(REBUILD,),
         ),
         Scenario(
             "replica-diverge",
@@ -74,6 +206,9 @@ SCENARIOS: dict[str, Scenario] = {
             ("replica-rebuild",),
             300,
             _fault("diverge", "replica"),
+            difficulty="medium",
+            procedure="replica-rebuild",
+            auto=(REBUILD,),
         ),
         Scenario(
             "primary-crash",
@@ -83,6 +218,105 @@ SCENARIOS: dict[str, Scenario] = {
             420,
             _fault("crash", "primary"),
             must_move_primary=True,
+            procedure="failover-automatic",
+            auto=(
+                Step("wait for the alert: Sentinel promoted a replica", do=_wait_failover),
+                VERIFY,
+                Step("restart the old primary's process (runbook step 2)", do=_restart_processes),
+                VERIFY,
+            ),
+        ),
+        Scenario(
+            "primary-freeze",
+            "The primary hung, Sentinel failed over, then it came back",
+            "ALERT redis primary {node} stopped answering for several seconds; it answers again.",
+            ("failover-automatic", "split-brain"),
+            300,
+            _freeze,
+            must_move_primary=True,
+            difficulty="medium",
+            procedure="split-brain",
+            # It returns still claiming primary until Sentinel's next INFO (up to 10 s): the
+            # failover-automatic runbook's step 1 sends that to split-brain, then verify.
+            auto=(RECOVER, VERIFY),
+        ),
+        Scenario(
+            "sentinel-down",
+            "A Sentinel crashed",
+            "ALERT sentinel {node} is not answering; 2 of 3 Sentinels left.",
+            ("sentinel-repair", "health-check"),
+            300,
+            _sentinels(1),
+            procedure="sentinel-repair",
+            auto=(REPAIR_SENTINELS, CHECK),
+        ),
+        Scenario(
+            "two-sentinels-down",
+            "Two Sentinels crashed: no failover can be authorised",
+            "ALERT 2 of 3 Sentinels are not answering ({node} among them): quorum lost.",
+            ("sentinel-repair", "health-check"),
+            300,
+            _sentinels(2),
+            difficulty="medium",
+            procedure="sentinel-repair",
+            auto=(REPAIR_SENTINELS, CHECK),
+        ),
+        Scenario(
+            "split-brain",
+            "A network partition isolates the primary; clients on its side keep writing",
+            "ALERT two redis nodes report role:master ({primary} cut off from the cluster).",
+            ("split-brain",),
+            600,
+            _partition,
+            must_move_primary=True,
+            difficulty="hard",
+            procedure="split-brain",
+            auto=(
+                RECOVER,
+                Step("the network comes back (end of the partition)", do=_heal),
+                CHECK,
+            ),
+            partition=True,
+        ),
+        Scenario(
+            "manual-promotion",
+            "A well-meaning colleague promoted a replica by hand",
+            "ALERT two redis nodes report role:master ({node} and {primary}).",
+            ("split-brain",),
+            300,
+            _promote,
+            difficulty="medium",
+            procedure="split-brain",
+            auto=(RECOVER,),
+        ),
+        Scenario(
+            "all-down",
+            "Every Redis node is down and will not come back soon: roll back",
+            "ALERT every redis node is down; sessions are failing. The cluster cannot be "
+            "repaired within the 30-minute budget.",
+            ("rollback",),
+            900,
+            _all_down,
+            difficulty="hard",
+            procedure="rollback",
+            auto=(
+                Step("roll back to the single instance", task="rollback"),
+                Step("watch the app serve sessions again", do=_app_on_single),
+            ),
+            resolved=_on_single,
+            healthy_after=False,
+        ),
+        Scenario(
+            "restart-empty",
+            "The primary was restarted empty at once by its supervisor (safe-start installed)",
+            "ALERT redis {primary} restarted (uptime 2 s); Sentinel reports a switch-master.",
+            ("failover-automatic",),
+            300,
+            _restart_empty,
+            must_move_primary=True,
+            difficulty="medium",
+            procedure="failover-automatic",
+            auto=(VERIFY,),
         ),
         Scenario(
             "planned-switchover",
@@ -93,14 +327,32 @@ SCENARIOS: dict[str, Scenario] = {
             180,
             _nothing,
             must_move_primary=True,
+            procedure="failover-manual",
+            auto=(Step("planned failover", task="failover.manual"),),
         ),
         Scenario(
-            "manual-promotion",
-            "A well-meaning colleague promoted a replica by hand",
-            "ALERT two redis nodes report role:master ({node} and {primary}).",
-            ("split-brain",),
+            "memory-pressure",
+            "The primary is out of memory (noeviction): writes refused",
+            "ALERT redis {primary}: OOM command not allowed when used memory > 'maxmemory'.",
+            ("memory-pressure", "health-check"),
             300,
-            _promote,
+            _fault("oom", "primary"),
+            difficulty="medium",
+            procedure="memory-pressure",
+            auto=(RELIEVE_MEMORY, CHECK),
+            resolved=_writes_ok,
+        ),
+        Scenario(
+            "config-drift",
+            "A live setting was changed by hand away from the inventory",
+            "TICKET config.drift reports {primary}: min-replicas-to-write differs from the "
+            "inventory.",
+            ("config-drift", "health-check"),
+            300,
+            _fault("drift", "primary"),
+            procedure="config-drift",
+            auto=(CONVERGE, CHECK),
+            resolved=_no_drift,
         ),
     )
 }
@@ -112,6 +364,7 @@ class Item:
     points: int
     max_points: int
     note: str
+    must: bool = False  # a drill passes only with full marks on every `must` item
 
 
 @dataclass
@@ -121,6 +374,8 @@ class Scorecard:
     started: float
     ended: float
     items: list[Item] = field(default_factory=list)
+    mode: str = "trainee"  # or "auto": drill.run --auto ran the recommended response
+    response: list[dict[str, Any]] = field(default_factory=list)  # --auto: each step, timed
 
     @property
     def score(self) -> int:
@@ -133,7 +388,7 @@ class Scorecard:
     @property
     def passed(self) -> bool:
         # Resolved and no session lost are not negotiable; the rest is style and speed.
-        return all(i.points == i.max_points for i in self.items if i.criterion in _MUST)
+        return all(i.points == i.max_points for i in self.items if i.must)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -143,7 +398,6 @@ class Scorecard:
 
 
 TRAFFIC = "drill-traffic"  # the lab process name of the drill's app simulator
-_MUST = ("cluster healthy", "no acknowledged write lost")
 
 
 def score(
@@ -154,14 +408,21 @@ def score(
     runs: list[dict[str, Any]],
     traffic: dict[str, Any] | None,
     now: float,
+    resolved: tuple[str, bool, str] | None = None,
 ) -> Scorecard:
-    """The scorecard, from facts only: health now, journals since the start, traffic report."""
+    """The scorecard, from facts only: health now (or the scenario's own goal, `resolved`),
+    journals since the start, traffic report."""
     card = Scorecard(sc.name, state.get("operator", "?"), state["started"], now)
-    ok = health.healthy
-    note = "healthy" if ok else "; ".join(health.problems[:3]) or health.level
-    if sc.must_move_primary and health.primary == state.get("primary"):
-        ok, note = False, f"the primary is still {health.primary}"
-    card.items.append(Item("cluster healthy", 40 if ok else 0, 40, note))
+    card.mode = state.get("mode", "trainee")
+    if resolved is not None:
+        name, ok, note = resolved
+        card.items.append(Item(name, 40 if ok else 0, 40, note, must=True))
+    if sc.healthy_after:
+        ok = health.healthy
+        note = "healthy" if ok else "; ".join(health.problems[:3]) or health.level
+        if sc.must_move_primary and health.primary == state.get("primary"):
+            ok, note = False, f"the primary is still {health.primary}"
+        card.items.append(Item("cluster healthy", 40 if ok else 0, 40, note, must=True))
 
     real = [r for r in runs if not r.get("dry_run")]
     good = [r for r in real if r.get("procedure") in sc.expected and r.get("result") == "completed"]
@@ -202,7 +463,7 @@ def score(
     speed = 15 if took <= sc.par_s else (8 if took <= 2 * sc.par_s else 0)
     card.items.append(Item("time to resolve", speed, 15, f"{took:.0f} s (par {sc.par_s} s)"))
     if traffic is None:
-        card.items.append(Item("no acknowledged write lost", 0, 15, "no traffic report"))
+        card.items.append(Item("no acknowledged write lost", 0, 15, "no traffic report", True))
     else:
         lost = int(traffic.get("missing_writes") or 0) + int(traffic.get("missing_keys") or 0)
         card.items.append(
@@ -212,6 +473,7 @@ def score(
                 15,
                 f"{lost} lost, {traffic.get('failed', 0)} failed requests, longest write stall "
                 f"{traffic.get('write_stall_s', 0)} s",
+                must=True,
             )
         )
     return card
@@ -232,17 +494,30 @@ def load_state(inv: Inventory) -> dict[str, Any] | None:
         return None
 
 
-def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
-    """Check the lab is healthy, start background traffic, inject the fault, save the state."""
-    if scenario not in SCENARIOS:
-        raise LabError(f"unknown scenario {scenario!r} (choose from: {', '.join(SCENARIOS)})")
-    lab = Lab(inv)
+def scenario_named(name: str) -> Scenario:
+    if name not in SCENARIOS:
+        raise LabError(f"unknown scenario {name!r} (choose from: {', '.join(SCENARIOS)})")
+    return SCENARIOS[name]
+
+
+def _refuse_running(inv: Inventory) -> None:
     old = load_state(inv)
     if old and traffic_alive(int(old.get("traffic_pid") or 0)):
         raise LabError(
             f"a {old['scenario']} drill is already running since "
             f"{journal.utc(old['started'])}; finish it with: invoke drill.score"
         )
+
+
+def start(
+    inv: Inventory, scenario: str, *, rate: int = 500, mode: str = "trainee"
+) -> dict[str, Any]:
+    """Check the lab is healthy, start background traffic, inject the fault, save the state."""
+    sc = scenario_named(scenario)
+    lab = Lab(inv)
+    _refuse_running(inv)
+    if sc.partition:
+        partition.require_partitionable(lab)
     facts = factsmod.gather(inv)
     h = healthmod.assess(inv, facts)
     if not h.healthy or h.primary is None:
@@ -250,19 +525,28 @@ def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
             "the lab is not healthy; a drill starts from a healthy lab (invoke lab.up): "
             + "; ".join(h.problems)
         )
-    sc = SCENARIOS[scenario]
     primary = h.primary
     replica = next(n.name for n in inv.nodes if n.name != primary)
     out = inv.lab_dir / "drill-traffic.json"
+    ready = inv.lab_dir / "drill-traffic.ready"
     out.unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "redis_ha", "lab.traffic", "--inventory", str(inv.path)]
     argv += ["--rate", str(rate), "--json", "--quiet", "--out", str(out), "--settle", "20"]
+    argv += ["--ready-file", str(ready)]
+    env = appconfig.env_file(inv) if inv.app.get("config_backend", "envfile") == "envfile" else None
+    if env is not None and env.exists():
+        argv += ["--env-file", str(env)]  # the app follows its config, through a rollback too
     # A lab process like the others: `lab.down` stops it, its output is in the lab folder.
     pid = lab.spawn(TRAFFIC, argv, cwd=Path.cwd())
-    time.sleep(2.0)  # the simulator loads its keys before the clock starts
-    if not pid_alive(pid):
-        log = lab.proc_dir(TRAFFIC) / "stdout.log"
-        raise LabError(f"the app simulator did not start (see {log})")
+    # The fault comes once the simulator has loaded its sessions and its clock runs.
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if not pid_alive(pid) or time.monotonic() > deadline:
+            lab.stop(TRAFFIC)
+            log = lab.proc_dir(TRAFFIC) / "stdout.log"
+            raise LabError(f"the app simulator did not start (see {log})")
+        time.sleep(0.05)
     try:
         did = sc.inject(lab, primary, replica)
     except Exception:
@@ -271,6 +555,7 @@ def start(inv: Inventory, scenario: str, *, rate: int = 500) -> dict[str, Any]:
     state = {
         "scenario": sc.name,
         "operator": journal.operator(),
+        "mode": mode,
         "started": time.time(),
         "primary": primary,
         "node": did.get("node", replica),
@@ -317,21 +602,151 @@ def runs_since(inv: Inventory, started: float) -> list[dict[str, Any]]:
     return out
 
 
-def finish(inv: Inventory) -> tuple[Scorecard, Path]:
+def finish(inv: Inventory, response: list[dict[str, Any]] | None = None) -> tuple[Scorecard, Path]:
     """Stop the drill, score it, and save the scorecard next to the journals."""
     state = load_state(inv)
     if state is None:
-        raise LabError("no drill is running on this lab (start one with: invoke drill.start)")
+        raise LabError("no drill is running on this lab (start one with: invoke drill.run)")
     sc = SCENARIOS[state["scenario"]]
     traffic = stop_traffic(state)
     now = time.time()
     h = healthmod.assess(inv, factsmod.gather(inv))
-    card = score(sc, state, health=h, runs=runs_since(inv, state["started"]), traffic=traffic,
-                 now=now)  # fmt: skip
+    card = score(
+        sc,
+        state,
+        health=h,
+        runs=runs_since(inv, state["started"]),
+        traffic=traffic,
+        now=now,
+        resolved=sc.resolved(inv) if sc.resolved else None,
+    )
+    card.response = response or []
     d = journal.journal_dir()
     d.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(state["started"]))
-    path = d / f"{stamp}-drill-{sc.name}.scorecard.json"
+    path = d / f"{stamp}-drill-{sc.name}{SUFFIX}"
     path.write_text(json.dumps(card.to_dict(), indent=2))
     state_path(inv).unlink(missing_ok=True)
     return card, path
+
+
+# --- the lab in a known state, the recommended response, the history --------------------------
+
+
+def _known_state_problems(inv: Inventory) -> list[str]:
+    """Why the lab is not the healthy, agreeing, undrifted cluster a drill starts from."""
+    f = factsmod.gather(inv)
+    h = healthmod.assess(inv, f)
+    drifts, _ = driftmod.find_drift(inv, f)
+    return [*h.problems, *(str(d) for d in drifts)] or ([] if h.healthy else [h.level])
+
+
+def prepare(inv: Inventory) -> Lab:
+    """The lab in a known state: network healed, every process up, the app on Sentinel.
+
+    A lab that is still not healthy (or has drifted settings) after that is started afresh
+    (lab.down, lab.up): a drill must not inherit the last one's damage.
+    """
+    lab = Lab(inv)
+    _refuse_running(inv)
+    if partitionable(inv) and partition.proxy_pid(lab) is not None:
+        partition.heal(lab)
+    env = appconfig.env_file(inv) if inv.app.get("env_file") else None
+    if (
+        env is not None
+        and env.exists()
+        and appconfig.mode_of(envfile.read(env)) != appconfig.SENTINEL
+    ):
+        env.unlink()  # lab.up writes the Sentinel-mode file again
+    lab.up(timeout=60)
+    if _known_state_problems(inv):
+        lab.down()
+        lab.up(timeout=60)
+        left = _known_state_problems(inv)
+        if left:
+            raise LabError("the lab is not healthy even when started afresh: " + "; ".join(left))
+    return lab
+
+
+def _fill(template: str, state: dict[str, Any]) -> str:
+    return template.format(primary=state["primary"], node=state["node"])
+
+
+def task_argv(inv: Inventory, step: Step, state: dict[str, Any]) -> list[str]:
+    """The command line an operator would type for `step` (without --dry-run / --yes)."""
+    assert step.task is not None
+    argv = [step.task]
+    for opt, value in step.args:
+        argv += [f"--{opt.replace('_', '-')}", _fill(value, state)]
+    return [*argv, "--inventory", str(inv.path)]
+
+
+def _run_task(argv: list[str]) -> int:
+    """Run one task as a separate process, its output on this terminal (the operator's view)."""
+    cmd = [sys.executable, "-m", "redis_ha", *argv]
+    return subprocess.run(cmd, env=child_env(), stdin=subprocess.DEVNULL, check=False).returncode
+
+
+def respond(lab: Lab, sc: Scenario, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run the scenario's recommended response, step by step; stop at the first failure.
+
+    Each task runs as an operator runs it: a dry run first, then for real with --yes.
+    """
+    done: list[dict[str, Any]] = []
+    for step in sc.auto:
+        t0 = time.monotonic()
+        rec: dict[str, Any] = {"step": step.say, "interim": step.interim}
+        try:
+            if step.task:
+                argv = task_argv(lab.inv, step, state)
+                rec["command"] = "invoke " + " ".join(argv[:-2])
+                code = _run_task([*argv, "--dry-run"])
+                if code == 0:
+                    code = _run_task([*argv, "--yes"] if step.yes else argv)
+                rec.update(ok=code == 0, note=f"exit {code}")
+            else:
+                assert step.do is not None
+                rec.update(ok=True, note=step.do(lab, state))
+        except HAError as e:
+            rec.update(ok=False, note=str(e))
+        rec["seconds"] = round(time.monotonic() - t0, 1)
+        done.append(rec)
+        if not rec["ok"]:
+            break
+    return done
+
+
+def run(
+    inv: Inventory, scenario: str, *, auto: bool = False, rate: int = 500
+) -> tuple[dict[str, Any], tuple[Scorecard, Path] | None]:
+    """A whole drill: the lab to a known state, traffic, the fault; with `auto`, the
+    recommended response and the scorecard (else the trainee responds, then drill.score)."""
+    sc = scenario_named(scenario)
+    lab = prepare(inv)
+    state = start(inv, sc.name, rate=rate, mode="auto" if auto else "trainee")
+    if not auto:
+        return state, None
+    try:
+        response = respond(lab, sc, state)
+    except BaseException:
+        stop_traffic(state, timeout=5)  # never leave the simulator running behind an error
+        state_path(inv).unlink(missing_ok=True)
+        raise
+    return state, finish(inv, response)
+
+
+SUFFIX = ".scorecard.json"
+
+
+def history(operator: str | None = None) -> list[dict[str, Any]]:
+    """Every saved scorecard (oldest first), optionally one person's."""
+    cards = []
+    for p in sorted(journal.journal_dir().glob(f"*{SUFFIX}")):
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if operator is None or d.get("operator") == operator:
+            d["saved"] = str(p)
+            cards.append(d)
+    return sorted(cards, key=lambda d: float(d.get("started") or 0))

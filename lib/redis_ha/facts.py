@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import redis
 from redis_ha.conn import FAST_TIMEOUT, client, credential_problem, describe_error
 from redis_ha.errors import InventoryError
 from redis_ha.inventory import Endpoint, Inventory
+from redis_ha.servers import identity
 
 CONFIG_KEYS = (
     "min-replicas-to-write",
@@ -87,11 +89,13 @@ class NodeFacts:
     used_memory: int | None = None
     maxmemory: int | None = None
     total_memory: int | None = None
+    writes_paused: bool | None = None  # a primary whose probe PUBLISH stalls (CLIENT PAUSE)
     replica_priority: int | None = None
     good_replicas: int | None = None  # min_slaves_good_slaves, when min-replicas-to-write is set
     replicas: list[ReplicaLink] = field(default_factory=list)
     run_id: str | None = None
-    version: str | None = None
+    server: str | None = None  # "redis" | "valkey" (INFO server_name; absent means Redis)
+    version: str | None = None  # that server's own version (valkey_version for Valkey)
     pid: int | None = None
     uptime_s: int | None = None
     config: dict[str, str] = field(default_factory=dict)
@@ -119,6 +123,12 @@ class SentinelFacts:
     replicas: list[dict[str, Any]] = field(default_factory=list)
     sentinels: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, str] = field(default_factory=dict)
+    server: str | None = None
+    version: str | None = None
+    # Option tokens of SENTINEL FAILOVER per the Sentinel's COMMAND DOCS (["COORDINATED"] on
+    # Valkey 9+); None when it cannot show them. Read by servers.coordinated_failover.
+    failover_options: list[str] | None = None
+    tilt: bool = False  # INFO sentinel `sentinel_tilt`: it acts on nothing until it leaves TILT
     elapsed_ms: int = 0
     denied: bool = False  # it refused our credentials (as NodeFacts.denied)
 
@@ -199,6 +209,8 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         elif isinstance(cfg, dict):
             f.config = {str(k): str(v) for k, v in cfg.items()}
         _fill_node(f, inv, info)
+        if f.role == "master":
+            f.writes_paused = _writes_paused(inv, ep)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
         f.error = describe_error(e, inv)
@@ -209,11 +221,39 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
     return f
 
 
+# Redis 7.0 shows no pause in INFO: a PUBLISH to a channel nobody reads is the harmless command
+# CLIENT PAUSE WRITE holds back; its stall within this time is the pause.
+PAUSE_PROBE_S = 0.25
+PAUSE_PROBE_CHANNEL = "redis-ha-runbooks:pause-probe"
+
+
+def _writes_paused(inv: Inventory, ep: Endpoint) -> bool | None:
+    """True when a write-class command stalls while the node answers PING on another
+    connection at once (a node merely slow is None: unknown, never "paused")."""
+    c = client(inv, ep, timeout=PAUSE_PROBE_S)
+    try:
+        c.publish(PAUSE_PROBE_CHANNEL, "")
+        return False
+    except redis.TimeoutError:
+        pass
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        c.close()
+    ping = client(inv, ep, timeout=PAUSE_PROBE_S)
+    try:
+        return bool(ping.ping()) or None
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        ping.close()
+
+
 def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
     role = info.get("role")
     f.role = "replica" if role in ("slave", "replica") else role
     f.run_id = info.get("run_id")
-    f.version = str(info.get("redis_version")) if info.get("redis_version") else None
+    f.server, f.version = identity(info)
     f.pid = _int(info.get("process_id"))
     f.uptime_s = _int(info.get("uptime_in_seconds"))
     f.loading = bool(_int(info.get("loading"), 0))
@@ -270,8 +310,13 @@ def sentinel_facts(
         if detail:
             p.execute_command("SENTINEL", "REPLICAS", m)
             p.execute_command("SENTINEL", "SENTINELS", m)
+        p.info("sentinel")
+        p.info("server")
+        p.execute_command("COMMAND DOCS", "sentinel|failover")  # one string: no reply parser
         res = p.execute(raise_on_error=False)
         addr, master, ck = res[0], res[1], res[2]
+        if isinstance(res[-3], dict):
+            f.tilt = bool(_int(res[-3].get("sentinel_tilt"), 0))
         if isinstance(addr, (redis.ConnectionError, redis.TimeoutError)):
             raise addr
         if isinstance(addr, redis.ResponseError) and "unknown" not in str(addr).lower():
@@ -299,7 +344,11 @@ def sentinel_facts(
             f.quorum_ok, f.quorum_msg = False, str(ck)
         else:
             f.quorum_ok, f.quorum_msg = True, str(ck)
-        if detail and len(res) >= 5:
+        if isinstance(res[-2], dict):
+            f.server, f.version = identity(res[-2])
+        if not isinstance(res[-1], Exception):
+            f.failover_options = argument_tokens(res[-1])
+        if detail and len(res) >= 7:
             if isinstance(res[3], list):
                 f.replicas = [_pairs(r) for r in res[3]]
             if isinstance(res[4], list):
@@ -321,6 +370,26 @@ def _pairs(v: Any) -> dict[str, Any]:
     if isinstance(v, list):
         return {str(k): val for k, val in zip(v[::2], v[1::2], strict=False)}
     return {}
+
+
+def argument_tokens(docs: Any) -> list[str] | None:
+    """The option tokens of one command from its COMMAND DOCS reply; None for an empty reply.
+
+    The reply is {name: {..., "arguments": [{"name": ..., "token": "COORDINATED"}, ...]}}, maps
+    (RESP3) or flat [k, v, ...] lists (RESP2); block arguments nest their own "arguments".
+    """
+    entries = _pairs(docs)
+    if not entries:
+        return None
+    doc = _pairs(next(iter(entries.values())))
+    return [str(a["token"]).upper() for a in _arguments(doc) if a.get("token")]
+
+
+def _arguments(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for raw in doc.get("arguments") or []:
+        arg = _pairs(raw)
+        yield arg
+        yield from _arguments(arg)
 
 
 def gather(inv: Inventory, timeout: float = FAST_TIMEOUT, *, detail: bool = True) -> ClusterFacts:

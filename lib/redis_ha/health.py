@@ -288,6 +288,8 @@ def status_dict(inv: Inventory, facts: ClusterFacts, health: Health) -> dict[str
                 "keys": n.keys,
                 "sync_in_progress": n.sync_in_progress,
                 "replica_priority": n.replica_priority,
+                "server": n.server,
+                "version": n.version,
             }
             for n in facts.nodes
         ],
@@ -303,6 +305,8 @@ def status_dict(inv: Inventory, facts: ClusterFacts, health: Health) -> dict[str
                 "flags": s.flags,
                 "quorum_ok": s.quorum_ok,
                 "failover_state": s.failover_state,
+                "server": s.server,
+                "version": s.version,
             }
             for s in facts.sentinels
         ],

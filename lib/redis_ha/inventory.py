@@ -22,6 +22,7 @@ from redis_ha.errors import InventoryError
 
 DEFAULT_INVENTORY = "inventories/lab.yaml"  # under paths.home(), else the one shipped
 ENV_INVENTORY = "REDIS_HA_INVENTORY"
+SERVER_KINDS = ("redis", "valkey")  # what `lab_server` may name besides a folder (lab/binaries.py)
 APP_CONFIG_BACKENDS = ("envfile", "railway", "manual")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -113,6 +114,7 @@ class Inventory:
     tls: Tls | None = None
     app: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
+    lab_server: str | None = None  # redis, valkey, or a folder of binaries (lab/binaries.py)
 
     def node(self, name: str) -> Endpoint:
         """The Redis node called `name`, or a clear error listing the known ones."""
@@ -251,6 +253,7 @@ _TOP = {
     "name",
     "lab",
     "lab_dir",
+    "lab_server",
     "master_name",
     "auth",
     "nodes",
@@ -265,8 +268,36 @@ _TOP = {
 _TLS = {"ca_file", "cert_file", "key_file"}
 _ENDPOINT = {"name", "host", "port", "control", "announce", "size"}
 _AUTH = {"password_env", "password_file", "username"}
+# `control.ssh` (redis_ha.control.ssh) and the kinds of its values.
+SSH_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "host": str,
+    "port": int,
+    "user": str,
+    "key_file": str,
+    "agent": bool,
+    "jump": str,
+    "known_hosts": str,
+    "accept_new_host_key": bool,
+    "sudo": bool,
+    "unit": str,
+    "connect_timeout": (int, float),
+    "command_timeout": (int, float),
+    "start_timeout": (int, float),
+    "stop_timeout": (int, float),
+}
+# `control.commands`: the operations of the ssh backend, and the placeholders each may use.
+SSH_COMMANDS: dict[str, tuple[str, ...]] = {
+    "start": ("name", "unit", "port", "args"),
+    "start_safe": ("name", "unit", "port", "args"),
+    "stop": ("name", "unit", "port"),
+    "restart": ("name", "unit", "port", "args"),
+    "is_running": ("name", "unit", "port"),
+    "log": ("name", "unit", "port", "lines"),
+    "mem_available": ("name", "unit", "port"),
+}
 _APP = {
     "config_backend",
+    "environment",
     "env_file",
     "service",
     "health_url",
@@ -341,7 +372,7 @@ class _Validator:
         host = self.get(d, "host", where, str, required=True, check=_check_host)
         port = self.get(d, "port", where, int, required=True, check=_check_port)
         control = self.get(d, "control", where, dict, default={})
-        self.control_backend(control, f"{where}.control.backend")
+        self.control(control, f"{where}.control")
         announce = self.get(d, "announce", where, str, check=_check_hostport)
         size = self.get(d, "size", where, dict, default={})
         if name is None or host is None or port is None:
@@ -355,11 +386,25 @@ class _Validator:
             size=dict(size),
         )
 
-    def control_backend(self, control: dict[str, Any], where: str) -> None:
-        """A `control.backend`, when given, is one of the registered backends (control/)."""
+    def control(self, control: dict[str, Any], where: str) -> None:
+        """A `control` mapping: its backend is a registered one (control/); its ssh options,
+        commands, tunnel flag and Railway environment are of the right kinds."""
         backend = control.get("backend")
         if backend is not None and backend not in controlmod.names():
-            self.bad(where, f"must be one of {', '.join(controlmod.names())}, not {backend!r}")
+            self.bad(
+                f"{where}.backend",
+                f"must be one of {', '.join(controlmod.names())}, not {backend!r}",
+            )
+        self.get(control, "tunnel", where, bool)
+        self.get(control, "environment", where, str, check=_check_host)
+        ssh = self.get(control, "ssh", where, dict, default={})
+        self.mapping(ssh, f"{where}.ssh", set(SSH_OPTIONS))
+        for key, kind in SSH_OPTIONS.items():
+            self.get(ssh, key, f"{where}.ssh", kind, check=_SSH_CHECKS.get(key))
+        commands = self.get(control, "commands", where, dict, default={})
+        self.mapping(commands, f"{where}.commands", set(SSH_COMMANDS))
+        for key, fields in SSH_COMMANDS.items():
+            self.get(commands, key, f"{where}.commands", str, check=_template_check(fields))
 
     def endpoints(self, d: dict[str, Any], key: str, count_hint: str) -> tuple[Endpoint, ...]:
         raw = self.get(d, key, "(top)", list, required=True, default=[])
@@ -427,8 +472,11 @@ class _Validator:
         tls = self.tls(d.get("tls"))
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
+        lab_server = self.get(d, "lab_server", "(top)", str, check=_check_server)
+        if lab_server and lab_server not in SERVER_KINDS:
+            lab_server = str((self.base / lab_server).resolve())  # a folder, like lab_dir
         control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
-        self.control_backend(control, "control.backend")
+        self.control(control, "control")
         single = None
         if d.get("single") is not None:
             single = self.endpoint(d["single"], "single")
@@ -483,6 +531,7 @@ class _Validator:
             single=single,
             app=dict(app),
             cost=dict(cost),
+            lab_server=lab_server,
             tls=tls,
         )
 
@@ -538,6 +587,59 @@ def _check_port(v: int) -> str | None:
     if not 1 <= v <= 65535:
         return f"{v} is not a valid port (1-65535)"
     return None
+
+
+def hostspec(v: str) -> tuple[str | None, str, int | None]:
+    """`[user@]host[:port]` (a jump host) -> (user, host, port); a bad one raises ValueError."""
+    user, _, rest = v.rpartition("@")
+    host, sep, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if _check_host(host) or (sep and not (port.isdigit() and 1 <= int(port) <= 65535)):
+        raise ValueError(f"{v!r} is not [user@]host[:port]")
+    return user or None, host, int(port) if port else None
+
+
+def _check_hostspec(v: str) -> str | None:
+    try:
+        hostspec(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _check_positive(v: float) -> str | None:
+    return None if v > 0 else f"must be more than 0 seconds, got {v}"
+
+
+_SSH_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "host": _check_host,
+    "port": _check_port,
+    "jump": _check_hostspec,
+    "connect_timeout": _check_positive,
+    "command_timeout": _check_positive,
+    "start_timeout": _check_positive,
+    "stop_timeout": _check_positive,
+}
+
+
+def _template_check(fields: tuple[str, ...]) -> Callable[[str], str | None]:
+    """A command template may use only these `{placeholders}` (literal braces doubled)."""
+
+    def check(v: str) -> str | None:
+        try:
+            v.format(**{f: "" for f in fields})
+        except KeyError as e:
+            return f"unknown placeholder {{{e.args[0]}}} (known here: {', '.join(fields)})"
+        except (ValueError, IndexError) as e:
+            return f"{v!r} is not a command template ({e}; write literal braces as {{{{ }}}})"
+        return None
+
+    return check
+
+
+def _check_server(v: str) -> str | None:
+    if v in SERVER_KINDS or (v.strip() and "/" in v):
+        return None
+    return f"{v!r} is not {' or '.join(SERVER_KINDS)} nor a folder path"
 
 
 def _check_nonneg(v: int) -> str | None:

@@ -113,9 +113,10 @@ class Journal:
 
 
 def runs(d: Path | None = None) -> list[Path]:
-    """Journal files, oldest first."""
+    """Journal files, oldest first (run journals are named `<UTC time>-<procedure>.jsonl`; the
+    folder also holds other JSONL files, e.g. split-brain salvage exports)."""
     d = d or journal_dir()
-    return sorted(d.glob("*.jsonl")) if d.exists() else []
+    return sorted(p for p in d.glob("*.jsonl") if p.name[:1].isdigit()) if d.exists() else []
 
 
 def _procedure_of(path: Path) -> str:

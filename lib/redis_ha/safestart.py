@@ -368,7 +368,10 @@ def parse(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ns = p.parse_args(own)
     if not server:
         raise InventoryError("give the redis-server command after '--'")
-    return ns, server
+    # Arguments a procedure wants from the next start (replicaof, replica-priority 0), set by a
+    # control backend where it cannot change the command line: a unit's EnvironmentFile (ssh),
+    # a service variable (Railway).
+    return ns, server + shlex.split(os.environ.get("REDIS_HA_ARGS", ""))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redis_ha.errors import HAError
 from redis_ha.inventory import Endpoint, Inventory
 
 # 9665:X 26 Nov 2026 12:53:32.241 # +promoted-slave slave 127.0.0.1:46665 ... @ mymaster ...
@@ -140,14 +141,30 @@ def parse_log(text: str, sentinel: str) -> list[Event]:
     return [e for line in text.splitlines() if (e := parse_line(line, sentinel))]
 
 
+LOG_LINES = 5000  # lines of each Sentinel's log read back: hours of a quiet Sentinel's events
+
+
 def log_path(inv: Inventory, s: Endpoint) -> Path | None:
-    """Where a Sentinel's log can be read locally: `control.log_file`, or the lab's folder."""
+    """An explicit log file the tool can read here (`control.log_file`), else None."""
     explicit = s.control.get("log_file")
-    if explicit:
-        return Path(str(explicit))
-    if inv.lab:
-        return inv.lab_dir / s.name / "sentinel.log"
-    return None
+    return Path(str(explicit)) if explicit else None
+
+
+def read_log(inv: Inventory, s: Endpoint, lines: int = LOG_LINES) -> list[str] | None:
+    """A Sentinel's recent log: its `control.log_file`, else through its control backend
+    (the lab's file, journalctl over ssh, `railway logs`, ...). None when it cannot be read."""
+    from redis_ha import control
+
+    p = log_path(inv, s)
+    if p is not None:
+        try:
+            return p.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return None
+    try:
+        return control.for_node(inv, s).log_tail(s, lines)
+    except HAError:
+        return None
 
 
 def read_events(inv: Inventory) -> tuple[list[Event], list[str]]:
@@ -155,15 +172,11 @@ def read_events(inv: Inventory) -> tuple[list[Event], list[str]]:
     events: list[Event] = []
     missing: list[str] = []
     for s in inv.sentinels:
-        p = log_path(inv, s)
-        try:
-            text = p.read_text(errors="replace") if p else None
-        except OSError:
-            text = None
+        text = read_log(inv, s)
         if text is None:
             missing.append(s.name)
             continue
-        events += parse_log(text, s.name)
+        events += [e for line in text if (e := parse_line(line, s.name))]
     events.sort(key=lambda e: e.ts)
     return events, missing
 

@@ -1,17 +1,24 @@
 """Incident triage: from facts to "what is wrong, and which runbook fixes it" (pure).
 
 The on-call engineer paged at 3 a.m. should not have to map symptoms to procedures under stress.
-Each finding names the symptom in plain words, why it matters, and the exact command to run next.
-Findings are ordered: what loses sessions or writes first, then what removes redundancy.
+The diagnoses are data (`RULES`): each rule is a detector over one look at the cluster and a
+leaf naming the runbook, the step to start at and the command with its arguments, so
+`runbooks.check` can check every leaf and a test can walk the table. Findings are ordered: what
+loses sessions or writes first, then what removes redundancy, then what only drifts.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from redis_ha.facts import ClusterFacts
-from redis_ha.health import UNKNOWN, Health
+from redis_ha import drift as driftmod
+from redis_ha import runbook as runbookmod
+from redis_ha.facts import ClusterFacts, NodeFacts
+from redis_ha.health import IN_SYNC_MAX_LAG_BYTES, UNKNOWN, Health, in_sync
 from redis_ha.inventory import Inventory
 
 CRITICAL, HIGH, MEDIUM, INFO = 0, 1, 2, 3
@@ -20,6 +27,9 @@ SEVERITY_NAMES = {CRITICAL: "critical", HIGH: "high", MEDIUM: "medium", INFO: "i
 # A primary that came back this recently with no keys while a replica still has data is the
 # restart-empty danger (runbooks/safe-restart.md): its replicas are about to be wiped.
 RESTART_EMPTY_UPTIME_S = 120
+# A primary using this share of maxmemory under an evicting policy is dropping sessions.
+EVICTING_SHARE = 0.95
+NOT_MONITORING = "does not monitor"
 
 
 @dataclass
@@ -30,6 +40,8 @@ class Finding:
     runbook: str | None  # procedure name (runbooks/<name>.md)
     command: str | None  # the next command to run
     params: dict[str, Any] = field(default_factory=dict)  # for running the procedure directly
+    diagnosis: str = ""  # the rule's name (stable, for bots)
+    step: str | None = None  # the runbook step to start at
 
     @property
     def severity_name(self) -> str:
@@ -41,9 +53,557 @@ class Finding:
         return d
 
 
+class Seen(NamedTuple):
+    """One look at the cluster, as every detector receives it."""
+
+    inv: Inventory
+    facts: ClusterFacts
+    health: Health
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """Where a diagnosis leads: runbook, the step to start at, and the command to run.
+
+    `args` is the task's arguments as a template over the match (`--node {node}`); `inputs` are
+    the match values handed to the procedure when `incident` runs it; `before` is what must be
+    done by hand first (restarting a process no backend may reach); `dry_first` shows the plan
+    before the run.
+    """
+
+    runbook: str
+    step: str
+    task: str
+    args: str = ""
+    inputs: tuple[str, ...] = ()
+    before: str = ""
+    dry_first: bool = False
+
+    def command(self, match: dict[str, Any]) -> str:
+        base = f"invoke {self.task}" + (f" {self.args.format(**match)}" if self.args else "")
+        cmd = f"{base} --dry-run, then {base}" if self.dry_first else base
+        return f"{self.before.format(**match)}, then {cmd}" if self.before else cmd
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One diagnosis: a detector yielding one match per occurrence, its words, and its leaf."""
+
+    name: str
+    severity: int | Callable[[Seen, dict[str, Any]], int]
+    detect: Callable[[Seen], Iterator[dict[str, Any]]]
+    title: str
+    why: str
+    leaf: Leaf
+
+    def findings(self, seen: Seen) -> Iterator[Finding]:
+        for m in self.detect(seen):
+            sev = self.severity(seen, m) if callable(self.severity) else self.severity
+            yield Finding(
+                sev,
+                self.title.format(**m),
+                self.why.format(**m),
+                self.leaf.runbook,
+                self.leaf.command(m),
+                {k: m[k] for k in self.leaf.inputs},
+                self.name,
+                self.leaf.step,
+            )
+
+
+# --- detectors (pure, over one Seen) --------------------------------------------------------
+
+
+def _settings(seen: Seen) -> dict[str, Any]:
+    s = seen.inv.settings
+    return {
+        "quorum": s.quorum,
+        "min_replicas": s.min_replicas_to_write,
+        "failover_s": f"{s.failover_timeout_ms / 1000:.0f}",
+        "down_after_s": f"{s.down_after_ms / 1000:g}",
+    }
+
+
+def named_primaries(facts: ClusterFacts) -> set[str]:
+    """The primaries the answering, monitoring Sentinels name (one when they agree), by
+    inventory name (by address when it is not one)."""
+    return {s.primary_name or s.primary for s in facts.sentinels if s.up and s.primary}
+
+
+def _named(seen: Seen) -> set[str]:
+    return named_primaries(seen.facts)
+
+
+def _primary(seen: Seen) -> NodeFacts | None:
+    """The primary clients reach: the verdict's, or, with too few Sentinels for a majority,
+    the one node claiming it that every answering Sentinel names."""
+    if seen.health.primary:
+        return seen.facts.node(seen.health.primary)
+    claimed = seen.facts.claimed_primaries()
+    if len(claimed) == 1 and _named(seen) == {claimed[0].name}:
+        return claimed[0]
+    return None
+
+
+def _in_sync(seen: Seen) -> list[str]:
+    """The in-sync replicas of `_primary` (the verdict's list when it named the primary)."""
+    p = _primary(seen)
+    if p is None or seen.health.primary:
+        return seen.health.in_sync_replicas
+    return [n.name for n in seen.facts.nodes if n is not p and n.up and in_sync(n, p)]
+
+
+def _s_up(seen: Seen) -> int:
+    return sum(1 for s in seen.facts.sentinels if s.up)
+
+
+def all_down(seen: Seen) -> Iterator[dict[str, Any]]:
+    if not any(n.up for n in seen.facts.nodes):
+        yield {"n": len(seen.facts.nodes)}
+
+
+def _uptime(n: NodeFacts) -> int:
+    """Seconds up; unknown counts as long up (0 is a node started this very second)."""
+    return 10**9 if n.uptime_s is None else n.uptime_s
+
+
+def restart_empty(seen: Seen) -> Iterator[dict[str, Any]]:
+    """A primary up for moments with 0 keys while some replica of it still holds data."""
+    for p in seen.facts.claimed_primaries():
+        if _uptime(p) > RESTART_EMPTY_UPTIME_S or (p.keys or 0) > 0:
+            continue
+        if any(r.up and r.role == "replica" and (r.keys or 0) > 0 for r in seen.facts.nodes):
+            yield {"node": p.name}
+            return
+
+
+def two_primaries(seen: Seen) -> Iterator[dict[str, Any]]:
+    claimed = [n for n in seen.facts.claimed_primaries() if not _just_back(seen, n)]
+    if len(claimed) > 1:
+        yield {"nodes": ", ".join(n.name for n in claimed)}
+
+
+def sentinels_disagree(seen: Seen) -> Iterator[dict[str, Any]]:
+    if len(_named(seen)) > 1 and len(seen.facts.claimed_primaries()) <= 1:
+        said = ", ".join(
+            f"{s.name} says {s.primary_name or s.primary or 'nothing'}"
+            for s in seen.facts.sentinels
+            if s.up
+        )
+        yield {"said": said}
+
+
+def _no_primary(seen: Seen) -> bool:
+    up = any(n.up for n in seen.facts.nodes)
+    return _primary(seen) is None and len(_named(seen)) <= 1 and up
+
+
+def failover_pending(seen: Seen) -> Iterator[dict[str, Any]]:
+    f = seen.facts
+    who = [s.name for s in f.sentinels if s.up and (s.failing_over or "o_down" in s.flags)]
+    if _no_primary(seen) and who:
+        yield {**_settings(seen), "who": ", ".join(who)}
+
+
+def primary_down_no_quorum(seen: Seen) -> Iterator[dict[str, Any]]:
+    pending = next(failover_pending(seen), None)
+    if _no_primary(seen) and not pending and _s_up(seen) < seen.inv.settings.quorum:
+        yield {**_settings(seen), "up": _s_up(seen)}
+
+
+def primary_down(seen: Seen) -> Iterator[dict[str, Any]]:
+    pending = next(failover_pending(seen), None)
+    if _no_primary(seen) and not pending and _s_up(seen) >= seen.inv.settings.quorum:
+        yield _settings(seen)
+
+
+def _memory(p: NodeFacts) -> tuple[int, int, str]:
+    policy = p.config.get("maxmemory-policy", "")
+    return p.used_memory or 0, p.maxmemory or 0, policy
+
+
+def out_of_memory(seen: Seen) -> Iterator[dict[str, Any]]:
+    p = _primary(seen)
+    if p is None:
+        return
+    used, limit, policy = _memory(p)
+    if limit and used >= limit and policy == "noeviction":
+        yield {"node": p.name, "used": used, "limit": limit}
+
+
+def noreplicas(seen: Seen) -> Iterator[dict[str, Any]]:
+    p = _primary(seen)
+    need = seen.inv.settings.min_replicas_to_write
+    if p is None or not need or len(_in_sync(seen)) >= need:
+        return
+    # A replica to bring back: not the old primary still down (restarting it is its own
+    # finding, never a rebuild), not one in a full sync (it is coming back by itself).
+    worst = next(
+        (
+            n
+            for n in seen.facts.nodes
+            if _lost_replica(seen, n)
+            and not _sentinel_lists_unseen(seen, n.name)
+            and not (n.up and (n.sync_in_progress or n.loading))
+        ),
+        None,
+    )
+    if worst is not None:
+        yield {**_settings(seen), "primary": p.name, "node": worst.name}
+
+
+def writes_paused(seen: Seen) -> Iterator[dict[str, Any]]:
+    for n in seen.facts.claimed_primaries():
+        if n.writes_paused:
+            yield {"node": n.name}
+
+
+def _sentinel_lists_unseen(seen: Seen, node: str) -> bool:
+    """Some Sentinel lists `node` as a replica it has never heard from since it became one
+    (`info-refresh` 0): the old primary after a failover, not a replica that crashed."""
+    for s in seen.facts.sentinels:
+        for r in s.replicas:
+            addr = str(r.get("name", ""))
+            if seen.inv.name_of(addr) == node and str(r.get("info-refresh", "")) == "0":
+                return True
+    return False
+
+
+def old_primary_down(seen: Seen) -> Iterator[dict[str, Any]]:
+    p = _primary(seen)
+    if p is None:
+        return
+    for n in seen.facts.nodes:
+        if not n.up and _sentinel_lists_unseen(seen, n.name):
+            yield {"node": n.name, "primary": p.name}
+
+
+def _lost_replica(seen: Seen, n: NodeFacts) -> bool:
+    """Not the primary, not a second primary, and not an in-sync replica."""
+    p = _primary(seen)
+    primary = p.name if p else None
+    return n.name != primary and n.name not in _in_sync(seen) and n.role != "master"
+
+
+def _replicas(seen: Seen, state: Callable[[NodeFacts], bool]) -> Iterator[dict[str, Any]]:
+    p = _primary(seen)
+    if p is None:
+        return
+    for n in seen.facts.nodes:
+        if _lost_replica(seen, n) and state(n):
+            yield {**_settings(seen), "node": n.name, "primary": p.name}
+
+
+def replica_down(seen: Seen) -> Iterator[dict[str, Any]]:
+    yield from _replicas(seen, lambda n: not n.up and not _sentinel_lists_unseen(seen, n.name))
+
+
+def _settled(n: NodeFacts) -> bool:
+    return n.up and not (n.sync_in_progress or n.loading)
+
+
+def _just_back(seen: Seen, n: NodeFacts) -> bool:
+    """Restarted moments ago as a primary no Sentinel names, holding nothing: the old primary
+    back, before Sentinel turns it into a replica (a split-brain with nothing to salvage)."""
+    p = _primary(seen)
+    fresh = _uptime(n) <= RESTART_EMPTY_UPTIME_S and (n.keys or 0) == 0
+    unnamed = n.name not in _named(seen)
+    return n.up and n.role == "master" and p is not None and n is not p and fresh and unnamed
+
+
+def back_not_replicating(seen: Seen) -> Iterator[dict[str, Any]]:
+    p = _primary(seen)
+    for n in seen.facts.nodes:
+        if p is not None and _just_back(seen, n):
+            yield {"node": n.name, "primary": p.name}
+
+
+def replica_detached(seen: Seen) -> Iterator[dict[str, Any]]:
+    yield from _replicas(seen, _settled)
+
+
+def replica_syncing(seen: Seen) -> Iterator[dict[str, Any]]:
+    yield from _replicas(seen, lambda n: n.up and (n.sync_in_progress or n.loading))
+
+
+def replica_lagging(seen: Seen) -> Iterator[dict[str, Any]]:
+    p = _primary(seen)
+    if p is None:
+        return
+    for name in _in_sync(seen):
+        n = seen.facts.node(name)
+        if (n.lag_bytes or 0) > IN_SYNC_MAX_LAG_BYTES:
+            yield {"node": name, "lag": n.lag_bytes, "primary": p.name}
+
+
+def quorum_lost(seen: Seen) -> Iterator[dict[str, Any]]:
+    if _primary(seen) is not None and _s_up(seen) < seen.inv.settings.quorum:
+        yield {**_settings(seen), "up": _s_up(seen), "down": _down_sentinels(seen)}
+
+
+def _down_sentinels(seen: Seen) -> str:
+    return ", ".join(s.name for s in seen.facts.sentinels if not s.up)
+
+
+def sentinels_down(seen: Seen) -> Iterator[dict[str, Any]]:
+    up, n = _s_up(seen), len(seen.facts.sentinels)
+    if up < n and (up >= seen.inv.settings.quorum or _primary(seen) is None):
+        yield {**_settings(seen), "up": up, "n": n, "down": _down_sentinels(seen)}
+
+
+def _sentinels_down_severity(seen: Seen, m: dict[str, Any]) -> int:
+    return HIGH if m["up"] <= seen.inv.settings.quorum else MEDIUM
+
+
+def not_monitoring(seen: Seen) -> Iterator[dict[str, Any]]:
+    for s in seen.facts.sentinels:
+        if s.up and s.error and NOT_MONITORING in s.error:
+            yield {"sentinel": s.name, "master": seen.inv.master_name}
+
+
+def tilt(seen: Seen) -> Iterator[dict[str, Any]]:
+    for s in seen.facts.sentinels:
+        if s.up and s.tilt:
+            yield {"sentinel": s.name}
+
+
+def evicting(seen: Seen) -> Iterator[dict[str, Any]]:
+    p = _primary(seen)
+    if p is None:
+        return
+    used, limit, policy = _memory(p)
+    full = limit and used >= EVICTING_SHARE * limit
+    evicted = int(p.stats.get("evicted_keys", 0))
+    if full and policy != "noeviction" and evicted > 0:
+        yield {"node": p.name, "evicted": evicted, "policy": policy}
+
+
+def config_drift(seen: Seen) -> Iterator[dict[str, Any]]:
+    drifts, _ = driftmod.find_drift(seen.inv, seen.facts)
+    if drifts:
+        first = "; ".join(str(d) for d in drifts[:3])
+        more = f" (+{len(drifts) - 3} more)" if len(drifts) > 3 else ""
+        targets = ", ".join(sorted({d.target for d in drifts}))
+        yield {"targets": targets, "drifts": first + more}
+
+
+def unexplained(seen: Seen) -> Iterator[dict[str, Any]]:
+    for p in seen.health.problems:
+        yield {"problem": p}
+
+
+# --- the table ------------------------------------------------------------------------------
+
+SENTINEL_REPAIR = "sentinel-repair"
+MEMORY = "memory-pressure"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "all-down",
+        CRITICAL,
+        all_down,
+        "every Redis node is down ({n} of {n})",
+        "no session can be read or written; roll back to the single instance (30-minute "
+        "budget) while the cluster is brought back",
+        Leaf("rollback", "preflight", "rollback.run"),
+    ),
+    Rule(
+        "restart-empty",
+        CRITICAL,
+        restart_empty,
+        "{node} restarted empty and is still the primary",
+        "its replicas will resynchronise from it and lose every session; "
+        "stop it or make it a replica now",
+        Leaf("safe-restart", "if-it-happened-anyway", "runbooks.show", "safe-restart"),
+    ),
+    Rule(
+        "split-brain",
+        CRITICAL,
+        two_primaries,
+        "split-brain: more than one node says it is primary ({nodes})",
+        "writes acknowledged by a stale primary are lost when it is demoted",
+        Leaf("split-brain", "assess", "splitbrain.recover", dry_first=True),
+    ),
+    Rule(
+        "sentinels-disagree",
+        CRITICAL,
+        sentinels_disagree,
+        "Sentinels disagree on the primary ({said})",
+        "clients asking different Sentinels write to different nodes",
+        Leaf("split-brain", "assess", "splitbrain.recover", dry_first=True),
+    ),
+    Rule(
+        "failover-pending",
+        CRITICAL,
+        failover_pending,
+        "the primary is down and Sentinel is failing over",
+        "{who} report it; wait up to failover-timeout ({failover_s} s), then verify",
+        Leaf("failover-automatic", "agreement", "failover.verify"),
+    ),
+    Rule(
+        "primary-down-no-quorum",
+        CRITICAL,
+        primary_down_no_quorum,
+        "no usable primary and only {up} Sentinel(s) answer",
+        "quorum is {quorum}: Sentinel cannot fail over by itself; "
+        "restore Sentinels, or fall back to the single instance",
+        Leaf("rollback", "preflight", "rollback.run"),
+    ),
+    Rule(
+        "primary-down",
+        CRITICAL,
+        primary_down,
+        "no usable primary",
+        "Sentinel fails over after down-after ({down_after_s} s); if it does not recover within "
+        "minutes, roll back to the single instance (30-minute budget)",
+        Leaf("failover-automatic", "agreement", "failover.verify"),
+    ),
+    Rule(
+        "out-of-memory",
+        CRITICAL,
+        out_of_memory,
+        "primary {node} refuses writes: out of memory ({used} of maxmemory {limit} bytes, "
+        "noeviction)",
+        "every new session fails with OOM; raise maxmemory back to the inventory's value or "
+        "free memory",
+        Leaf(MEMORY, "measure", "memory.relieve"),
+    ),
+    Rule(
+        "noreplicas",
+        CRITICAL,
+        noreplicas,
+        "primary {primary} refuses writes (NOREPLICAS): too few in-sync replicas",
+        "min-replicas-to-write is {min_replicas}; bring {node} back as a replica",
+        Leaf("replica-rebuild", "diagnose", "replica.rebuild", "--node {node}", ("node",)),
+    ),
+    Rule(
+        "writes-paused",
+        CRITICAL,
+        writes_paused,
+        "writes are paused on the primary {node} (CLIENT PAUSE left behind)",
+        "every write waits until the pause expires; a procedure interrupted mid-switchover "
+        "leaves this",
+        Leaf("writes-paused", "unpause", "writes.unpause"),
+    ),
+    Rule(
+        "old-primary-down",
+        HIGH,
+        old_primary_down,
+        "failover done: {primary} is primary, the old primary {node} is still down",
+        "the cluster runs one replica short; restart {node} (do not rebuild): Sentinel makes it "
+        "a replica of {primary}",
+        Leaf(
+            "failover-automatic",
+            "old-primary",
+            "failover.verify",
+            "--old {node}",
+            before="restart {node} (its process, container or service)",
+        ),
+    ),
+    Rule(
+        "replica-down",
+        HIGH,
+        replica_down,
+        "replica {node} is down",
+        "one in-sync replica fewer; min-replicas-to-write is {min_replicas}",
+        Leaf("replica-rebuild", "diagnose", "replica.rebuild", "--node {node}", ("node",)),
+    ),
+    Rule(
+        "back-not-replicating",
+        HIGH,
+        back_not_replicating,
+        "{node} came back as an empty primary, not (yet) replicating from {primary}",
+        "the old primary back: Sentinel turns it into a replica within ~10 s; if it stays a "
+        "primary, treat it as a split-brain",
+        Leaf("failover-automatic", "old-primary", "failover.verify", "--old {node}"),
+    ),
+    Rule(
+        "replica-detached",
+        HIGH,
+        replica_detached,
+        "replica {node} is not replicating from {primary} (link down or wrong source)",
+        "it serves stale data and is no spare; a rebuild restarts it from the rendered config",
+        Leaf("replica-rebuild", "diagnose", "replica.rebuild", "--node {node}", ("node",)),
+    ),
+    Rule(
+        "replica-syncing",
+        MEDIUM,
+        replica_syncing,
+        "replica {node} is in a full sync from {primary}",
+        "normal for seconds after a restart; if it repeats, it is a full-sync loop (output "
+        "buffer limit or diskless delay): diagnose it",
+        Leaf("replica-rebuild", "full-sync", "replica.diagnose", "--node {node}"),
+    ),
+    Rule(
+        "replica-lagging",
+        MEDIUM,
+        replica_lagging,
+        "replica {node} is {lag} bytes behind {primary}",
+        "a failover now would lose those writes",
+        Leaf("replica-rebuild", "diagnose", "replica.diagnose", "--node {node}"),
+    ),
+    Rule(
+        "quorum-lost",
+        HIGH,
+        quorum_lost,
+        "quorum lost: only {up} Sentinel(s) answer ({down} down)",
+        "quorum is {quorum}: if the primary fails now, nothing fails over",
+        Leaf(SENTINEL_REPAIR, "start-down", "sentinel.repair"),
+    ),
+    Rule(
+        "sentinels-down",
+        _sentinels_down_severity,
+        sentinels_down,
+        "Sentinel(s) down: {down}",
+        "{up} of {n} answer; quorum is {quorum}: restart them (their config keeps their state)",
+        Leaf(SENTINEL_REPAIR, "start-down", "sentinel.repair"),
+    ),
+    Rule(
+        "sentinel-not-monitoring",
+        HIGH,
+        not_monitoring,
+        "{sentinel} no longer monitors {master}",
+        "it takes no part in failover and tells clients nothing",
+        Leaf(SENTINEL_REPAIR, "monitor", "sentinel.repair"),
+    ),
+    Rule(
+        "sentinel-tilt",
+        MEDIUM,
+        tilt,
+        "{sentinel} is in TILT mode",
+        "it acts on nothing for 30 s after its clock or scheduling jumped; find why",
+        Leaf(SENTINEL_REPAIR, "tilt", "sentinel.repair"),
+    ),
+    Rule(
+        "evicting",
+        HIGH,
+        evicting,
+        "primary {node} is at maxmemory and evicting ({evicted} keys, {policy})",
+        "sessions are being dropped to make room",
+        Leaf(MEMORY, "measure", "memory.relieve"),
+    ),
+    Rule(
+        "config-drift",
+        MEDIUM,
+        config_drift,
+        "live settings differ from the inventory on {targets}",
+        "{drifts}",
+        Leaf("config-drift", "list", "config.converge"),
+    ),
+)
+# When no rule matched but the verdict is not healthy: say the problem, point at the check.
+FALLBACK = Rule(
+    "unexplained",
+    MEDIUM,
+    unexplained,
+    "{problem}",
+    "see invoke status",
+    Leaf("health-check", "overview", "check"),
+)
+
+
 def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]:
-    """Every finding, most urgent first. An empty list means nothing needs doing."""
-    out: list[Finding] = []
+    """Every finding, most urgent first (table order within a severity). Empty: nothing to do."""
     if health.level == UNKNOWN:  # what we cannot see decides nothing: fix the credentials first
         return [
             Finding(
@@ -52,130 +612,39 @@ def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]
                 f"check {inv.credential_source()}; nothing here says the cluster is down",
                 None,
                 "fix the credentials, then invoke status",
+                diagnosis="credentials-refused",
             )
         ]
-    failing_over = [s.name for s in facts.sentinels if s.up and s.failing_over]
-    odown = [s.name for s in facts.sentinels if s.up and "o_down" in s.flags]
-    s_up = [s for s in facts.sentinels if s.up]
-
-    empty_primary = _restart_empty(facts)
-    if empty_primary:
-        out.append(
-            Finding(
-                CRITICAL,
-                f"{empty_primary} restarted empty and is still the primary",
-                "its replicas will resynchronise from it and lose every session; "
-                "stop it or make it a replica now",
-                "safe-restart",
-                "invoke runbooks.show safe-restart",
-            )
-        )
-
-    if health.split_brain:
-        out.append(
-            Finding(
-                CRITICAL,
-                "split-brain: more than one primary, or Sentinels disagree",
-                "writes acknowledged by a stale primary are lost when it is demoted",
-                "split-brain",
-                "invoke splitbrain.recover --dry-run, then invoke splitbrain.recover",
-            )
-        )
-
-    if health.primary is None and not health.split_brain:
-        if failing_over or odown:
-            who = ", ".join(failing_over or odown)
-            out.append(
-                Finding(
-                    CRITICAL,
-                    "the primary is down and Sentinel is failing over",
-                    f"{who} report it; wait up to failover-timeout "
-                    f"({inv.settings.failover_timeout_ms / 1000:.0f} s), then verify",
-                    "failover-automatic",
-                    "invoke failover.verify",
-                )
-            )
-        elif len(s_up) < inv.settings.quorum:
-            out.append(
-                Finding(
-                    CRITICAL,
-                    f"no usable primary and only {len(s_up)} Sentinel(s) answer",
-                    f"quorum is {inv.settings.quorum}: Sentinel cannot fail over by itself; "
-                    "restore Sentinels, or fall back to the single instance",
-                    "rollback",
-                    "invoke rollback",
-                )
-            )
-        else:
-            out.append(
-                Finding(
-                    CRITICAL,
-                    "no usable primary",
-                    "clients cannot write sessions; if it does not recover within minutes, "
-                    "roll back to the single instance (30-minute budget)",
-                    "failover-automatic",
-                    "invoke failover.verify",
-                )
-            )
-
-    if len(s_up) < len(facts.sentinels):
-        down = ", ".join(s.name for s in facts.sentinels if not s.up)
-        sev = HIGH if len(s_up) <= inv.settings.quorum else MEDIUM
-        out.append(
-            Finding(
-                sev,
-                f"Sentinel(s) down: {down}",
-                f"{len(s_up)} of {len(facts.sentinels)} answer; quorum is "
-                f"{inv.settings.quorum}: one more loss and failover is impossible"
-                if sev == HIGH
-                else "automatic failover still works; restore it to regain a spare",
-                None,
-                "restart the Sentinel (its config keeps its state), then invoke status",
-            )
-        )
-
-    if health.primary:
-        for n in facts.nodes:
-            if n.name == health.primary or n.name in health.in_sync_replicas:
-                continue
-            if n.role == "master":
-                continue  # covered by split-brain
-            why = n.error if not n.up else _replica_problem(n.replicating_from, n.link_up)
-            spare = len(health.in_sync_replicas) > inv.settings.min_replicas_to_write
-            sev = MEDIUM if spare else HIGH
-            out.append(
-                Finding(
-                    sev,
-                    f"replica {n.name} is not in sync ({why})",
-                    f"{len(health.in_sync_replicas)} in-sync replica(s) left; "
-                    f"min-replicas-to-write is {inv.settings.min_replicas_to_write}",
-                    "replica-rebuild",
-                    f"invoke replica.rebuild --node {n.name}",
-                    {"node": n.name},
-                )
-            )
-
+    seen = Seen(inv, facts, health)
+    out = [f for rule in RULES for f in rule.findings(seen)]
     if not out and not health.healthy:
-        for p in health.problems:
-            out.append(Finding(MEDIUM, p, "see invoke status", "health-check", "invoke check"))
+        out = list(FALLBACK.findings(seen))
     out.sort(key=lambda f: f.severity)
     return out
 
 
-def _replica_problem(source: str | None, link_up: bool | None) -> str:
-    if source is None:
-        return "not replicating"
-    if not link_up:
-        return f"link to {source} down"
-    return f"replicating from {source}, syncing or behind"
-
-
-def _restart_empty(facts: ClusterFacts) -> str | None:
-    """A primary up for moments with 0 keys while some replica of it still holds data."""
-    for p in facts.claimed_primaries():
-        if (p.uptime_s or 10**9) > RESTART_EMPTY_UPTIME_S or (p.keys or 0) > 0:
+def leaf_problems(base: Path, tasks: Collection[str]) -> list[str]:
+    """Every leaf's runbook exists under `base`, has its step, and its task is one of `tasks`."""
+    problems: list[str] = []
+    for rule in (*RULES, FALLBACK):
+        leaf = rule.leaf
+        path = base / "runbooks" / f"{leaf.runbook}.md"
+        if not path.exists():
+            problems.append(f"diagnosis {rule.name}: no runbook {path}")
             continue
-        for r in facts.nodes:
-            if r.up and r.role == "replica" and (r.keys or 0) > 0:
-                return p.name
-    return None
+        rb, _ = runbookmod.parse(path)
+        if rb.step(leaf.step) is None and leaf.step not in _section_slugs(path):
+            problems.append(f"diagnosis {rule.name}: {leaf.runbook} has no step {leaf.step!r}")
+        if leaf.task not in tasks:
+            problems.append(f"diagnosis {rule.name}: no task {leaf.task!r}")
+    return problems
+
+
+def _section_slugs(path: Path) -> set[str]:
+    """GitHub's anchors of a runbook's level-2 headings: where a prose-only runbook starts."""
+    out = set()
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            words = re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower())
+            out.add(words.replace(" ", "-"))
+    return out

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from redis_ha.facts import ClusterFacts
 from redis_ha.health import Health
+from redis_ha.servers import label
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -50,6 +51,7 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
     for col in (*cols, "offset", "behind"):
         t.add_column(col, overflow="fold")
     t.add_column("keys", justify="right")
+    t.add_column("server")
     for n in facts.nodes:
         role = {"master": "primary", None: "-"}.get(n.role, n.role or "-")
         if n.role == "master" and n.name != health.primary:
@@ -67,11 +69,12 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
             "-" if n.offset is None else str(n.offset),
             behind,
             "-" if n.keys is None else str(n.keys),
+            label(n.server, n.version),
         )
     console.print(t)
     st = Table(title="Sentinels", title_justify="left", box=box.SIMPLE)
     scols = ["sentinel", *(["address"] if wide else []), "state", "believes primary is"]
-    for col in (*scols, "epoch", "flags", "quorum"):
+    for col in (*scols, "epoch", "flags", "quorum", "server"):
         st.add_column(col, overflow="fold")
     for s in facts.sentinels:
         believes = "-"
@@ -86,6 +89,7 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
             "-" if s.config_epoch is None else str(s.config_epoch),
             ",".join(f for f in s.flags if f and f != "master") or "-",
             "-" if s.quorum_ok is None else ("[green]OK[/]" if s.quorum_ok else "[red]NO[/]"),
+            label(s.server, s.version),
         )
     console.print(st)
     verdict(health, facts.elapsed_ms)

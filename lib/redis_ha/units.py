@@ -68,6 +68,8 @@ def systemd_unit(inv: Inventory, node: Endpoint, **kw: str) -> str:
         )
         lines.append(f"EnvironmentFile=-{conf_dir}/password.env")
     lines += [
+        "# $REDIS_HA_ARGS: redis-server arguments a procedure sets for the next start (ssh)",
+        f"EnvironmentFile=-/run/redis-ha/{node.name}.env",
         f"ExecStart={exec_start(inv, node, **kw)}",
         "Restart=always",
         "RestartSec=1",

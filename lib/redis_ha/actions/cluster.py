@@ -18,7 +18,7 @@ from redis_ha import health as healthmod
 from redis_ha import ui
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
-from redis_ha.errors import ClusterError
+from redis_ha.errors import ClusterError, HAError
 from redis_ha.health import Health
 from redis_ha.plan import Plan, reads
 from redis_ha.view import View
@@ -170,6 +170,23 @@ def node_up(view: View, node: str) -> Outcome:
     if n.up:
         return Outcome(True, f"{node} is up ({n.role})", {"role": n.role})
     return Outcome(False, f"{node} is down: {n.error}", {"error": n.error})
+
+
+@check("node.controllable")
+def node_controllable(view: View, node: str) -> Outcome:
+    """The node's control backend reaches it (asks whether its process runs): a procedure that
+    will restart it refuses here, before its first change, when the host, the key, the host key
+    or the platform's CLI would fail it halfway."""
+    from redis_ha import control
+
+    ep = view.inv.node(node)
+    try:
+        ctl = control.for_node(view.inv, ep)
+        running = ctl.is_running(ep)
+    except HAError as e:
+        return Outcome(False, str(e))
+    state = "runs" if running else "does not run"
+    return Outcome(True, f"{node}: the {ctl.backend} backend answers (its process {state})")
 
 
 @check("node.is_replica")

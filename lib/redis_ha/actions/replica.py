@@ -14,7 +14,8 @@ key failover uses for the same value, and the restore plans from that record alo
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 
@@ -27,6 +28,8 @@ from redis_ha.errors import ClusterError, GuardRefused, HAError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.plan import Op, Plan, noop, reads
 from redis_ha.view import View
+
+T = TypeVar("T")
 
 UNPROMOTABLE = {"replica-priority": "0", "replica-announced": "no"}
 POLL_S = 0.1
@@ -77,7 +80,7 @@ def evidence(view: View, node: str) -> diag.Evidence:
             ev.link_down_s = int(rinfo["master_link_down_since_seconds"])
     ctl = _evidence_control(inv, ep)
     if ctl is not None:
-        ev.replica_log = ctl.log_tail(ep, 300)
+        ev.replica_log = _optional(lambda: ctl.log_tail(ep, 300))
     if h.primary and h.primary != node:
         pep = inv.node(h.primary)
         pinfo = _info(inv, pep, "stats")
@@ -86,9 +89,18 @@ def evidence(view: View, node: str) -> diag.Evidence:
         ev.obl_hard = _obl_hard(inv, pep)
         pctl = _evidence_control(inv, pep)
         if pctl is not None:
-            ev.mem_available = pctl.mem_available(pep)
-            ev.primary_log = pctl.log_tail(pep, 300)
+            ev.mem_available = _optional(lambda: pctl.mem_available(pep))
+            ev.primary_log = _optional(lambda: pctl.log_tail(pep, 300))
     return ev
+
+
+def _optional(read: Callable[[], T]) -> T | None:
+    """An evidence read that the backend cannot do (unreachable host, unknown service) is
+    missing evidence, not a failed diagnosis (`node.controllable` guards what must work)."""
+    try:
+        return read()
+    except HAError:
+        return None
 
 
 def _evidence_control(inv: Inventory, ep: Endpoint) -> controlmod.Control | None:

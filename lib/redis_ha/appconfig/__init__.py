@@ -147,7 +147,11 @@ def backend_for(
         service = inv.app.get("service")
         if not service:
             raise InventoryError(f"{inv.path}: app.service is required for the railway backend")
-        return RailwayBackend(str(service), binary=str(inv.app.get("railway_bin", "railway")))
+        return RailwayBackend(
+            str(service),
+            binary=str(inv.app.get("railway_bin", "railway")),
+            environment=inv.app.get("environment") or inv.control.get("environment"),
+        )
     if name == "manual":
         from redis_ha.appconfig.manual import ManualBackend
 

@@ -4,10 +4,13 @@ Targets the Railway CLI's `variable list|set|delete` subcommands (checked agains
 sources: present in 4.61, absent in 4.20, whose `railway variables` only had `--set` and no way
 to delete; upgrade an older CLI) and `redeploy` (unchanged since 4.0):
 
-    railway variable list   --service S --kv
-    railway variable set    KEY --stdin --service S --skip-deploys     (value on stdin)
-    railway variable delete KEY --service S
-    railway redeploy        --service S --yes
+    railway variable list   --service S [--environment E] --json
+    railway variable set    KEY --stdin --service S [--environment E] --skip-deploys  (stdin)
+    railway variable delete KEY --service S [--environment E]
+    railway redeploy        --service S [--environment E] --yes
+
+The environment is the inventory's `app.environment` (else the linked one); how the CLI is run
+and authenticated (RAILWAY_TOKEN / RAILWAY_API_TOKEN) is redis_ha.railway_cli.
 
 Values are passed on stdin (`--stdin`), never on the command line, so a password inside a value
 never shows in `ps`, shell history or our journal. Better still, point REDIS_URL at a Railway
@@ -18,10 +21,10 @@ app restarts exactly once, at the redeploy step, with the complete new configura
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import json
 from pathlib import Path
 
+from redis_ha import railway_cli
 from redis_ha.appconfig import (
     VAR_MASTER,
     VAR_PASSWORD_FILE,
@@ -40,65 +43,46 @@ class RailwayBackend:
 
     name = "railway"
 
-    def __init__(self, service: str, *, binary: str = "railway", timeout: float = 120) -> None:
+    def __init__(
+        self,
+        service: str,
+        *,
+        binary: str = "railway",
+        timeout: float = 120,
+        environment: str | None = None,
+    ) -> None:
         self.service = service
+        self.environment = environment
         self.binary = binary
         self.timeout = timeout
 
     def where(self) -> str:
-        return f"Railway service {self.service!r}"
+        env = f" ({self.environment})" if self.environment else ""
+        return f"Railway service {self.service!r}{env}"
 
     def _run(self, *args: str, stdin: str | None = None) -> str:
-        exe = shutil.which(self.binary)
-        if exe is None:
-            raise AppConfigError(
-                f"the Railway CLI ({self.binary!r}) is not on PATH: install it "
-                "(npm i -g @railway/cli) and run `railway login` and `railway link`"
-            )
-        argv = [exe, *args]
-        shown = " ".join([self.binary, *args])
-        try:
-            p = subprocess.run(
-                argv,
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                stdin=None if stdin is not None else subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise AppConfigError(f"`{shown}` did not finish within {self.timeout:.0f} s") from None
-        except OSError as e:
-            raise AppConfigError(f"`{shown}` could not run: {e.strerror}") from None
-        if p.returncode != 0:
-            # stderr of `variable` commands never echoes values; stdout of `list --kv` would.
-            last = (p.stderr.strip().splitlines() or ["no error output"])[-1]
-            raise AppConfigError(f"`{shown}` failed (exit {p.returncode}): {last[:200]}")
-        return p.stdout
+        return railway_cli.run(
+            self.binary, list(args), stdin=stdin, timeout=self.timeout, error=AppConfigError
+        )
+
+    def _scope(self) -> list[str]:
+        return railway_cli.scope(self.service, self.environment)
 
     def read(self) -> dict[str, str] | None:
-        out = self._run("variable", "list", "--service", self.service, "--kv")
-        values = {}
-        for line in out.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.strip():
-                values[key.strip()] = value
-        return values
+        out = self._run("variable", "list", *self._scope(), "--json")
+        try:
+            data = json.loads(out)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):  # never echo the output: it holds the values
+            raise AppConfigError(f"`railway variable list` for {self.where()}: not a JSON object")
+        return {str(k): "" if v is None else str(v) for k, v in data.items()}
 
     def _set(self, changes: dict[str, str | None]) -> None:
         for key, value in changes.items():
             if value is None:
                 continue
-            self._run(
-                "variable",
-                "set",
-                key,
-                "--stdin",
-                "--service",
-                self.service,
-                "--skip-deploys",
-                stdin=value + "\n",
-            )
+            self._run(*railway_cli.set_variable(key, self._scope()), stdin=value + "\n")
         current = None
         for key, value in changes.items():
             if value is not None:
@@ -106,7 +90,7 @@ class RailwayBackend:
             if current is None:
                 current = self.read() or {}
             if key in current:  # deleting a missing variable is an error in the CLI
-                self._run("variable", "delete", key, "--service", self.service)
+                self._run("variable", "delete", key, *self._scope())
 
     def apply(
         self,
@@ -126,7 +110,7 @@ class RailwayBackend:
 
     def redeploy_args(self) -> list[str]:
         """The CLI arguments of the redeploy (what a plan shows)."""
-        return ["redeploy", "--service", self.service, "--yes"]
+        return ["redeploy", *self._scope(), "--yes"]
 
     def redeploy(self) -> str:
         self._run(*self.redeploy_args())

@@ -1,11 +1,13 @@
-"""`invoke bench.failover`: three ways to change the primary, side by side, under app traffic.
+"""`invoke bench.failover`: the ways to change the primary, side by side, under app traffic.
 
 (a) plain `SENTINEL FAILOVER` (what `redis-cli -p 26379 SENTINEL FAILOVER mymaster` does),
 (b) the zero-loss switch of `failover.manual --yes`, (c) an automatic failover after the primary
-is killed (SIGKILL). Each runs `runs` times, round-robin, on a lab of its own (free ports,
-production timings) while the app simulator runs both clients (naive and recommended) at `rate`
-ops/s each. Every run starts from a settled cluster: healthy, the old primary back as a replica,
-no failover in progress, no replica flagged down by any Sentinel.
+is killed (SIGKILL); and where every Sentinel has it (Valkey 9+), `SENTINEL FAILOVER <master>
+COORDINATED`, in which the old primary hands over itself (FAILOVER). Each runs `runs` times,
+round-robin, on a lab of its own (free ports, production timings) while the app simulator runs
+both clients (naive and recommended) at `rate` ops/s each. Every run starts from a settled
+cluster: healthy, the old primary back as a replica, no failover in progress, no replica
+flagged down by any Sentinel.
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ from redis_ha.inventory import Inventory
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
 from redis_ha.lab.traffic import Traffic
+from redis_ha.servers import coordinated_failover, label
 
 SCENARIOS = ("sentinel-failover", "failover-manual", "crash")
+# Run as well, by default, where every Sentinel has it (servers.coordinated_failover: Valkey 9+).
+COORDINATED = "sentinel-coordinated"
 LABELS = {
     "sentinel-failover": "plain SENTINEL FAILOVER",
+    COORDINATED: "SENTINEL FAILOVER COORDINATED",
     "failover-manual": "failover.manual --yes",
     "crash": "primary killed (automatic)",
 }
@@ -124,11 +130,12 @@ def event(lab: Lab, scenario: str) -> dict[str, Any]:
     old = lab.current_primary()
     t0 = time.monotonic()
     info: dict[str, Any] = {"old_primary": old.name}
-    if scenario == "sentinel-failover":
+    if scenario in ("sentinel-failover", COORDINATED):
         first = inv.sentinels[0]
         c = client(inv, first, timeout=2.0)
         try:
-            c.execute_command("SENTINEL", "FAILOVER", inv.master_name)
+            extra = ("COORDINATED",) if scenario == COORDINATED else ()
+            c.execute_command("SENTINEL", "FAILOVER", inv.master_name, *extra)
         finally:
             c.close()
         info["via"] = first.name
@@ -201,7 +208,7 @@ def _stat(values: list[float | int | None]) -> dict[str, float | None]:
 def summarize(samples: list[Sample]) -> list[dict[str, Any]]:
     """Median and max per scenario and client."""
     rows = []
-    for sc in SCENARIOS:
+    for sc in (SCENARIOS[0], COORDINATED, *SCENARIOS[1:]):
         for c in CLIENTS:
             s = [x for x in samples if x.scenario == sc and x.client == c]
             if not s:
@@ -233,8 +240,12 @@ def run_bench(
     log: Log = print,
     down_after_ms: int = 3000,
     failover_timeout_ms: int = 10000,
+    server: str | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark on a fresh lab of its own; returns (and writes) the result object."""
+    """Run the benchmark on a fresh lab of its own; returns (and writes) the result object.
+
+    `server` picks the binaries (redis, valkey or a folder; lab/binaries.py).
+    """
     state = Path(tempfile.mkdtemp(prefix="bench-failover-"))
     inv = inventory.load(
         write_lab_inventory(
@@ -244,14 +255,22 @@ def run_bench(
             single=False,
         )
     )
-    lab = Lab(inv)
+    lab = Lab(inv, server=server)
     started = datetime.now(UTC)
     info = machine()
     samples: list[Sample] = []
-    version = None
+    served, coordinated = None, None
     try:
         lab.up(timeout=60)
-        version = factsmod.gather(inv, detail=False).nodes[0].version
+        cf = factsmod.gather(inv)
+        served = label(cf.nodes[0].server, cf.nodes[0].version)
+        coordinated = coordinated_failover(cf)
+        has = "available" if coordinated.available else "absent"
+        log(f"server {served}; coordinated SENTINEL FAILOVER {has}: {coordinated.reasons[0]}")
+        if COORDINATED in scenarios and not coordinated.available:
+            raise LabError(f"{COORDINATED}: not on this server ({coordinated.reasons[0]})", code=2)
+        if scenarios == SCENARIOS and coordinated.available:
+            scenarios = (SCENARIOS[0], COORDINATED, *SCENARIOS[1:])
         log(
             f"bench lab up on ports {', '.join(str(n.port) for n in inv.nodes)} "
             f"(down-after {down_after_ms} ms); {runs} run(s) x {len(scenarios)} scenario(s), "
@@ -267,7 +286,8 @@ def run_bench(
         "bench": "failover",
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
-        "machine": {**info, "redis": version},
+        "machine": {**info, "server": served},
+        "coordinated_failover": coordinated.to_dict() if coordinated else None,
         "settings": {
             "down_after_ms": down_after_ms,
             "failover_timeout_ms": failover_timeout_ms,

@@ -26,6 +26,7 @@ from redis_ha.cli import (
     journal,
     lab,
     monitor,
+    repair,
     replica,
     rollback,
     runbooks,
@@ -37,7 +38,7 @@ friendly_parse_errors()
 
 ns = Collection(
     # at 3 a.m.
-    incident.incident,
+    incident.incident_ns,
     cluster.status,
     cluster.health,
     check.check,
@@ -46,6 +47,9 @@ ns = Collection(
     replica.replica,
     splitbrain.splitbrain,
     rollback.rollback,
+    repair.sentinel,
+    repair.memory,
+    repair.writes,
     runbooks.runbooks,
     journal.journal,
     # monitoring

@@ -16,6 +16,7 @@ from redis_ha.bench import failover as fb
 from redis_ha.bench import rebuild as rb
 from redis_ha.cli.common import expected_errors
 from redis_ha.errors import HAError
+from redis_ha.lab.binaries import SERVER_HELP
 
 OUT_HELP = "folder for the result JSON (default: bench/results in $REDIS_HA_HOME or here)"
 
@@ -39,7 +40,8 @@ def failover_table(result: dict[str, Any]) -> Table:
     """The bench.failover summary: median / max per scenario and client."""
     t = Table(
         title=(
-            f"Failover benchmark: {result['runs']} run(s), {result['rate_per_client']:g} ops/s "
+            f"Failover benchmark on {result['machine'].get('server') or 'redis'}: "
+            f"{result['runs']} run(s), {result['rate_per_client']:g} ops/s "
             f"per client, down-after {result['settings']['down_after_ms']} ms  (median / max)"
         ),
         title_justify="left",
@@ -77,7 +79,8 @@ def _footer(result: dict[str, Any]) -> None:
     """What the figures were measured on, how long it took, where the JSON went."""
     m = result["machine"]
     ui.console.print(
-        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, Redis {m['redis']}, "
+        f"{m['cpus']} CPU(s), load {m['loadavg_at_start']} at start, "
+        f"{m.get('server') or 'Redis ' + str(m.get('redis'))}, "
         f"redis-py {m['redis_py']}; took {result['duration_s']:.0f} s; wrote {result.get('path')}"
     )
 
@@ -86,19 +89,21 @@ def _footer(result: dict[str, Any]) -> None:
     help={
         "runs": "repetitions of each scenario (default 5)",
         "rate": "ops/s of each simulated client (default 1000)",
-        "scenario": "only this scenario: sentinel-failover, failover-manual or crash "
-        "(repeatable; default all three)",
+        "scenario": "only this scenario: sentinel-failover, sentinel-coordinated, "
+        "failover-manual or crash (repeatable; default all, coordinated where it exists)",
         "out": OUT_HELP,
+        "server": SERVER_HELP,
     },
     iterable=["scenario"],
 )
 @expected_errors
-def failover(c, runs=5, rate=1000, scenario=None, out=None):
+def failover(c, runs=5, rate=1000, scenario=None, out=None, server=None):
     """Plain SENTINEL FAILOVER vs failover.manual vs a killed primary, under app traffic."""
     chosen = tuple(scenario) if scenario else fb.SCENARIOS
-    unknown = [s for s in chosen if s not in fb.SCENARIOS]
+    known = (*fb.SCENARIOS, fb.COORDINATED)
+    unknown = [s for s in chosen if s not in known]
     if unknown:
-        raise HAError(f"unknown scenario {unknown[0]!r} (choose: {', '.join(fb.SCENARIOS)})")
+        raise HAError(f"unknown scenario {unknown[0]!r} (choose: {', '.join(known)})")
     if int(runs) < 1:
         raise HAError("--runs must be at least 1")
     result = fb.run_bench(
@@ -107,6 +112,7 @@ def failover(c, runs=5, rate=1000, scenario=None, out=None):
         scenarios=chosen,
         out_dir=_out_dir(out),
         log=lambda m: ui.console.print(m, soft_wrap=True),
+        server=server,
     )
     ui.console.print(failover_table(result))
     _footer(result)

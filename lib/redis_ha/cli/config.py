@@ -10,6 +10,7 @@ from invoke.exceptions import Exit
 from redis_ha import drift as driftmod
 from redis_ha import facts as factsmod
 from redis_ha import render, ui, units
+from redis_ha.cli import repair
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.errors import HAError
 
@@ -85,3 +86,4 @@ config = Collection("config")
 config.add_task(config_render, "render")
 config.add_task(config_drift, "drift")
 config.add_task(render_units, "render-units")
+config.add_task(repair.converge)

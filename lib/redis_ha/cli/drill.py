@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich import box
@@ -17,15 +20,81 @@ from redis_ha.lab.cluster import Lab
 WRAPPER_CHOICES = {"inventory": None, "on": True, "off": False}
 
 
-@task(name="list")
-def list_(c):
-    """List the drill scenarios: what breaks, what the trainee is expected to run, par time."""
+@task(name="list", help={"json": "print [{name, difficulty, description}] as JSON"})
+def list_(c, json=False):
+    """List the drill scenarios: what breaks, how hard, the runbook that answers it, par time."""
+    if json:
+        ui.print_json(
+            [
+                {"name": s.name, "difficulty": s.difficulty, "description": s.title}
+                for s in drills.SCENARIOS.values()
+            ]
+        )
+        return
     t = Table(title="Drill scenarios", title_justify="left")
-    for col in ("scenario", "what happens", "expected runbook", "par"):
+    for col in ("scenario", "difficulty", "what happens", "runbook", "par"):
         t.add_column(col)
     for s in drills.SCENARIOS.values():
-        t.add_row(s.name, s.title, " or ".join(s.expected), f"{s.par_s // 60} min")
+        runbook = s.procedure + (" (--auto: interim steps)" if s.interim else "")
+        t.add_row(s.name, s.difficulty, s.title, runbook, f"{s.par_s // 60} min")
     ui.console.print(t)
+
+
+def _page(st: dict[str, Any]) -> None:
+    sc = drills.SCENARIOS[st["scenario"]]
+    ui.console.rule(f"[bold]DRILL {sc.name}[/] started {journal.utc(st['started'])}")
+    ui.console.print(f"[bold red]{sc.page.format(primary=st['primary'], node=st['node'])}[/]")
+
+
+def _show_card(card: drills.Scorecard, path: Path, as_json: bool) -> None:
+    if as_json:
+        d = card.to_dict()
+        d["saved"] = str(path)
+        ui.print_json(d)
+        return
+    t = Table(title=f"Scorecard: {card.scenario} ({card.operator})", title_justify="left")
+    for col in ("criterion", "points", "note"):
+        t.add_column(col)
+    for i in card.items:
+        style = "green" if i.points == i.max_points else ("yellow" if i.points else "red")
+        t.add_row(i.criterion, f"[{style}]{i.points}/{i.max_points}[/]", i.note)
+    ui.console.print(t)
+    verdict = "[bold green]PASSED[/]" if card.passed else "[bold red]NOT PASSED[/]"
+    ui.console.print(f"{verdict}  {card.score}/{card.max_score}  (saved to {path})")
+
+
+@task(
+    help={
+        "scenario": f"one of: {', '.join(drills.SCENARIOS)}",
+        "auto": "run the recommended response yourself (dry run, then --yes) and score it",
+        "inventory": INVENTORY_HELP,
+        "rate": "app simulator requests per second in the background (default 500)",
+        "json": "--auto: print the scorecard as JSON",
+    }
+)
+@expected_errors
+def run(c, scenario, auto=False, inventory=None, rate=500, json=False):
+    """A drill from a known lab: traffic, the fault; you respond, or --auto runs the runbook."""
+    inv = load_inventory(inventory)
+    drills.scenario_named(scenario)  # before anything is touched
+    st, done = drills.run(inv, scenario, auto=auto, rate=int(rate))
+    if done is None:
+        _page(st)
+        ui.console.print(_RESPOND)
+        return
+    card, path = done
+    for r in card.response:
+        mark = "ok" if r["ok"] else "FAILED"
+        ui.err_console.print(f"{mark}: {r['step']} ({r['seconds']} s): {r['note']}")
+    _show_card(card, path, json)
+    if not card.passed:
+        raise Exit(code=1)
+
+
+_RESPOND = (
+    "Respond as you would on call (invoke status, invoke incident, the runbooks). "
+    "When you believe it is resolved: [bold]invoke drill.score[/]"
+)
 
 
 @task(
@@ -40,14 +109,8 @@ def start(c, scenario, inventory=None, rate=500):
     """Start a drill: app traffic in the background, a real fault injected, the page shown."""
     inv = load_inventory(inventory)
     st = drills.start(inv, scenario, rate=int(rate))
-    sc = drills.SCENARIOS[scenario]
-    page = sc.page.format(primary=st["primary"], node=st["node"])
-    ui.console.rule(f"[bold]DRILL {sc.name}[/] started {journal.utc(st['started'])}")
-    ui.console.print(f"[bold red]{page}[/]")
-    ui.console.print(
-        "Respond as you would on call (invoke status, invoke incident, the runbooks). "
-        "When you believe it is resolved: [bold]invoke drill.score[/]"
-    )
+    _page(st)
+    ui.console.print(_RESPOND)
 
 
 @task(help={"inventory": INVENTORY_HELP, "json": "print the scorecard as JSON"})
@@ -56,22 +119,45 @@ def score(c, inventory=None, json=False):
     """End the running drill: stop the traffic, score the response, save the scorecard."""
     inv = load_inventory(inventory)
     card, path = drills.finish(inv)
-    if json:
-        d = card.to_dict()
-        d["saved"] = str(path)
-        ui.print_json(d)
-    else:
-        t = Table(title=f"Scorecard: {card.scenario} ({card.operator})", title_justify="left")
-        for col in ("criterion", "points", "note"):
-            t.add_column(col)
-        for i in card.items:
-            style = "green" if i.points == i.max_points else ("yellow" if i.points else "red")
-            t.add_row(i.criterion, f"[{style}]{i.points}/{i.max_points}[/]", i.note)
-        ui.console.print(t)
-        verdict = "[bold green]PASSED[/]" if card.passed else "[bold red]NOT PASSED[/]"
-        ui.console.print(f"{verdict}  score {card.score}/{card.max_score}   saved {path}")
+    _show_card(card, path, json)
     if not card.passed:
         raise Exit(code=1)
+
+
+@task(
+    help={
+        "operator": "only this person's scorecards (default: everyone's)",
+        "json": "print the scorecards as JSON, oldest first",
+    }
+)
+@expected_errors
+def history(c, operator=None, json=False):
+    """Each person's drill scorecards over time (saved next to the journals)."""
+    cards = drills.history(operator)
+    if json:
+        ui.print_json(cards)
+        return
+    if not cards:
+        ui.console.print("no drill scorecards yet (run one: invoke drill.run --scenario S)")
+        return
+    people = sorted({str(d.get("operator")) for d in cards})
+    for who in people:
+        t = Table(title=f"Drills of {who}", title_justify="left")
+        for col in ("when", "scenario", "mode", "score", "result", "time"):
+            t.add_column(col)
+        for d in cards:
+            if str(d.get("operator")) != who:
+                continue
+            result = "[green]passed[/]" if d.get("passed") else "[red]not passed[/]"
+            t.add_row(
+                journal.utc(float(d.get("started") or 0)),
+                str(d.get("scenario")),
+                str(d.get("mode", "trainee")),
+                f"{d.get('score')}/{d.get('max_score')}",
+                result,
+                f"{d.get('elapsed_s')} s",
+            )
+        ui.console.print(t)
 
 
 @task(
@@ -192,6 +278,6 @@ def _show(res: restart_empty.DrillResult) -> None:
         ui.console.print("[bold green]no data lost[/]")
 
 
-drill = Collection("drill", list_, start, score)
+drill = Collection("drill", list_, run, start, score, history)
 drill.add_task(drill_splitbrain, "splitbrain")
 drill.add_task(restart_empty_drill, "restart-empty")

@@ -16,6 +16,7 @@ from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory,
 from redis_ha.errors import HAError, LabError
 from redis_ha.lab import faults
 from redis_ha.lab import partition as partitionmod
+from redis_ha.lab.binaries import SERVER_HELP
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.traffic import CLIENTS, Report, Traffic
 
@@ -24,13 +25,14 @@ from redis_ha.lab.traffic import CLIENTS, Report, Traffic
     help={
         "inventory": INVENTORY_HELP,
         "timeout": "seconds to wait for a healthy cluster",
+        "server": SERVER_HELP,
         "acl": "start a new lab with the least-privilege ACL users of inventories/acl/",
         "tls": "TLS only, with a throwaway CA (the inventory's `tls:` files, e.g. "
         "inventories/lab-tls.yaml)",
     }
 )
 @expected_errors
-def up(c, inventory=None, timeout=30, acl=False, tls=False):
+def up(c, inventory=None, timeout=30, server=None, acl=False, tls=False):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
     inv = load_inventory(inventory)
     if tls and inv.tls is None:
@@ -38,10 +40,11 @@ def up(c, inventory=None, timeout=30, acl=False, tls=False):
             f"--tls: {inv.path} has no `tls:` section naming the CA, certificate and key files "
             "(use inventories/lab-tls.yaml, or add one)"
         )
-    lab = Lab(inv)
+    lab = Lab(inv, server=server)
     res = lab.up(timeout=float(timeout), acl=bool(acl))
     if res.started:
-        ui.console.print(f"started {', '.join(res.started)} (state in {lab.dir})")
+        bins = lab.binaries()
+        ui.console.print(f"started {', '.join(res.started)} on {bins.label} (state in {lab.dir})")
     else:
         ui.console.print("lab already running and healthy: nothing changed")
     facts = factsmod.gather(inv)
@@ -131,6 +134,7 @@ def _number(option: str, value: str | None, default: float, *, whole: bool = Fal
         "json": "print one JSON report on stdout (progress lines go to stderr)",
         "out": "also write the JSON report to this file",
         "quiet": "no progress lines",
+        "ready_file": "create this file once the sessions are loaded and the clock runs",
     }
 )
 @expected_errors
@@ -148,6 +152,7 @@ def traffic(
     json=False,
     out=None,
     quiet=False,
+    ready_file=None,
 ):
     """Simulate the web app's session traffic and report errors, stalls, latency and lost writes."""
     inv = load_inventory(inventory)
@@ -167,6 +172,8 @@ def traffic(
     dur = _number("duration", duration, 0.0)
     with stop_on_signals(t.stop_event):
         t.start()
+        if ready_file:
+            Path(ready_file).touch()
         try:
             t.wait(dur if dur > 0 else None)
         finally:
@@ -196,7 +203,7 @@ def traffic(
 )
 @expected_errors
 def fault(c, kind, node, inventory=None, dry_run=False, json=False):
-    """Inject a fault into one lab process: crash, freeze, resume or restart-empty."""
+    """Inject a fault into one lab process: crash, freeze, resume, restart-empty, diverge, oom..."""
     inv = load_inventory(inventory)
     if dry_run:
         lab, _, ep = faults.prepare(inv, kind, node)

@@ -8,7 +8,7 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.table import Table
 
-from redis_ha import paths, ui
+from redis_ha import paths, triage, ui
 from redis_ha import playbook as playbookmod
 from redis_ha.cli.common import expected_errors
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
@@ -16,12 +16,16 @@ from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
 @task(help={"root": "folder holding runbooks/ and playbooks/ (default: the package's own)"})
 def check(c, root=None):
-    """Validate every runbook/playbook pair (steps, order, actions, args); exit 1 on problems."""
+    """Validate every runbook/playbook pair and every diagnosis's leaf; exit 1 on problems."""
+    from redis_ha.cli import app  # the root namespace imports this module
+
     base = Path(root) if root else paths.shipped("playbooks").parent
     pbs = playbookmod.discover(base)
     if not pbs:  # a mistyped --root must not pass as "consistent"
         raise Exit(f"runbooks.check: no playbooks in {base / 'playbooks'}", code=1)
-    problems = playbookmod.check_all(base)
+    problems: list[object] = [*playbookmod.check_all(base)]
+    if root is None:  # the diagnoses lead to the package's own runbooks and tasks
+        problems += triage.leaf_problems(base, app.ns.task_names)
     for p in problems:
         print(p)
     if problems:
@@ -32,6 +36,9 @@ def check(c, root=None):
             given = ", ".join(f"--{n.replace('_', '-')}" for n in pb.inputs()) or "none"
             print(f"  {pb.name}: operator inputs {given}")
     print(f"runbooks.check: {len(pbs)} playbook(s) and their runbooks are consistent")
+    if root is None:
+        n = len(triage.RULES) + 1
+        print(f"runbooks.check: {n} diagnoses lead to existing runbook steps and tasks")
 
 
 @task()

@@ -10,6 +10,8 @@ the suite every backend passes.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from redis_ha.errors import HAError
@@ -82,9 +84,23 @@ class Control:
         safe: bool | None = None,
     ) -> None:
         """Stop (if running) then start: without persistence the node comes back empty."""
+        self._restart(node, replicaof, dict(overrides or {}), safe)
+
+    def _restart(
+        self,
+        node: Endpoint,
+        replicaof: Endpoint | None,
+        overrides: dict[str, str],
+        safe: bool | None,
+    ) -> None:
+        """What `restart` does on this platform; by default `stop` (if running), then `start`."""
         if self.is_running(node):
             self.stop(node)
         self.start(node, replicaof=replicaof, overrides=overrides, safe=safe)
+
+    def start_sentinel(self, sentinel: Endpoint) -> None:
+        """Start a stopped Sentinel from its own config file (which keeps its state)."""
+        raise self._unsupported("start a Sentinel")
 
     def log_tail(self, node: Endpoint, lines: int = 200) -> list[str] | None:
         """The last `lines` lines of the node's log (None: it has written none yet)."""
@@ -112,3 +128,27 @@ def starts_safely(inv: Inventory, node: Endpoint) -> bool:
     inventory's (default: no)."""
     own = node.control.get("safestart")
     return bool(inv.control.get("safestart") if own is None else own)
+
+
+def server_words(replicaof: Endpoint | None, overrides: dict[str, str]) -> list[str]:
+    """The extra redis-server arguments a start needs: `--replicaof h p`, then `--key value`."""
+    words: list[str] = []
+    if replicaof is not None:
+        host, port = replicaof.announced
+        words += ["--replicaof", host, str(port)]
+    for key, value in overrides.items():
+        words += [f"--{key}", value]
+    return words
+
+
+def wait_until(done: Callable[[], bool], timeout: float, failure: str) -> None:
+    """Poll `done` until it holds; after `timeout` seconds, a ControlError saying `failure`.
+
+    Remote backends return from start/stop only once the node answers (or is gone), whatever
+    the platform's command said.
+    """
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise ControlError(failure, code=3)
+        time.sleep(0.05)

@@ -34,6 +34,11 @@ class LabProcesses(Control):
         wait_port_free(node)  # a killed node's threads may still hold the port
         self.lab.start_node(node, replicaof=replicaof, overrides=overrides, safe=safe)
 
+    def start_sentinel(self, sentinel: Endpoint) -> None:
+        if self.lab.pid(sentinel.name) is None:
+            wait_port_free(sentinel)
+            self.lab.start_sentinel(sentinel, primary=self.lab.current_primary())
+
     def log_tail(self, node: Endpoint, lines: int = 200) -> list[str] | None:
         try:
             text = self.lab.log(node.name).read_text(errors="replace")

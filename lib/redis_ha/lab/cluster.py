@@ -26,31 +26,15 @@ from redis_ha import health as healthmod
 from redis_ha.control.base import starts_safely
 from redis_ha.errors import LabError
 from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
+from redis_ha.lab import binaries as binmod
 from redis_ha.lab import proxy
 from redis_ha.render import listen, redis_conf, sentinel_conf, write_private
-
-INSTALL_HINT = (
-    "redis-server and redis-sentinel are needed for the lab: "
-    "sudo apt-get install -y redis-server redis-sentinel"
-)
 
 # Popen handles of processes this Python process started, so that dead children are reaped
 # (a zombie still answers kill(pid, 0) and would look alive).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 PROXY = "partition-proxy"  # the process folder of the partition proxies (lab/proxy.py)
-
-
-def binaries() -> tuple[str, str]:
-    """Paths of redis-server and redis-sentinel, or a LabError saying how to install them."""
-    server = shutil.which("redis-server")
-    sentinel = shutil.which("redis-sentinel")
-    if not server or not sentinel:
-        missing = " and ".join(
-            n for n, p in (("redis-server", server), ("redis-sentinel", sentinel)) if not p
-        )
-        raise LabError(f"{missing} not found on PATH. {INSTALL_HINT}", code=3)
-    return server, sentinel
 
 
 def require_lab(inv: Inventory) -> None:
@@ -87,7 +71,8 @@ def pid_alive(pid: int) -> bool:
     # An exiting process frees its memory (and with it /proc/PID/cmdline) before it closes its
     # sockets: with a large dataset that takes long enough for a restart to find the port still
     # bound. An empty cmdline on a non-zombie is such a dying process: still alive.
-    return state not in (None, "Z", "X") and (b"redis" in cmd or cmd == b"")
+    alive = state not in (None, "Z", "X")
+    return alive and (b"redis" in cmd or b"valkey" in cmd or cmd == b"")
 
 
 def partitionable(inv: Inventory) -> bool:
@@ -140,10 +125,15 @@ class UpResult:
 class Lab:
     """One local cluster, described by a lab inventory."""
 
-    def __init__(self, inv: Inventory) -> None:
+    def __init__(self, inv: Inventory, server: str | None = None) -> None:
         require_lab(inv)
         self.inv = inv
         self.dir = inv.lab_dir
+        self.server = server  # redis | valkey | a folder; None: the setting (lab/binaries.py)
+
+    def binaries(self) -> binmod.Binaries:
+        """The server binaries to start processes with (a running lab keeps its own)."""
+        return binmod.for_lab(self.inv, self.dir, self.server, running=bool(self.running()))
 
     # --- files ------------------------------------------------------------------------------
     def proc_dir(self, name: str) -> Path:
@@ -230,7 +220,7 @@ class Lab:
         for a rebuilding replica) whatever the file says. `safe` starts it through
         redis_ha.safestart (None: as the inventory says, `control.starts_safely`).
         """
-        server, _ = binaries()
+        bins = self.binaries()
         conf = self.conf(node.name)
         if fresh or not conf.exists():
             write_private(
@@ -244,9 +234,9 @@ class Lab:
                     acl=self.acl,
                 ),
             )
-            argv = [server, str(conf)]
+            argv = bins.server_argv(conf)
         else:
-            argv = [server, str(conf)]
+            argv = bins.server_argv(conf)
             if replicaof is not None:
                 argv += ["--replicaof", replicaof.announced[0], str(replicaof.announced[1])]
         for key, value in (overrides or {}).items():
@@ -262,7 +252,6 @@ class Lab:
         return pid
 
     def start_sentinel(self, s: Endpoint, *, primary: Endpoint, fresh: bool = False) -> int:
-        _, sentinel = binaries()
         conf = self.conf(s.name)
         if fresh or not conf.exists():
             text = sentinel_conf(
@@ -274,7 +263,7 @@ class Lab:
                 acl=self.acl,
             )
             write_private(conf, text)
-        pid = self.spawn(s.name, [sentinel, str(conf)])
+        pid = self.spawn(s.name, self.binaries().sentinel_argv(conf))
         self._wait_port(s, pid)
         return pid
 
@@ -373,9 +362,10 @@ class Lab:
     def up(self, timeout: float = 30.0, *, acl: bool = False) -> UpResult:
         """Start whatever is not running; a running healthy lab is left untouched. `acl` starts
         a new lab with the shipped ACL users (inventories/acl/)."""
-        binaries()
+        bins = self.binaries()
         res = UpResult()
         self.dir.mkdir(parents=True, exist_ok=True)
+        binmod.record(self.dir, bins)
         self.ensure_password()
         self.ensure_proxy()
         running = self.running()
@@ -421,7 +411,6 @@ class Lab:
         """The legacy single instance the rollback runbook falls back to."""
         assert self.inv.single is not None
         s = self.inv.single
-        server, _ = binaries()
         conf = self.conf(s.name)
         if fresh or not conf.exists():
             pw = self.ensure_password()
@@ -437,7 +426,7 @@ class Lab:
             if pw:
                 lines.append(f'requirepass "{pw}"')
             write_private(conf, "\n".join(lines) + "\n")
-        pid = self.spawn(s.name, [server, str(conf)])
+        pid = self.spawn(s.name, self.binaries().server_argv(conf))
         self._wait_port(s, pid)
         return pid
 

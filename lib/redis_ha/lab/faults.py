@@ -129,12 +129,13 @@ def wipe_data(lab: Lab, ep: Endpoint) -> list[str]:
     return removed
 
 
-def restart_empty(lab: Lab, ep: Endpoint) -> FaultResult:
+def restart_empty(lab: Lab, ep: Endpoint, *, safe: bool | None = None) -> FaultResult:
     """Kill, then start again at once from the node's own config file with no data.
 
     This is what a platform restart policy does to a container without a volume: the process
     comes back within a second, possibly still believing it is the primary, and empty. Data files
     left on disk (see DATA_FILES) are removed first, as a fresh container would not have them.
+    `safe` starts it through redis_ha.safestart (None: as the inventory says).
     """
     pid = _running_pid(lab, ep)
     role = role_of(lab, ep)
@@ -143,7 +144,7 @@ def restart_empty(lab: Lab, ep: Endpoint) -> FaultResult:
         new = lab.start_sentinel(ep, primary=lab.inv.nodes[0])  # existing config: `primary` unused
     else:
         wipe_data(lab, ep)
-        new = lab.start_node(ep)
+        new = lab.start_node(ep, safe=safe)
     return FaultResult(
         "restart-empty",
         ep.name,
@@ -185,12 +186,64 @@ def diverge(lab: Lab, ep: Endpoint) -> FaultResult:
     )
 
 
+def _node_only(lab: Lab, ep: Endpoint, kind: str) -> None:
+    if is_sentinel(lab, ep):
+        raise LabError(f"{kind} needs a Redis node; {ep.name} is a Sentinel")
+
+
+def oom(lab: Lab, ep: Endpoint) -> FaultResult:
+    """maxmemory lowered to what the node holds (noeviction): every write is refused with OOM.
+
+    The lab's datasets are far below the inventory's maxmemory; lowering the limit to the memory
+    in use is the quickest way to the state a growing dataset reaches on its own.
+    """
+    _node_only(lab, ep, "oom")
+    pid = _running_pid(lab, ep)
+    role = role_of(lab, ep)
+    c = client(lab.inv, ep, timeout=2.0)
+    try:
+        used = int(c.info("memory")["used_memory"])
+        c.config_set("maxmemory-policy", "noeviction")
+        c.config_set("maxmemory", str(max(1, used // 2)))
+    finally:
+        c.close()
+    return FaultResult(
+        "oom", ep.name, ep.address, pid, role,
+        f"maxmemory set to {max(1, used // 2)} bytes (it holds {used}), policy noeviction: "
+        "writes are refused with OOM",
+    )  # fmt: skip
+
+
+# A setting that matters and that nothing puts back by itself (what `config.drift` reports).
+DRIFT_SETTING = ("min-replicas-to-write", "0")
+
+
+def drift(lab: Lab, ep: Endpoint) -> FaultResult:
+    """A live setting changed away from the inventory, as a hurried hand-made CONFIG SET does.
+
+    min-replicas-to-write 0 on a node: the cluster looks healthy, but the primary would now
+    acknowledge writes with no replica to copy them to (the split-brain guard is off).
+    """
+    _node_only(lab, ep, "drift")
+    pid = _running_pid(lab, ep)
+    role = role_of(lab, ep)
+    key, value = DRIFT_SETTING
+    c = client(lab.inv, ep, timeout=2.0)
+    try:
+        c.config_set(key, value)
+    finally:
+        c.close()
+    return FaultResult("drift", ep.name, ep.address, pid, role, f"CONFIG SET {key} {value}")
+
+
 KINDS: dict[str, Fault] = {
     "crash": crash,
     "freeze": freeze,
     "resume": resume,
     "restart-empty": restart_empty,
     "diverge": diverge,
+    "oom": oom,
+    "drift": drift,
 }
 
 

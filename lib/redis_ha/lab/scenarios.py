@@ -122,6 +122,22 @@ def manual_promotion(lab: Lab, node: str | None = None) -> str:
     return name
 
 
+def sentinels_down(lab: Lab, n: int) -> list[str]:
+    """Kill the last `n` Sentinels (SIGKILL): with 2 of 3 gone no failover can be authorised."""
+    names = [s.name for s in lab.inv.sentinels[-n:]]
+    for name in names:
+        lab.stop(name, kill=True)
+    return names
+
+
+def all_nodes_down(lab: Lab) -> list[str]:
+    """Kill every Redis node (SIGKILL), Sentinels left running: nothing serves sessions."""
+    names = [n.name for n in lab.inv.nodes]
+    for name in names:
+        lab.stop(name, kill=True)
+    return names
+
+
 def disagreeing_sentinel(lab: Lab, name: str | None = None, timeout: float = 30.0) -> str:
     """Restart a Sentinel with its pre-failover config and a peer that no longer exists."""
     inv = lab.inv
