@@ -239,14 +239,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
             )
 
     writable = primary is not None and len(good) >= inv.settings.min_replicas_to_write
-    refused = facts.denied()
-    if not writable and refused:
-        level = UNKNOWN  # what we cannot see may be fine: never "down" on our own mistake
-        problems.append(
-            f"cannot tell whether the cluster is up: {len(refused)} of "
-            f"{len(facts.nodes) + len(facts.sentinels)} endpoints refused our credentials"
-        )
-    elif not writable:
+    if not writable:
         level = DOWN
         if primary is None and not any("primary" in p for p in problems):
             problems.append("no usable primary")
