@@ -152,9 +152,11 @@ def test_wrong_password_is_one_clear_line(lab: Lab, tmp_path: Path) -> None:
     assert f"password_file: {lab.inv.auth.password_file}" in lab.inv.path.read_text()
     r = run_invoke("status", inventory=bad, env={"REDIS_HA_TEST_PW": "wrong"})
     assert "authentication failed" in r.stdout
+    assert "check the password in $REDIS_HA_TEST_PW" in r.stdout
     assert "Traceback" not in r.stdout + r.stderr
     r = run_invoke("health", inventory=bad, env={"REDIS_HA_TEST_PW": "wrong"})
-    assert r.returncode == 3  # UNKNOWN: the tool cannot judge, it must not page "down"
+    assert r.returncode == 3, r.stdout  # unknown: we could not look, which is not "down"
+    assert "UNKNOWN" in r.stdout and "DOWN" not in r.stdout and " is down" not in r.stdout
 
 
 def test_lab_down_leaves_no_process(fresh_lab: Lab) -> None:

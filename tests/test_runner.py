@@ -247,5 +247,6 @@ def test_wrong_password_is_one_line(lab: Lab, jdir: Path, tmp_path: Path) -> Non
     r = run_invoke("check", inventory=bad, env={journalmod.ENV_DIR: str(jdir)})
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        "error: every node and Sentinel refused us: authentication failed (wrong password?)"
+        "error: every node and Sentinel refused us: authentication failed (wrong password?); "
+        f'check the password file {pw}, as ACL user "default" (the inventory names no other)'
     ]

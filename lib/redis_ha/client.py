@@ -61,6 +61,9 @@ Configuration from the environment (12-factor; the rollback procedure rewrites t
 ``REDIS_PASSWORD``
     The password itself (fallback when no file is given). A password in ``REDIS_URL`` wins over
     both for the URL mode. The same password is used for the Sentinels and the data nodes.
+``REDIS_TLS_CA_FILE``
+    When set, every connection (Sentinels and data nodes) is TLS, verified against this CA;
+    ``REDIS_TLS_CERT_FILE`` and ``REDIS_TLS_KEY_FILE`` add a client certificate.
 
 The file form (`.env`/dotenv, read exactly as python-dotenv reads it: ``KEY=value`` lines,
 ``#`` comments, optional ``export``, quotes, ``${VAR}`` expansion) is read with `read_env_file`.
@@ -91,7 +94,7 @@ from urllib.parse import urlparse
 
 import redis
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
-from redis.connection import parse_url
+from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -107,11 +110,14 @@ from redis_ha.errors import HAError
 
 T = TypeVar("T")
 
+
 ENV_SENTINELS = "REDIS_SENTINELS"
 ENV_MASTER = "REDIS_SENTINEL_MASTER"
 ENV_URL = "REDIS_URL"
 ENV_PASSWORD_FILE = "REDIS_PASSWORD_FILE"
 ENV_PASSWORD = "REDIS_PASSWORD"
+ENV_TLS = {"ssl_ca_certs": "REDIS_TLS_CA_FILE", "ssl_certfile": "REDIS_TLS_CERT_FILE",
+           "ssl_keyfile": "REDIS_TLS_KEY_FILE"}  # fmt: skip
 
 # Error replies after which the command was not executed and the primary may have moved.
 REDISCOVER_CODES = ("READONLY", "NOREPLICAS", "MASTERDOWN", "LOADING")
@@ -248,6 +254,10 @@ class HAConnection(SentinelManagedConnection):
             raise
 
 
+class HASSLConnection(HAConnection, SSLConnection):
+    """HAConnection over TLS (as redis-py's SentinelManagedSSLConnection is over its own)."""
+
+
 class MajoritySentinel(Sentinel):
     """Discover the primary as the address a majority of the listed Sentinels report."""
 
@@ -289,6 +299,15 @@ class AppConfig:
     master: str | None = None
     url: str | None = None
     password: str | None = None
+    tls: tuple[tuple[str, str], ...] = ()  # redis-py ssl_* arguments (file paths), () for plain
+
+    def ssl_kwargs(self) -> dict[str, Any]:
+        """redis-py's TLS arguments for every connection ({} without TLS)."""
+        return {"ssl": True, **dict(self.tls)} if self.tls else {}
+
+    def url_tls(self) -> dict[str, Any]:
+        """The same for a URL client (a `redis://` URL names no TLS: the class says it)."""
+        return {"connection_class": SSLConnection, **dict(self.tls)} if self.tls else {}
 
     @property
     def mode(self) -> str:
@@ -339,6 +358,9 @@ def config_from_env(env: Mapping[str, str]) -> AppConfig:
             ) from None
     elif env.get(ENV_PASSWORD):
         password = env[ENV_PASSWORD]
+    tls = tuple((k, env[v].strip()) for k, v in ENV_TLS.items() if (env.get(v) or "").strip())
+    if tls and "ssl_ca_certs" not in dict(tls):
+        raise ClientConfigError(f"{ENV_TLS['ssl_certfile']} needs {ENV_TLS['ssl_ca_certs']}")
     sentinels_raw = (env.get(ENV_SENTINELS) or "").strip()
     if sentinels_raw:
         sentinels = tuple(
@@ -347,13 +369,13 @@ def config_from_env(env: Mapping[str, str]) -> AppConfig:
         master = (env.get(ENV_MASTER) or "").strip()
         if not master:
             raise ClientConfigError(f"{ENV_SENTINELS} is set but {ENV_MASTER} is missing")
-        return AppConfig(sentinels=sentinels, master=master, password=password)
+        return AppConfig(sentinels=sentinels, master=master, password=password, tls=tls)
     url = (env.get(ENV_URL) or "").strip()
     if url:
         u = urlparse(url)
         if u.scheme not in ("redis", "rediss") or not u.hostname:
             raise ClientConfigError(f"{ENV_URL} must look like redis://host:port/0")
-        return AppConfig(url=url, password=password)
+        return AppConfig(url=url, password=password, tls=tls)
     raise ClientConfigError(f"neither {ENV_SENTINELS} nor {ENV_URL} is set")
 
 
@@ -383,9 +405,10 @@ def naive(
     sentinels: list[tuple[str, int]], master: str, *, password: str | None = None, **kw: Any
 ) -> redis.Redis:
     """redis-py's Sentinel client with plain settings, the way a typical app starts (baseline)."""
+    tls = {k: v for k, v in kw.items() if k == "ssl" or k.startswith("ssl_")}
     s = Sentinel(
         sentinels,
-        sentinel_kwargs={"password": password, "socket_timeout": 0.5},
+        sentinel_kwargs={"password": password, "socket_timeout": 0.5, **tls},
     )
     return s.master_for(
         master,
@@ -413,12 +436,14 @@ def recommended(
             "socket_timeout": SENTINEL_TIMEOUT,
             "socket_connect_timeout": SENTINEL_TIMEOUT,
             "retry": Retry(NoBackoff(), 0),
+            **{k: v for k, v in kw.items() if k == "ssl" or k.startswith("ssl_")},
         },
     )
+    tls = kw.pop("ssl", False)  # the TLS connection class takes the ssl_* arguments only
     return s.master_for(
         master,
         redis_class=HARedis,
-        connection_class=HAConnection,
+        connection_class=HASSLConnection if tls else HAConnection,
         socket_timeout=socket_timeout,
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_keepalive=True,
@@ -458,12 +483,17 @@ def from_config(cfg: AppConfig, *, style: str = "recommended", **kw: Any) -> red
         if style == "naive":
             extra = {"password": cfg.password} if cfg.password else {}
             return redis.Redis.from_url(
-                cfg.url, socket_timeout=0.5, retry=Retry(NoBackoff(), 0), **extra, **kw
+                cfg.url,
+                socket_timeout=0.5,
+                retry=Retry(NoBackoff(), 0),
+                **extra,
+                **cfg.url_tls(),
+                **kw,
             )
-        return from_url(cfg.url, password=cfg.password, **kw)
+        return from_url(cfg.url, password=cfg.password, **cfg.url_tls(), **kw)
     assert cfg.master is not None
     build = naive if style == "naive" else recommended
-    return build(list(cfg.sentinels), cfg.master, password=cfg.password, **kw)
+    return build(list(cfg.sentinels), cfg.master, password=cfg.password, **cfg.ssl_kwargs(), **kw)
 
 
 def from_env(env: Mapping[str, str], **kw: Any) -> redis.Redis:

@@ -27,10 +27,13 @@ def client(
     binary: bool = False,
     **kw: Any,
 ) -> redis.Redis:
-    """A redis-py client for one node or Sentinel with the inventory's password.
+    """A redis-py client for one node or Sentinel with the inventory's password (and ACL user).
 
     `binary` returns bytes (DUMP payloads, keys of any encoding) instead of decoded strings.
     """
+    if inv.auth.username and "username" not in kw:
+        kw["username"] = inv.auth.username
+    kw = {**tls_kwargs(inv), **kw}
     host, port = reach(inv, ep)
     return redis.Redis(
         host=host,
@@ -43,6 +46,19 @@ def client(
         client_name="redis-ha-runbooks",
         **kw,
     )
+
+
+def tls_kwargs(inv: Inventory) -> dict[str, Any]:
+    """redis-py's TLS arguments from the inventory's files ({} without `tls:`)."""
+    t = inv.tls
+    if t is None:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_ca_certs": str(t.ca_file),
+        "ssl_certfile": str(t.cert_file),
+        "ssl_keyfile": str(t.key_file),
+    }
 
 
 def reach(inv: Inventory, ep: Endpoint) -> tuple[str, int]:
@@ -72,13 +88,14 @@ def credential_problem(e: BaseException) -> str | None:
     return None
 
 
-def describe_error(e: BaseException) -> str:
-    """One short line for a connection error, naming auth problems plainly."""
+def describe_error(e: BaseException, inv: Inventory | None = None) -> str:
+    """One short line for a connection error, naming auth problems plainly and, given the
+    inventory, the credential source to check."""
     text = str(e) or type(e).__name__
     low = text.lower()
     denied = credential_problem(e)
     if denied:
-        return denied
+        return denied + (f"; check {inv.credential_source()}" if inv is not None else "")
     if isinstance(e, redis.TimeoutError):
         return "timed out (node hung or unreachable)"
     if isinstance(e, redis.ConnectionError):
@@ -96,6 +113,6 @@ def call(inv: Inventory, ep: Endpoint, *args: Any, timeout: float = 2.0) -> Any:
     except redis.ResponseError:
         raise
     except (redis.ConnectionError, redis.TimeoutError) as e:
-        raise ClusterError(f"{ep.name} ({ep.address}): {describe_error(e)}") from None
+        raise ClusterError(f"{ep.name} ({ep.address}): {describe_error(e, inv)}") from None
     finally:
         c.close()

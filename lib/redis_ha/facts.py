@@ -130,6 +130,7 @@ class SentinelFacts:
     failover_options: list[str] | None = None
     tilt: bool = False  # INFO sentinel `sentinel_tilt`: it acts on nothing until it leaves TILT
     elapsed_ms: int = 0
+    denied: bool = False  # it refused our credentials (as NodeFacts.denied)
 
     @property
     def failing_over(self) -> bool:
@@ -167,6 +168,11 @@ class ClusterFacts:
     def claimed_primaries(self) -> list[NodeFacts]:
         """Reachable nodes that say they are a primary."""
         return [n for n in self.nodes if n.up and n.role == "master"]
+
+    def denied(self) -> list[NodeFacts | SentinelFacts]:
+        """Nodes and Sentinels that answered but refused our credentials."""
+        nodes: list[NodeFacts | SentinelFacts] = [n for n in self.nodes if n.denied]
+        return nodes + [s for s in self.sentinels if s.denied]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,7 +213,7 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
             f.writes_paused = _writes_paused(inv, ep)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
-        f.error = describe_error(e)
+        f.error = describe_error(e, inv)
         f.denied = credential_problem(e) is not None
     finally:
         c.close()
@@ -293,7 +299,7 @@ def sentinel_facts(
     try:
         c = client(inv, ep, timeout=timeout)
     except InventoryError as e:
-        f.error = str(e)
+        f.error, f.denied = str(e), True  # the password source cannot be read
         return f
     m = inv.master_name
     try:
@@ -349,7 +355,8 @@ def sentinel_facts(
                 f.sentinels = [_pairs(s) for s in res[4]]
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
         f.up = False
-        f.error = describe_error(e)
+        f.error = describe_error(e, inv)
+        f.denied = credential_problem(e) is not None
     finally:
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)

@@ -143,12 +143,16 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     problems: list[str] = []
     s_up = [s for s in facts.sentinels if s.up]
     for s in facts.sentinels:
-        if not s.up:
+        if s.denied:
+            problems.append(f"{s.name} ({s.address}) refused our credentials: {s.error}")
+        elif not s.up:
             problems.append(f"{s.name} ({s.address}) is down: {s.error}")
         elif s.error:
             problems.append(f"{s.name}: {s.error}")
     for n in facts.nodes:
-        if not n.up:
+        if n.denied:
+            problems.append(f"{n.name} ({n.address}) refused our credentials: {n.error}")
+        elif not n.up:
             problems.append(f"{n.name} ({n.address}) is down: {n.error}")
 
     auth_addr, votes = authoritative_primary(facts)
@@ -174,6 +178,8 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
         cand = next((n for n in facts.nodes if n.name == pname), None)
         if cand is None:
             problems.append(f"the Sentinels' primary {auth_addr} is not a node of this inventory")
+        elif cand.denied:
+            problems.append(f"the primary {cand.name} named by the Sentinels refused us")
         elif not cand.up:
             problems.append(f"the primary {cand.name} named by the Sentinels is unreachable")
         elif cand.role != "master":
@@ -197,7 +203,7 @@ def assess(inv: Inventory, facts: ClusterFacts) -> Health:
     if s_up and not any(s.quorum_ok for s in s_up):
         msg = next((s.quorum_msg for s in s_up if s.quorum_msg), "")
         problems.append(f"Sentinel quorum check failed: {msg}")
-    if not s_up:
+    if not s_up and not all(s.denied for s in facts.sentinels):
         problems.append("no Sentinel answers: automatic failover is impossible")
 
     good: list[str] = []

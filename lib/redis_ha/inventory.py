@@ -82,6 +82,18 @@ class Auth:
 
     password_env: str | None = None
     password_file: Path | None = None
+    username: str | None = None  # an ACL user; None is the `default` user
+
+
+@dataclass(frozen=True)
+class Tls:
+    """TLS for every node, Sentinel and replication link: file paths only, never their contents.
+
+    One certificate and key serve the servers (rendered configs) and the tool as a client."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,7 @@ class Inventory:
     lab_dir: Path
     control: dict[str, Any]
     single: Endpoint | None = None
+    tls: Tls | None = None
     app: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
     lab_server: str | None = None  # redis, valkey, or a folder of binaries (lab/binaries.py)
@@ -165,7 +178,10 @@ class Inventory:
     def credential_source(self) -> str:
         """Where the tool's password comes from, for an operator to check (never the value)."""
         a = self.auth
-        user = 'as ACL user "default" (the inventory names no other)'
+        if a.username:
+            user = f'as ACL user "{a.username}"'
+        else:
+            user = 'as ACL user "default" (the inventory names no other)'
         if a.password_env and os.environ.get(a.password_env):
             return f"the password in ${a.password_env}, {user}"
         if a.password_file:
@@ -247,9 +263,11 @@ _TOP = {
     "single",
     "app",
     "cost",
+    "tls",
 }
+_TLS = {"ca_file", "cert_file", "key_file"}
 _ENDPOINT = {"name", "host", "port", "control", "announce", "size"}
-_AUTH = {"password_env", "password_file"}
+_AUTH = {"password_env", "password_file", "username"}
 # `control.ssh` (redis_ha.control.ssh) and the kinds of its values.
 SSH_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "host": str,
@@ -422,7 +440,21 @@ class _Validator:
             )
         env = self.get(d, "password_env", "auth", str)
         file = self.get(d, "password_file", "auth", str)
-        return Auth(password_env=env, password_file=(self.base / file).resolve() if file else None)
+        user = self.get(d, "username", "auth", str, check=_check_name)
+        return Auth(
+            password_env=env,
+            password_file=(self.base / file).resolve() if file else None,
+            username=user,
+        )
+
+    def tls(self, raw: Any) -> Tls | None:
+        if raw is None:
+            return None
+        d = self.mapping(raw, "tls", _TLS)
+        files = {k: self.get(d, k, "tls", str, required=True) for k in sorted(_TLS)}
+        if any(v is None for v in files.values()):
+            return None
+        return Tls(**{k: (self.base / v).resolve() for k, v in files.items()})
 
     def inventory(self, data: Any) -> Inventory | None:
         if data is None:
@@ -437,6 +469,7 @@ class _Validator:
         sentinels = self.endpoints(d, "sentinels", "the Sentinels")
         settings = self.settings(d.get("settings"))
         auth = self.auth(d.get("auth"))
+        tls = self.tls(d.get("tls"))
         name = self.get(d, "name", "(top)", str, default=self.path.stem, check=_check_name)
         lab_dir_raw = self.get(d, "lab_dir", "(top)", str, default="../.lab")
         lab_server = self.get(d, "lab_server", "(top)", str, check=_check_server)
@@ -499,6 +532,7 @@ class _Validator:
             app=dict(app),
             cost=dict(cost),
             lab_server=lab_server,
+            tls=tls,
         )
 
 

@@ -64,6 +64,13 @@ class LockHeld(HAError):
     code = 4
 
 
+def commands(inv: Inventory) -> list[list[str]]:
+    """What taking, refreshing and releasing the lock sends to the primary (the ACL precheck
+    asks about these too: a user who cannot take the lock cannot run a procedure)."""
+    key = KEY_PREFIX + inv.master_name
+    return [["SET", key, "v", "NX", "PX", "1000"], ["GET", key], ["EVAL", _RELEASE, "1", key, "v"]]
+
+
 def describe_holder(h: dict[str, Any], where: str) -> str:
     since = h.get("since")
     ago = f" ({int(time.time() - since)} s ago)" if isinstance(since, (int, float)) else ""

@@ -11,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# First words of op commands that are Redis commands as written; other ops are prose ("wait
+# until ...", "stop (lab backend)") and send nothing an ACL could refuse.
+REDIS_COMMANDS = frozenset({"CONFIG", "CLIENT", "REPLICAOF", "SLAVEOF", "SENTINEL", "INFO", "ROLE"})
+# Arguments only known at apply time (`<the promoted replica>`): the permission is the command's,
+# so a stand-in of the right arity asks ACL DRYRUN the same question.
+_STAND_IN = {"REPLICAOF": ["no", "one"], "SLAVEOF": ["no", "one"]}
+
 
 @dataclass(frozen=True)
 class Op:
@@ -19,6 +26,28 @@ class Op:
     target: str
     command: str
     why: str = ""
+
+    @property
+    def argv(self) -> list[list[str]]:
+        """The Redis commands this op sends, as argument lists (what ACL DRYRUN is asked about
+        before a run changes anything); [] when the op is prose. `A; B` is two commands, and a
+        piece without a command word continues the previous one (`SENTINEL REMOVE m; MONITOR`)."""
+        out: list[list[str]] = []
+        head: str | None = None
+        for piece in self.command.split(";"):
+            words = piece.split()
+            if not words:
+                continue
+            if words[0] in REDIS_COMMANDS:
+                head = words[0]
+            elif head == "SENTINEL" and words[0].isupper():
+                words = [head, *words]
+            else:
+                return []
+            if "<" in piece and words[0] in _STAND_IN:
+                words = [words[0], *_STAND_IN[words[0]]]
+            out.append(words)
+        return out
 
     def line(self) -> str:
         why = f"  ({self.why})" if self.why else ""

@@ -6,11 +6,17 @@ setting deployed. Sentinel rewrites its own file at run time, so it must be writ
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from pathlib import Path
 
 from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
+from redis_ha.paths import shipped
+
+# Who the Sentinels are to the nodes and to each other, and who replicas are to their primary,
+# when the shipped ACL users are on (inventories/acl/*.acl).
+SENTINEL_USER, REPLICA_USER = "ha-sentinel", "ha-replica"
 
 
 def _is_ip(host: str) -> bool:
@@ -19,6 +25,25 @@ def _is_ip(host: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def listen(inv: Inventory, ep: Endpoint) -> list[str]:
+    """The port lines: plain, or TLS only (the plain port closed) when the inventory has `tls:`,
+    with replication and Sentinel's own connections over TLS too. Clients without a certificate
+    are let in (`tls-auth-clients optional`: the app needs only the CA); one with a certificate
+    must present one the CA signed."""
+    t = inv.tls
+    if t is None:
+        return [f"port {ep.port}"]
+    return [
+        "port 0",
+        f"tls-port {ep.port}",
+        f'tls-cert-file "{t.cert_file}"',
+        f'tls-key-file "{t.key_file}"',
+        f'tls-ca-cert-file "{t.ca_file}"',
+        "tls-replication yes",
+        "tls-auth-clients optional",
+    ]
 
 
 def _bind(ep: Endpoint, lab: bool) -> str:
@@ -46,12 +71,13 @@ def redis_conf(
     password: str | None,
     extra: dict[str, str] | None = None,
     log_stdout: bool = False,
+    acl: bool = False,
 ) -> str:
     """The redis.conf for one node; `replicaof` None makes it start as a primary."""
     s = inv.settings
     lines = [
         f"# redis-ha-runbooks: {node.name} of {inv.name} (rendered; edit the inventory instead)",
-        f"port {node.port}",
+        *listen(inv, node),
         f"bind {_bind(node, inv.lab)}",
         "protected-mode no" if password else "protected-mode yes",
         "daemonize no",
@@ -76,6 +102,8 @@ def redis_conf(
     ]
     if password:
         lines += [f'requirepass "{password}"', f'masterauth "{password}"']
+    if acl:
+        lines += [*acl_users("nodes", password), f"masteruser {REPLICA_USER}"]
     if replicaof:
         lines.append(f"replicaof {replicaof.announced[0]} {replicaof.announced[1]}")
     for k, v in (extra or {}).items():
@@ -91,13 +119,14 @@ def sentinel_conf(
     primary: Endpoint,
     password: str | None,
     log_stdout: bool = False,
+    acl: bool = False,
 ) -> str:
     """The sentinel.conf for one Sentinel, monitoring `primary` under the inventory's name."""
     s = inv.settings
     m = inv.master_name
     lines = [
         f"# redis-ha-runbooks: {sentinel.name} of {inv.name} (rendered; Sentinel rewrites it)",
-        f"port {sentinel.port}",
+        *listen(inv, sentinel),
         f"bind {_bind(sentinel, inv.lab)}",
         "protected-mode no" if password else "protected-mode yes",
         "daemonize no",
@@ -122,7 +151,21 @@ def sentinel_conf(
             f'sentinel auth-pass {m} "{password}"',
             f'sentinel sentinel-pass "{password}"',
         ]
+    if acl:
+        lines += [
+            *acl_users("sentinels", password),
+            f"sentinel auth-user {m} {SENTINEL_USER}",
+            f"sentinel sentinel-user {SENTINEL_USER}",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def acl_users(kind: str, password: str | None) -> list[str]:
+    """The shipped ACL users of `kind` ("nodes" or "sentinels") as config lines, each with the
+    SHA-256 of `password` (never the password itself): the lab gives every user its password."""
+    text = (shipped("inventories") / "acl" / f"{kind}.acl").read_text()
+    secret = ("#" + hashlib.sha256(password.encode()).hexdigest()) if password else "nopass"
+    return [f"{ln} {secret}" for ln in text.splitlines() if ln.startswith("user ")]
 
 
 def write_private(path: Path, text: str) -> None:

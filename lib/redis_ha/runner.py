@@ -22,10 +22,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis_ha import acl as aclmod
 from redis_ha import bounded, ui
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import journal as journalmod
+from redis_ha import lock as lockmod
 from redis_ha import playbook as playbookmod
 from redis_ha import resume as resumemod
 from redis_ha import state as statemod
@@ -73,6 +75,7 @@ class Runner:
     dry_run: bool = False
     yes: bool = False
     resume: str | None = None
+    target_name: str | None = None
     ask: bool = field(default_factory=ui.interactive)
     ctx: Context = field(init=False)
     jr: journalmod.Journal = field(init=False)
@@ -219,6 +222,8 @@ class Runner:
         try:
             with bounded.sigterm_as_interrupt():
                 if self.pb.changes and not self.dry_run:
+                    self._confirm_target()
+                    self._check_permissions(view)
                     lock = ClusterLock(self.inv, self.pb.name, run_id=self.jr.run_id)
                     lock.acquire()
                     msg = f"lock taken ({lock.mode})"
@@ -242,6 +247,67 @@ class Runner:
                 lock.release()
             self._finish(code, result, message)
         return code
+
+    def _confirm_target(self) -> None:
+        """Before the first change to a cluster that is not a lab, its name is typed (or given
+        as --target-name with --yes): a "y" pressed on the wrong terminal changes nothing."""
+        name = self.inv.name
+        if self.inv.lab:
+            return
+        if self.target_name is not None:
+            if self.target_name != name:
+                raise RunnerError(
+                    f"--target-name {self.target_name!r} is not this inventory's cluster "
+                    f"{name!r}: nothing was changed"
+                )
+            self.jr.write("answer", step=None, answer="target", auto=True, target=name)
+            return
+        if self.yes or not self.ask:
+            raise RunnerError(
+                f"{name!r} is not a lab: --yes needs --target-name {name} as well "
+                "(nothing was changed)"
+            )
+        ui.console.print(f"  [bold red]PRODUCTION TARGET: {name}[/] ({self.inv.path})")
+        typed = ui.ask_text(f"Type the cluster's name ({name}) to change it:")
+        self.jr.write("answer", step=None, answer="target", auto=False, typed=typed == name)
+        if typed.strip() != name:
+            raise RunnerError(
+                f"typed {typed.strip()!r}, not {name!r}: nothing was changed", code=EXIT_STOPPED
+            )
+
+    def _check_permissions(self, view: View) -> None:
+        """Every command the steps' plans (made now, as the dry run makes them) would send is
+        put to ACL DRYRUN first: a user who may not run one is refused before any change."""
+        saved, plans = self.ctx.state, []
+        self.ctx.state = RunState(**saved)  # type: ignore[typeddict-item]
+        try:
+            for step in self.pb.steps:
+                if step.id in self.skip_ids or not step.action:
+                    continue
+                try:
+                    plan = self.make_plan(step.action, step.args, view, f"step {step.id!r}")
+                except HAError:
+                    continue  # the step's own guard or plan says why, in its turn
+                statemod.merge(self.ctx.state, plan.record)
+                plans.append(plan)
+        finally:
+            self.ctx.state = saved
+        wanted = aclmod.needed(plans)
+        if view.health.primary:  # the lock's key lives on the primary
+            lockcmds = lockmod.commands(self.inv)
+            wanted[view.health.primary] = lockcmds + wanted.get(view.health.primary, [])
+        bad, unknown = aclmod.refusals(self.inv, wanted)
+        self.jr.write("permissions", refused=bad, unchecked=unknown)
+        for u in unknown:
+            ui.console.print(f"[yellow]warning:[/] permissions not checked in advance: {u}")
+        if bad:
+            user = self.inv.auth.username or "default"
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise RunnerError(
+                f"the ACL user {user!r} lacks a permission this procedure needs: {bad[0]}{more}; "
+                "nothing was changed (run it as the procedure operator, see docs/ACL.md)",
+                code=EXIT_REFUSED,
+            )
 
     def _load_resume(self) -> Any:
         """The journal to continue; restores its state, parameters, clock and finished steps."""
@@ -592,9 +658,9 @@ class Runner:
 
 def _refuse_if_no_access(facts: factsmod.ClusterFacts) -> None:
     """Every endpoint refusing our password is one clear line, not a run of failed steps."""
-    errors = [n.error or "" for n in facts.nodes] + [s.error or "" for s in facts.sentinels]
-    if errors and all("authentication" in e for e in errors):
-        raise RunnerError(f"every node and Sentinel refused us: {errors[0]}")
+    refused = facts.denied()
+    if refused and len(refused) == len(facts.nodes) + len(facts.sentinels):
+        raise RunnerError(f"every node and Sentinel refused us: {refused[0].error}")
 
 
 def run_playbook(
@@ -605,8 +671,11 @@ def run_playbook(
     dry_run: bool = False,
     yes: bool = False,
     resume: str | None = None,
+    target_name: str | None = None,
 ) -> int:
     """Run playbooks/<name>.yaml (or a playbook path) against `inv`; returns the exit code."""
     pb = playbookmod.load(name)  # loads the registry too
     clean = {k: v for k, v in (params or {}).items() if v is not None}
-    return Runner(pb, inv, clean, dry_run=dry_run, yes=yes, resume=resume).run()
+    return Runner(
+        pb, inv, clean, dry_run=dry_run, yes=yes, resume=resume, target_name=target_name
+    ).run()

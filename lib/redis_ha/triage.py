@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from redis_ha import drift as driftmod
 from redis_ha import runbook as runbookmod
 from redis_ha.facts import ClusterFacts, NodeFacts
-from redis_ha.health import IN_SYNC_MAX_LAG_BYTES, Health, in_sync
+from redis_ha.health import IN_SYNC_MAX_LAG_BYTES, UNKNOWN, Health, in_sync
 from redis_ha.inventory import Inventory
 
 CRITICAL, HIGH, MEDIUM, INFO = 0, 1, 2, 3
@@ -604,6 +604,17 @@ FALLBACK = Rule(
 
 def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]:
     """Every finding, most urgent first (table order within a severity). Empty: nothing to do."""
+    if health.level == UNKNOWN:  # what we cannot see decides nothing: fix the credentials first
+        return [
+            Finding(
+                CRITICAL,
+                "our credentials are refused: the cluster's state is unknown",
+                f"check {inv.credential_source()}; nothing here says the cluster is down",
+                None,
+                "fix the credentials, then invoke status",
+                diagnosis="credentials-refused",
+            )
+        ]
     seen = Seen(inv, facts, health)
     out = [f for rule in RULES for f in rule.findings(seen)]
     if not out and not health.healthy:

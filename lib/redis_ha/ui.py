@@ -179,3 +179,10 @@ def ask_yes_no(question: str, *, default: bool) -> bool:
     import questionary
 
     return bool(questionary.confirm(question, default=default).unsafe_ask())
+
+
+def ask_text(question: str) -> str:
+    """A typed answer (a cluster's name): Ctrl-C raises KeyboardInterrupt."""
+    import questionary
+
+    return str(questionary.text(question).unsafe_ask() or "")

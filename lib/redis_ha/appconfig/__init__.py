@@ -170,6 +170,8 @@ def lab_env_text(inv: Inventory) -> str:
             lines.append(f"{k}={v}")
     if inv.auth.password_file:
         lines.append(f"{VAR_PASSWORD_FILE}={inv.auth.password_file}")
+    if inv.tls is not None:  # the app verifies the lab's CA (no client certificate needed)
+        lines.append(f"REDIS_TLS_CA_FILE={inv.tls.ca_file}")
     return "\n".join(lines) + "\n"
 
 

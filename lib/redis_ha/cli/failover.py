@@ -15,7 +15,9 @@ from redis_ha.cli.procedures import RUN_HELP, run_procedure
         "via": "Sentinel to send SENTINEL FAILOVER to (default: the last one listed)",
     }
 )
-def manual(c, to=None, via=None, inventory=None, dry_run=False, yes=False, resume=None):
+def manual(
+    c, to=None, via=None, inventory=None, dry_run=False, yes=False, resume=None, target_name=None
+):
     """Planned failover with no lost writes: pause, catch up, switch, demote, unpause."""
     run_procedure(
         "failover-manual",
@@ -24,6 +26,7 @@ def manual(c, to=None, via=None, inventory=None, dry_run=False, yes=False, resum
         dry_run=dry_run,
         yes=yes,
         resume=resume,
+        target_name=target_name,
     )
 
 

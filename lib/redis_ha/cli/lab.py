@@ -14,7 +14,7 @@ from redis_ha import health as healthmod
 from redis_ha import ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory, stop_on_signals
 from redis_ha.dockerlab.lab import DockerLab
-from redis_ha.errors import HAError
+from redis_ha.errors import HAError, LabError
 from redis_ha.lab import faults
 from redis_ha.lab import partition as partitionmod
 from redis_ha.lab.binaries import SERVER_HELP
@@ -35,10 +35,13 @@ DIR_HELP = f"the Docker lab's state folder (default {DOCKER_DIR})"
         "server": SERVER_HELP,
         "backend": BACKEND_HELP,
         "dir": DIR_HELP,
+        "acl": "start a new lab with the least-privilege ACL users of inventories/acl/",
+        "tls": "TLS only, with a throwaway CA (the inventory's `tls:` files, e.g. "
+        "inventories/lab-tls.yaml)",
     }
 )
 @expected_errors
-def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None):
+def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None, acl=False, tls=False):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
     if _docker(backend):
         dlab = DockerLab(dir or DOCKER_DIR)
@@ -49,8 +52,13 @@ def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None):
         )
         return
     inv = load_inventory(inventory)
+    if tls and inv.tls is None:
+        raise LabError(
+            f"--tls: {inv.path} has no `tls:` section naming the CA, certificate and key files "
+            "(use inventories/lab-tls.yaml, or add one)"
+        )
     lab = Lab(inv, server=server)
-    res = lab.up(timeout=float(timeout))
+    res = lab.up(timeout=float(timeout), acl=bool(acl))
     if res.started:
         bins = lab.binaries()
         ui.console.print(f"started {', '.join(res.started)} on {bins.label} (state in {lab.dir})")

@@ -14,6 +14,8 @@ RUN_HELP = {
     "yes": "answer yes to every prompt (and undo automatically on failure)",
     "resume": "continue an interrupted run (journal run id, or 'latest') from its first "
     "unfinished step",
+    "target_name": "the cluster's name: with --yes on an inventory that is not a lab, it must "
+    "match, or nothing is changed",
 }
 
 
@@ -26,13 +28,20 @@ def run_procedure(
     dry_run: bool = False,
     yes: bool = False,
     resume: str | None = None,
+    target_name: str | None = None,
 ) -> None:
     """Run a playbook by name (or path) as a task: raises invoke.Exit with the run's exit code."""
     from redis_ha.runner import run_playbook  # here: `status` should not load the runner
 
     inv = load_inventory(inventory)
     code = run_playbook(
-        name, inv, params=params or {}, dry_run=dry_run, yes=yes, resume=resume or None
+        name,
+        inv,
+        params=params or {},
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume or None,
+        target_name=target_name,
     )
     if code:
         raise Exit(code=code)

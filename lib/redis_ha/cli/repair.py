@@ -13,8 +13,15 @@ from redis_ha.cli.procedures import RUN_HELP, run_procedure
 def _runs(name: str, procedure: str, doc: str) -> Task[Any]:
     """A task `name` running `procedure` with the common run options, and no other input."""
 
-    def body(c, inventory=None, dry_run=False, yes=False, resume=None):
-        run_procedure(procedure, inventory, dry_run=dry_run, yes=yes, resume=resume)
+    def body(c, inventory=None, dry_run=False, yes=False, resume=None, target_name=None):
+        run_procedure(
+            procedure,
+            inventory,
+            dry_run=dry_run,
+            yes=yes,
+            resume=resume,
+            target_name=target_name,
+        )
 
     body.__name__, body.__doc__ = name, doc
     made: Task[Any] = task(help=RUN_HELP)(body)

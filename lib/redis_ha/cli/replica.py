@@ -34,6 +34,7 @@ def rebuild(
     dry_run=False,
     yes=False,
     resume=None,
+    target_name=None,
     allow_write_outage=False,
     force=False,
     sync_timeout=900,
@@ -56,6 +57,7 @@ def rebuild(
         dry_run=dry_run,
         yes=yes,
         resume=resume,
+        target_name=target_name,
     )
 
 

@@ -14,7 +14,7 @@ from redis_ha.cli.procedures import RUN_HELP, run_procedure
 @task(
     help={**RUN_HELP, "no_warm": "do not copy live sessions into the single instance first"},
 )
-def run(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False):
+def run(c, inventory=None, dry_run=False, yes=False, resume=None, target_name=None, no_warm=False):
     """Roll the app back to the single Redis instance within the 30-minute budget."""
     run_procedure(
         "rollback",
@@ -23,11 +23,12 @@ def run(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False)
         dry_run=dry_run,
         yes=yes,
         resume=resume,
+        target_name=target_name,
     )
 
 
 @task(help={**RUN_HELP, "no_warm": "do not copy the sessions back to the cluster first"})
-def undo(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False):
+def undo(c, inventory=None, dry_run=False, yes=False, resume=None, target_name=None, no_warm=False):
     """Undo the rollback: point the app at Sentinel discovery again, with the same checks."""
     run_procedure(
         "rollback-undo",
@@ -36,6 +37,7 @@ def undo(c, inventory=None, dry_run=False, yes=False, resume=None, no_warm=False
         dry_run=dry_run,
         yes=yes,
         resume=resume,
+        target_name=target_name,
     )
 
 

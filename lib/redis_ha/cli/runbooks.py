@@ -117,7 +117,9 @@ def show(c, name):
     },
     iterable=["param"],
 )
-def run(c, name, inventory=None, dry_run=False, yes=False, resume=None, param=None):
+def run(
+    c, name, inventory=None, dry_run=False, yes=False, resume=None, target_name=None, param=None
+):
     """Run any procedure by name or playbook path (procedure tasks are shortcuts for this)."""
     params = {}
     for kv in param or []:
@@ -125,7 +127,15 @@ def run(c, name, inventory=None, dry_run=False, yes=False, resume=None, param=No
         if not sep:
             raise Exit(f"error: --param {kv!r} must be key=value", code=2)
         params[k.strip().replace("-", "_")] = v
-    run_procedure(name, inventory, params=params, dry_run=dry_run, yes=yes, resume=resume)
+    run_procedure(
+        name,
+        inventory,
+        params=params,
+        dry_run=dry_run,
+        yes=yes,
+        resume=resume,
+        target_name=target_name,
+    )
 
 
 runbooks = Collection("runbooks")

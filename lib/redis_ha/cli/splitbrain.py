@@ -85,6 +85,7 @@ def recover(
     dry_run=False,
     yes=False,
     resume=None,
+    target_name=None,
 ):
     """Recover from split-brain: fence stale primaries, salvage, demote, repair Sentinels."""
     if policy and policy not in sb.POLICIES:
@@ -96,6 +97,7 @@ def recover(
         dry_run=dry_run,
         yes=yes,
         resume=resume,
+        target_name=target_name,
     )
 
 

@@ -28,7 +28,7 @@ from redis_ha.errors import LabError
 from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
 from redis_ha.lab import binaries as binmod
 from redis_ha.lab import proxy
-from redis_ha.render import redis_conf, sentinel_conf, write_private
+from redis_ha.render import listen, redis_conf, sentinel_conf, write_private
 
 # Popen handles of processes this Python process started, so that dead children are reaped
 # (a zombie still answers kill(pid, 0) and would look alive).
@@ -159,6 +159,11 @@ class Lab:
         kind = "sentinel" if name in {s.name for s in self.inv.sentinels} else "redis"
         return self.proc_dir(name) / f"{kind}.log"
 
+    @property
+    def acl(self) -> bool:
+        """The lab runs with the shipped ACL users (`lab.up --acl`, until `lab.down`)."""
+        return (self.dir / "acl-on").exists()
+
     def ensure_password(self) -> str | None:
         """Create the lab password file on first use, unless the password comes from env."""
         a = self.inv.auth
@@ -235,6 +240,7 @@ class Lab:
                     data_dir=self.proc_dir(node.name),
                     replicaof=replicaof,
                     password=self.ensure_password(),
+                    acl=self.acl,
                 ),
             )
             argv = bins.server_argv(conf)
@@ -263,6 +269,7 @@ class Lab:
                 data_dir=self.proc_dir(s.name),
                 primary=primary,
                 password=self.ensure_password(),
+                acl=self.acl,
             )
             write_private(conf, text)
         pid = self.spawn(s.name, self.binaries().sentinel_argv(conf))
@@ -361,8 +368,9 @@ class Lab:
             return self.inv.node(claimed[0].name)
         return self.inv.nodes[0]
 
-    def up(self, timeout: float = 30.0) -> UpResult:
-        """Start whatever is not running; a running healthy lab is left untouched."""
+    def up(self, timeout: float = 30.0, *, acl: bool = False) -> UpResult:
+        """Start whatever is not running; a running healthy lab is left untouched. `acl` starts
+        a new lab with the shipped ACL users (inventories/acl/)."""
         bins = self.binaries()
         res = UpResult()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -370,6 +378,14 @@ class Lab:
         self.ensure_password()
         self.ensure_proxy()
         running = self.running()
+        if self.inv.tls is not None:
+            from redis_ha.lab.tls import ensure_ca  # a throwaway CA for this lab
+
+            ensure_ca(self.inv.tls)
+        if acl and not self.acl:
+            if running:
+                raise LabError("the lab runs without ACL users: invoke lab.down first")
+            (self.dir / "acl-on").write_text("inventories/acl/*.acl\n")
         for pid in running.values():
             if pid_frozen(pid):
                 os.kill(pid, signal.SIGCONT)  # a frozen process is a fault to undo, not a state
@@ -408,7 +424,7 @@ class Lab:
         if fresh or not conf.exists():
             pw = self.ensure_password()
             lines = [
-                f"port {s.port}",
+                *listen(self.inv, s),
                 f"bind {s.host}",
                 "daemonize no",
                 f'dir "{self.proc_dir(s.name)}"',

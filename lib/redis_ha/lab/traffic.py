@@ -47,6 +47,7 @@ from typing import Any
 import redis
 
 from redis_ha import client as hac
+from redis_ha.conn import tls_kwargs
 from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import LOOPBACK, Inventory
 from redis_ha.lab.cluster import require_lab
@@ -151,6 +152,7 @@ class Traffic:
             sentinels=tuple((s.host, s.port) for s in self.inv.sentinels),
             master=self.inv.master_name,
             password=self.inv.password(),
+            tls=tuple((k, v) for k, v in tls_kwargs(self.inv).items() if k != "ssl"),
         )
 
     def _mtime(self) -> float | None:
@@ -418,7 +420,11 @@ class Traffic:
         if cfg.mode == "sentinel":
             s = hac.MajoritySentinel(
                 list(cfg.sentinels),
-                sentinel_kwargs={"password": cfg.password, "socket_timeout": 0.5},
+                sentinel_kwargs={
+                    "password": cfg.password,
+                    "socket_timeout": 0.5,
+                    **cfg.ssl_kwargs(),
+                },
             )
             try:
                 host, port = s.discover_master(cfg.master or "")
@@ -449,6 +455,7 @@ class Traffic:
             password=server["password"],
             socket_timeout=2,
             socket_connect_timeout=1,
+            **self.cfg.ssl_kwargs(),
         )
 
     def _check(self) -> tuple[dict[str, Any], int | None, int | None, int]:

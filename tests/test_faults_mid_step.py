@@ -1,0 +1,233 @@
+"""Faults in the middle of failover.manual's switch step (writes paused): the tool killed
+(SIGKILL), Ctrl-C, SIGTERM, its connection to the primary dropped, the primary dying, the
+leading Sentinel not answering. After each: a write goes through within the pause timeout, the
+journal says what happened, and `--resume` (or the undo, then a new run, or failover.verify)
+finishes the job with no node left half-configured (replica-priority 0, replica-announced no).
+
+One lab with the production down-after (3000 ms: the pause is 2.5 s), repaired after each case.
+The fault lands while the switch holds the pause (REDIS_HA_HOLD_AFTER_PAUSE_S).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from redis_ha import facts as factsmod
+from redis_ha import health as healthmod
+from redis_ha import inventory
+from redis_ha import journal as journalmod
+from redis_ha.actions.failover import HOLD_ENV
+from redis_ha.conn import client
+from redis_ha.lab.cluster import Lab
+from redis_ha.lab.ports import write_lab_inventory
+
+from .conftest import ROOT, run_invoke
+
+pytestmark = pytest.mark.lab
+PAUSE_S = 2.5
+
+
+@pytest.fixture(scope="module")
+def plab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    d = tmp_path_factory.mktemp("faults")
+    lab = Lab(inventory.load(write_lab_inventory(d, down_after_ms=3000)))
+    try:
+        lab.up(timeout=60)
+        yield lab
+    finally:
+        lab.down()
+
+
+def _start(lab: Lab, jdir: Path, to: str, hold: float) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "invoke", "failover.manual", "--yes", "--to", to]
+    argv += ["--inventory", str(lab.inv.path)]
+    env = {**os.environ, HOLD_ENV: str(hold), journalmod.ENV_DIR: str(jdir), "NO_COLOR": "1"}
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
+def _wait_paused(p: subprocess.Popen[str]) -> str:
+    assert p.stdout is not None
+    seen, deadline = "", time.monotonic() + 60
+    while "writes paused on" not in seen and time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert "writes paused on" in seen, seen
+    return seen
+
+
+def _write_through(lab: Lab, t_fault: float) -> float:
+    """Seconds from the fault until a write is acknowledged by whichever node is primary."""
+    deadline = t_fault + 30
+    while time.monotonic() < deadline:
+        try:
+            p = lab.current_primary()
+            c = client(lab.inv, p, timeout=5.0)
+            try:
+                c.set("fault-test:probe", "1", px=5000)
+                return time.monotonic() - t_fault
+            finally:
+                c.close()
+        except (redis.RedisError, OSError):
+            time.sleep(0.1)
+    raise AssertionError("no write went through within 30 s")
+
+
+def _half_configured(lab: Lab) -> list[str]:
+    f = factsmod.gather(lab.inv)
+    bad = []
+    for n in f.nodes:
+        if not n.up:
+            bad.append(f"{n.name} down")
+            continue
+        c = client(lab.inv, lab.inv.node(n.name))
+        try:
+            cfg = c.config_get("replica-priority", "replica-announced")
+            if cfg["replica-priority"] != str(lab.inv.settings.replica_priority):
+                bad.append(f"{n.name} replica-priority {cfg['replica-priority']}")
+            if cfg["replica-announced"] != "yes":
+                bad.append(f"{n.name} replica-announced no")
+            paused = c.info("clients").get("paused_reason") or c.info("clients").get("paused")
+            if paused and str(paused) not in ("0", "none"):
+                bad.append(f"{n.name} paused ({paused})")
+        finally:
+            c.close()
+    return bad
+
+
+def _events(jdir: Path) -> list[str]:
+    runs = journalmod.runs(jdir)
+    return [r["event"] for r in journalmod.read(runs[-1])]
+
+
+def _fault(lab: Lab, kind: str, p: subprocess.Popen[str], old: str) -> Any:
+    if kind in ("sigkill", "ctrl-c", "sigterm"):
+        sig = {"sigkill": signal.SIGKILL, "ctrl-c": signal.SIGINT, "sigterm": signal.SIGTERM}
+        os.killpg(p.pid, sig[kind])
+    elif kind == "lost-connection":
+        c = client(lab.inv, lab.inv.node(old))
+        try:  # every connection the tool has to the primary is cut
+            for cl in c.client_list():
+                if cl.get("name") == "redis-ha-runbooks" and cl.get("cmd") != "client|list":
+                    c.client_kill_filter(_id=cl["id"])
+        finally:
+            c.close()
+    elif kind == "node-dies":
+        lab.stop(old, kill=True)
+    elif kind == "sentinel-hangs":
+        lab.signal(lab.inv.sentinels[-1].name, signal.SIGSTOP)
+
+
+CASES = {
+    # fault: (hold seconds, exit code, journal events that must be there, how the job finishes)
+    "sigkill": (30, -9, ["apply"], "resume"),
+    "ctrl-c": (30, 130, ["interrupted", "end"], "resume"),
+    "sigterm": (30, 130, ["interrupted", "end"], "resume"),
+    "lost-connection": (1.5, 0, ["end"], "itself"),
+    "node-dies": (1.5, 1, ["undo", "end"], "verify"),
+    "sentinel-hangs": (1.5, 1, ["undo", "end"], "verify"),
+}
+
+
+# Found by these cases, not fixed yet (issue 15 report): the test keeps asserting the goal.
+KNOWN = {
+    "node-dies": "when the primary dies mid-switch, the steered replica can keep replica-priority "
+    "1 (the undo of steer races Sentinel's own failover; failover.verify restores no priority)",
+    "sentinel-hangs": "a Sentinel that hung through SENTINEL FAILOVER carries it out when it "
+    "wakes, after the tool gave up and unpaused: the old primary is not demoted and two nodes "
+    "claimed primary for 40 s+ (measured); the switch should demote or refuse on wake",
+}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param(k, marks=pytest.mark.xfail(reason=KNOWN[k], strict=False))
+        if k in KNOWN else k
+        for k in CASES
+    ],
+)  # fmt: skip
+def test_fault_in_the_switch(plab: Lab, kind: str, tmp_path: Path) -> None:
+    hold, code, must, finish = CASES[kind]
+    lab = plab
+    old = lab.current_primary().name
+    to = next(n.name for n in lab.inv.nodes if n.name != old)
+    jdir = tmp_path / "journal"
+    p = _start(lab, jdir, to, hold)
+    try:
+        _wait_paused(p)
+        t_fault = time.monotonic()
+        _fault(lab, kind, p, old)
+        out, _ = p.communicate(timeout=60)
+        waited = _write_through(lab, t_fault)
+        # A dead tool's pause ends by itself; a live one holds it only while it still switches
+        # (the hold, then at most the switch); a dead primary takes Sentinel's failover.
+        limit = {"sigkill": PAUSE_S, "ctrl-c": PAUSE_S, "sigterm": PAUSE_S}.get(kind, hold + 4.0)
+        limit = limit + 1.0 if kind != "node-dies" else 3.0 + 10.0
+        assert waited < limit, (kind, waited)
+        assert p.returncode == code, out
+        events = _events(jdir)
+        assert all(e in events for e in must), events
+        if kind == "sentinel-hangs":
+            # Found here: the hung Sentinel, once it answers again, carries out the SENTINEL
+            # FAILOVER queued while it hung, after the tool gave up. Wait for that to settle.
+            lab.signal(lab.inv.sentinels[-1].name, signal.SIGCONT)
+            lab.wait_ready(timeout=40)
+        env = {journalmod.ENV_DIR: str(jdir)}
+        if finish == "resume":
+            r = run_invoke("failover.manual", "--yes", "--resume", "latest", inventory=lab.inv.path,
+                           env=env, timeout=120)  # fmt: skip
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert lab.current_primary().name == to
+        elif finish == "itself":  # redis-py reconnected: the switch completed
+            assert lab.current_primary().name == to
+        elif finish == "verify":
+            lab.up(timeout=60)  # the dead node comes back as a replica
+            r = run_invoke("failover.verify", inventory=lab.inv.path, env=env)
+            assert r.returncode == 0, r.stdout + r.stderr
+        else:
+            r = run_invoke("failover.manual", "--yes", "--to", to, inventory=lab.inv.path,
+                           env=env, timeout=120)  # fmt: skip
+            assert r.returncode == 0, r.stdout + r.stderr
+        assert _half_configured(lab) == []
+        assert healthmod.assess(lab.inv, factsmod.gather(lab.inv)).healthy
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+        for s in lab.inv.sentinels:
+            pid = lab.pid(s.name)
+            if pid:
+                os.kill(pid, signal.SIGCONT)
+        lab.up(timeout=60)
+        _repair(lab)
+
+
+def _repair(lab: Lab) -> None:
+    """What a failed case may leave for the next: settings, a pause, the lock key (30 s TTL)."""
+    for ep in lab.inv.nodes:
+        c = client(lab.inv, ep, timeout=2.0)
+        try:
+            c.execute_command("CLIENT", "UNPAUSE")
+            c.config_set("replica-priority", lab.inv.settings.replica_priority)
+            c.config_set("replica-announced", "yes")
+            if c.info("replication").get("role") == "master":
+                c.delete(*c.keys("redis-ha-runbooks:lock:*") or ["-"])
+        except redis.RedisError:
+            pass
+        finally:
+            c.close()
