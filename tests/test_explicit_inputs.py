@@ -15,7 +15,7 @@ from redis_ha.cli import check, failover, repair, replica, rollback, splitbrain
 from redis_ha.inventory import Inventory
 
 ACTIONS_DIR = Path(registry.__file__).parent
-COMMON = {"inventory", "dry_run", "resume"}  # the runner's own options, not the playbook's
+COMMON = {"inventory", "dry_run", "resume", "target_name"}  # the runner's own options
 
 # task -> the playbook it runs
 PROCEDURES = [
