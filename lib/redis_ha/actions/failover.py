@@ -37,7 +37,8 @@ PAUSE_MIN_MS = 2000  # the switch needs ~1.2 s: Sentinel sees the promotion on a
 PAUSE_BELOW_DOWN_AFTER_MS = 500
 SYNC_TIMEOUT_S = 1.0  # replicas must reach the primary's offset this fast once writes pause
 STEER_PRIORITY = 1  # lowest non-zero replica-priority: Sentinel prefers it
-STEER_WAIT_S = 12.0  # Sentinels re-read a replica's INFO (and its priority) every 10 s
+# Sentinels re-read a replica's INFO (and its priority) every 10 s; a loaded host needs more.
+STEER_WAIT_S = 25.0
 MARGIN_S = 0.5  # give up waiting for promotion this long before the pause would expire
 # Sentinel's INFO cycle (sentinel.c, sentinelSendPeriodicCommands): a replica gets INFO every
 # 10 s, every 1 s once its master is failing over, at the first ~50-100 ms timer tick after the
@@ -244,7 +245,8 @@ def _wait_sentinels_see_priority(
 ) -> float | None:
     """Seconds until every Sentinel's SENTINEL REPLICAS shows the wanted priorities (or None)."""
     t0 = time.monotonic()
-    addrs = {inv.node(n).address: p for n, p in want.items()}
+    # Sentinels list replicas by the address they announce (a proxy port in a partitionable lab)
+    addrs = {"{}:{}".format(*inv.node(n).announced): p for n, p in want.items()}
     while True:
         ok = True
         for s in inv.sentinels:
