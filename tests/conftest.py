@@ -42,6 +42,25 @@ LAB_FIXTURES = frozenset(
 )
 
 
+# Files that test the tool's own parts (control backends, the Docker lab, the drills, the secret
+# grep, interruptions of the tool), not how the server behaves: they run on the default server
+# only (marker `one_server`), so the Valkey leg of CI repeats what depends on the server.
+ONE_SERVER_FILES = frozenset(
+    {
+        "test_ssh_backend.py",
+        "test_railway_backend.py",
+        "test_docker_lab.py",
+        "test_control_contract.py",
+        "test_drill_scenarios.py",
+        "test_secrets.py",
+        "test_faults_mid_step.py",
+        "test_prometheus_lab.py",
+        "test_ioredis_client.py",
+        "test_demo.py",
+    }
+)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--server",
@@ -63,6 +82,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.lab)
+        if item.path.name in ONE_SERVER_FILES:
+            item.add_marker(pytest.mark.one_server)
         if bins is None and item.get_closest_marker("lab"):
             item.add_marker(unavailable)
 
