@@ -61,6 +61,10 @@ ONE_SERVER_FILES = frozenset(
 )
 
 
+# Files that use the Docker engine the tests start (one per machine: tests/docker_rig.py).
+DOCKER_FILES = frozenset({"test_docker_lab.py", "test_control_contract.py"})
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--server",
@@ -84,6 +88,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.lab)
         if item.path.name in ONE_SERVER_FILES:
             item.add_marker(pytest.mark.one_server)
+        # Under `-n N --dist loadgroup` a file stays on one worker (its module fixtures are
+        # built once), and the files that share the one Docker engine run on the same one.
+        group = "docker" if item.path.name in DOCKER_FILES else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
         if bins is None and item.get_closest_marker("lab"):
             item.add_marker(unavailable)
 
