@@ -53,3 +53,13 @@ def refusals(inv: Inventory, commands: dict[str, list[list[str]]]) -> tuple[list
     with ThreadPoolExecutor(max_workers=max(1, len(commands))) as pool:
         results = list(pool.map(one, sorted(commands)))
     return [b for r in results for b in r[0]], [u for r in results for u in r[1]]
+
+
+def refusal_line(inv: Inventory, bad: list[str]) -> str:
+    """The one line a refused run prints: the user, the first missing permission, how many more."""
+    user = inv.auth.username or "default"
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    return (
+        f"the ACL user {user!r} lacks a permission this procedure needs: {bad[0]}{more}; "
+        "nothing was changed (run it as the procedure operator, see docs/ACL.md)"
+    )

@@ -31,6 +31,7 @@ from redis_ha import lock as lockmod
 from redis_ha import playbook as playbookmod
 from redis_ha import resume as resumemod
 from redis_ha import state as statemod
+from redis_ha import target as targetmod
 from redis_ha import view as viewmod
 from redis_ha.actions import registry
 from redis_ha.actions.registry import Context, Outcome, Spec
@@ -249,31 +250,14 @@ class Runner:
         return code
 
     def _confirm_target(self) -> None:
-        """Before the first change to a cluster that is not a lab, its name is typed (or given
-        as --target-name with --yes): a "y" pressed on the wrong terminal changes nothing."""
-        name = self.inv.name
-        if self.inv.lab:
-            return
-        if self.target_name is not None:
-            if self.target_name != name:
-                raise RunnerError(
-                    f"--target-name {self.target_name!r} is not this inventory's cluster "
-                    f"{name!r}: nothing was changed"
-                )
-            self.jr.write("answer", step=None, answer="target", auto=True, target=name)
-            return
-        if self.yes or not self.ask:
-            raise RunnerError(
-                f"{name!r} is not a lab: --yes needs --target-name {name} as well "
-                "(nothing was changed)"
-            )
-        ui.console.print(f"  [bold red]PRODUCTION TARGET: {name}[/] ({self.inv.path})")
-        typed = ui.ask_text(f"Type the cluster's name ({name}) to change it:")
-        self.jr.write("answer", step=None, answer="target", auto=False, typed=typed == name)
-        if typed.strip() != name:
-            raise RunnerError(
-                f"typed {typed.strip()!r}, not {name!r}: nothing was changed", code=EXIT_STOPPED
-            )
+        """A cluster that is not a lab is named before its first change (redis_ha.target)."""
+        try:
+            answer = targetmod.confirm(self.inv, self.target_name, yes=self.yes, ask=self.ask)
+        except HAError as e:
+            self.jr.write("answer", step=None, answer="target", refused=str(e))
+            raise
+        if answer:
+            self.jr.write("answer", step=None, answer="target", **answer)
 
     def _check_permissions(self, view: View) -> None:
         """Every command the steps' plans (made now, as the dry run makes them) would send is
@@ -301,13 +285,7 @@ class Runner:
         for u in unknown:
             ui.console.print(f"[yellow]warning:[/] permissions not checked in advance: {u}")
         if bad:
-            user = self.inv.auth.username or "default"
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise RunnerError(
-                f"the ACL user {user!r} lacks a permission this procedure needs: {bad[0]}{more}; "
-                "nothing was changed (run it as the procedure operator, see docs/ACL.md)",
-                code=EXIT_REFUSED,
-            )
+            raise RunnerError(aclmod.refusal_line(self.inv, bad), code=EXIT_REFUSED)
 
     def _load_resume(self) -> Any:
         """The journal to continue; restores its state, parameters, clock and finished steps."""
