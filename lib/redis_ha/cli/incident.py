@@ -73,7 +73,8 @@ def findings_table(findings: list[Finding]) -> Table:
 @task(
     help={
         "inventory": INVENTORY_HELP,
-        "json": "print the findings as JSON and exit with the health code (for bots; no log)",
+        "json": "print the findings as JSON and exit with the health code (for bots; no log; "
+        "a replica syncing or detached leads: a second look 3 s later tells a full-sync loop)",
         "app": "what the app shows (skips that question)",
         "change": "a recent deploy or maintenance (skips that question)",
     }
