@@ -23,7 +23,10 @@ def test_incident_json_healthy_then_replica_crash(lab: Lab) -> None:
     r = run_invoke("incident", "--json", inventory=lab.inv.path)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["healthy"] is True and d["findings"] == []
+    assert d["healthy"] is True
+    assert [(f["diagnosis"], f["severity"], f["runbook"]) for f in d["findings"]] == [
+        ("healthy", "info", "failover-manual")
+    ]
 
     primary = d["primary"]
     replica = next(n.name for n in lab.inv.nodes if n.name != primary)

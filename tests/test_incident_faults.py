@@ -5,12 +5,16 @@ quick one, else by `Lab.up` and the settings reset of the `lab` fixture)."""
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from redis_ha import conn
+from redis_ha import assessment, conn
 from redis_ha import facts as factsmod
 from redis_ha.health import assess
 from redis_ha.lab import faults
@@ -138,3 +142,120 @@ def test_client_pause_names_writes_paused(lab: Lab) -> None:
     assert (top["diagnosis"], top["runbook"]) == ("writes-paused", "writes-paused"), top
     r = run_invoke("writes.unpause", "--yes", inventory=lab.inv.path, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@contextmanager
+def writes(lab: Lab, prefix: str, *, value: int = 1000, pause_s: float = 0.005) -> Iterator[None]:
+    """App-like writes to the primary in the background: 20 SETs of `value` bytes per round
+    trip (a few MB/s on loopback), over 5000 keys under `prefix`."""
+    stop = threading.Event()
+    ep = lab.current_primary()
+
+    def run() -> None:
+        c = conn.client(lab.inv, ep, timeout=5.0)
+        i = 0
+        try:
+            while not stop.is_set():
+                p = c.pipeline(transaction=False)
+                for _ in range(20):
+                    i += 1
+                    p.set(f"{prefix}{i % 5000}", "x" * value)
+                p.execute(raise_on_error=False)
+                time.sleep(pause_s)
+        finally:
+            c.close()
+
+    t = threading.Thread(target=run, name="writes", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(timeout=10)
+
+
+def test_full_sync_loop_is_told_from_one_sync_and_the_runbook_fix_ends_it(lab: Lab) -> None:
+    """A real loop: 20 MB of sessions, writes at a few MB/s, the primary's replica output
+    buffer limit (and backlog, its floor in Redis 7) at 128 kB; a replica restarted empty never
+    finishes its sync. incident's second look sees the primary's full syncs pile up and names
+    the loop (not a rebuild); the runbook's CONFIG SETs end it and the same look then does not."""
+    p = lab.current_primary()
+    node = a_replica(lab)
+    c = conn.client(lab.inv, p, timeout=10.0)
+    was = c.config_get("client-output-buffer-limit", "repl-backlog-size")
+    try:
+        for start in range(0, 20_000, 1000):
+            c.mset({f"loop:fill:{i}": "x" * 1000 for i in range(start, start + 1000)})
+        c.execute_command("WAIT", 2, 10_000)
+        c.config_set("client-output-buffer-limit", "replica 128kb 0 0")
+        c.config_set("repl-backlog-size", "128kb")
+        with writes(lab, "loop:w:"):
+            lab.stop(node, kill=True)
+            lab.start_node(lab.inv.node(node))  # no persistence: empty, so a full sync
+            top = first_finding(lab)
+            assert (top["diagnosis"], top["runbook"], top["step"]) == (
+                "full-sync-loop",
+                "replica-rebuild",
+                "full-sync-loop",
+            ), top
+            assert node in top["title"] and "rebuild" not in top["command"], top
+            assert "131072 bytes" in top["why"], top  # the limit in force, said
+            # The runbook's fix, live: the next attempt completes, with the writes still on.
+            c.config_set("client-output-buffer-limit", "replica 256mb 64mb 60")
+            c.config_set("repl-backlog-size", "64mb")
+            lab.wait_ready(30)
+            served = c.info("stats")["sync_full"]
+            time.sleep(assessment.SECOND_LOOK_S)
+            assert c.info("stats")["sync_full"] == served  # it stopped rising
+    finally:
+        c.config_set("client-output-buffer-limit", was["client-output-buffer-limit"])
+        c.config_set("repl-backlog-size", was["repl-backlog-size"])
+        for start in range(0, 20_000, 2000):
+            c.unlink(*[f"loop:fill:{i}" for i in range(start, start + 2000)])
+        c.unlink(*[f"loop:w:{i}" for i in range(5000)])
+        c.close()
+        lab.wait_ready(30)
+
+
+def test_sentinel_frozen_past_the_tilt_trigger_is_seen_in_tilt(lab: Lab) -> None:
+    """sentinel.c enters TILT when its timer sees more than 2000 ms pass between two runs
+    (SENTINEL_TILT_TRIGGER), and stays 30 s: SIGSTOP for 3 s, SIGCONT, look at once."""
+    s = lab.inv.sentinels[1].name
+    try:
+        lab.signal(s, signal.SIGSTOP)
+        time.sleep(3.0)
+        lab.signal(s, signal.SIGCONT)
+        time.sleep(0.3)  # its timer runs (hz 10) and sees the jump
+        top = first_finding(lab)
+        assert (top["diagnosis"], top["runbook"], top["step"]) == (
+            "sentinel-tilt",
+            "sentinel-repair",
+            "tilt",
+        ), top
+        assert s in top["title"]
+    finally:  # a fresh process is not in TILT: the next test must not wait 30 s for it
+        lab.signal(s, signal.SIGCONT)
+        lab.stop(s, kill=True)
+
+
+def test_primary_at_maxmemory_evicting_under_writes_names_memory_pressure(lab: Lab) -> None:
+    """allkeys-lru with 1 MB of room above what the primary uses: writes of 1 kB values
+    evict (evicted_keys rises); incident names memory-pressure, and its procedure relieves it."""
+    p = lab.current_primary()
+    c = conn.client(lab.inv, p, timeout=5.0)
+    try:
+        used = int(c.info("memory")["used_memory"])
+        c.config_set("maxmemory-policy", "allkeys-lru")
+        c.config_set("maxmemory", str(used + 1024 * 1024))
+        with writes(lab, "evict:", pause_s=0.02):
+            deadline = time.monotonic() + 20
+            while int(c.info("stats")["evicted_keys"]) == 0:
+                assert time.monotonic() < deadline, "no eviction within 20 s"
+                time.sleep(0.1)
+            top = first_finding(lab)
+        assert (top["diagnosis"], top["runbook"]) == ("evicting", "memory-pressure"), top
+        r = run_invoke("memory.relieve", "--yes", inventory=lab.inv.path, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        c.unlink(*[f"evict:{i}" for i in range(5000)])
+        c.close()

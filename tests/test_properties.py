@@ -117,8 +117,8 @@ def build(
 
 
 @FAST
-@given(pic=pictures)
-def test_verdict_triage_and_detect_take_any_picture(inv: Inventory, pic: Any) -> None:
+@given(pic=pictures, before=st.one_of(st.none(), pictures))
+def test_verdict_triage_and_detect_take_any_picture(inv: Inventory, pic: Any, before: Any) -> None:
     f = build(inv, pic)
     h = assess(inv, f)
     assert h.level in EXIT_CODES
@@ -127,7 +127,8 @@ def test_verdict_triage_and_detect_take_any_picture(inv: Inventory, pic: Any) ->
     if h.primary is not None:  # a usable primary is one the Sentinel majority names, up, master
         n = f.node(h.primary)
         assert n.up and n.role == "master"
-    for finding in triage(inv, f, h):
+    earlier = None if before is None else build(inv, before)  # a look before, any picture
+    for finding in triage(inv, f, h, earlier):
         assert finding.severity in SEVERITY_NAMES and finding.title
     rep = detect(inv, f)
     assert rep is not None

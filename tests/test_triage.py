@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +13,7 @@ from redis_ha import paths, triage
 from redis_ha.facts import ClusterFacts
 from redis_ha.health import assess
 from redis_ha.inventory import Inventory
-from redis_ha.triage import CRITICAL, HIGH, MEDIUM, Leaf, Rule
+from redis_ha.triage import CRITICAL, HIGH, INFO, MEDIUM, Leaf, Rule
 from redis_ha.triage import triage as run_triage
 
 from .factories import healthy, lab_inv
@@ -83,8 +85,21 @@ def _back_not_replicating(f: ClusterFacts, i: Inventory) -> None:
         s.primary, s.primary_name = i.node("redis-2").address, "redis-2"
 
 
-# (case, bend the healthy cluster, first diagnosis, its runbook, its step, its command)
-CASES: list[tuple[str, Callable[[ClusterFacts, Inventory], None], str, str, str, str]] = [
+def _looping(f: ClusterFacts, i: Inventory, served: int = 3, *nodes: int) -> ClusterFacts:
+    """Replicas (default redis-3) in a full sync at both looks, 3 s apart, while redis-1 served
+    `served` full syncs in between; returns the earlier look's facts."""
+    for n in nodes or (2,):
+        f.nodes[n].sync_in_progress, f.nodes[n].link_up = True, False
+    before = copy.deepcopy(f)
+    before.taken_at = f.taken_at - 3
+    before.nodes[0].stats["sync_full"] = 2.0
+    f.nodes[0].stats["sync_full"] = 2.0 + served
+    return before
+
+
+# (case, bend the healthy cluster, first diagnosis, its runbook, its step, its command); a bend
+# that returns facts returns an earlier look's.
+CASES: list[tuple[str, Callable[[ClusterFacts, Inventory], Any], str, str, str, str]] = [
     (
         "all down",
         lambda f, i: _down(f, "redis-1", "redis-2", "redis-3"),
@@ -156,6 +171,14 @@ CASES: list[tuple[str, Callable[[ClusterFacts, Inventory], None], str, str, str,
         "replica-syncing",
         "replica-rebuild",
         "full-sync",
+        "invoke replica.diagnose --node redis-3",
+    ),
+    (
+        "replica in a full-sync loop (two looks)",
+        _looping,
+        "full-sync-loop",
+        "replica-rebuild",
+        "full-sync-loop",
         "invoke replica.diagnose --node redis-3",
     ),
     (
@@ -255,7 +278,7 @@ CASES: list[tuple[str, Callable[[ClusterFacts, Inventory], None], str, str, str,
 def test_first_finding(
     tmp_path: Path,
     case: str,
-    bend: Callable[[ClusterFacts, Inventory], None],
+    bend: Callable[[ClusterFacts, Inventory], Any],
     diagnosis: str,
     runbook: str,
     step: str,
@@ -263,8 +286,8 @@ def test_first_finding(
 ) -> None:
     i = lab_inv(tmp_path)
     f = healthy(i)
-    bend(f, i)
-    out = run_triage(i, f, assess(i, f))
+    earlier = bend(f, i)
+    out = run_triage(i, f, assess(i, f), earlier if isinstance(earlier, ClusterFacts) else None)
     assert out, case
     top = out[0]
     assert (top.diagnosis, top.runbook, top.step, top.command) == (
@@ -279,10 +302,55 @@ def test_every_rule_has_a_case() -> None:
     assert {c[2] for c in CASES} == {r.name for r in triage.RULES}
 
 
-def test_healthy_cluster_has_no_findings(tmp_path: Path) -> None:
+def test_healthy_cluster_says_so_and_names_the_planned_failover(tmp_path: Path) -> None:
+    """Nothing to do; who looks at a healthy cluster is mostly about to do planned work."""
     i = lab_inv(tmp_path)
     f = healthy(i)
-    assert run_triage(i, f, assess(i, f)) == []
+    (only,) = run_triage(i, f, assess(i, f))
+    assert (only.diagnosis, only.severity, only.runbook, only.step) == (
+        "healthy",
+        INFO,
+        "failover-manual",
+        "preflight",
+    )
+    assert only.command == "invoke failover.manual --dry-run, then invoke failover.manual"
+    assert "redis-1 is primary with 2 in-sync" in only.title
+    assert triage.actionable([only]) == []
+
+
+def test_one_full_sync_between_two_looks_is_no_loop(tmp_path: Path) -> None:
+    """A replica restarted: one sync, seen at both looks. Not a loop; nor two replicas
+    resyncing once each; nor a primary restarted between the looks (its counter restarted)."""
+    i = lab_inv(tmp_path)
+    f = healthy(i)
+    earlier = _looping(f, i, 1)
+    out = run_triage(i, f, assess(i, f), earlier)
+    assert out[0].diagnosis == "replica-syncing", [x.diagnosis for x in out]
+    f = healthy(i)
+    earlier = _looping(f, i, 2, 1, 2)
+    assert "full-sync-loop" not in [x.diagnosis for x in run_triage(i, f, assess(i, f), earlier)]
+    f = healthy(i)
+    earlier = _looping(f, i, 5)
+    earlier.nodes[0].run_id = "a-process-before-a-restart"
+    assert run_triage(i, f, assess(i, f), earlier)[0].diagnosis == "replica-syncing"
+
+
+def test_both_replicas_looping_is_critical_and_never_a_rebuild(tmp_path: Path) -> None:
+    """The primary refuses writes (no in-sync replica): critical, and NOREPLICAS does not send
+    the looping replicas to a rebuild (it would loop the same way)."""
+    i = lab_inv(tmp_path)
+    f = healthy(i)
+    f.nodes[0].config["client-output-buffer-limit"] = "normal 0 0 0 slave 16384 0 0 pubsub 0 0 0"
+    f.nodes[0].stats["repl_backlog_size"] = 1048576.0
+    earlier = _looping(f, i, 9, 1, 2)
+    out = run_triage(i, f, assess(i, f), earlier)
+    assert [(x.diagnosis, x.severity) for x in out[:2]] == [
+        ("full-sync-loop", CRITICAL),
+        ("full-sync-loop", CRITICAL),
+    ]
+    assert "1048576 bytes, never below repl-backlog-size" in out[0].why
+    assert {x.diagnosis for x in out} == {"full-sync-loop"}  # said once, not also "syncing"
+    assert not any("rebuild" in (x.command or "") for x in out), [x.command for x in out]
 
 
 def test_old_primary_down_is_never_a_rebuild(tmp_path: Path) -> None:
@@ -354,7 +422,7 @@ def test_a_broken_leaf_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     bad = Rule("x", MEDIUM, triage.tilt, "t", "w", Leaf("sentinel-repair", "nope", "no.task"))
     monkeypatch.setattr(triage, "RULES", (bad,))
     base = paths.shipped("playbooks").parent
-    assert triage.leaf_problems(base, {"check"}) == [
+    assert triage.leaf_problems(base, {"check", "failover.manual"}) == [
         "diagnosis x: sentinel-repair has no step 'nope'",
         "diagnosis x: no task 'no.task'",
     ]

@@ -77,6 +77,19 @@ class Diagnosis:
         return asdict(self)
 
 
+def replica_obl_hard(raw: str | None) -> int | None:
+    """The replica class's hard limit in bytes from a `client-output-buffer-limit` value
+    ("normal 0 0 0 slave 268435456 67108864 60 pubsub ..."); None when it names none."""
+    words = str(raw or "").split()
+    for i, w in enumerate(words[:-1]):
+        if w in ("slave", "replica"):
+            try:
+                return int(words[i + 1])
+            except ValueError:
+                return None
+    return None
+
+
 def log_findings(ev: Evidence) -> list[str]:
     """One finding per kind of trouble seen in the logs, with how often it appeared."""
     out = []

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redis_ha import appconfig, journal
+from redis_ha import appconfig, assessment, journal
 from redis_ha import drift as driftmod
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
@@ -34,7 +34,7 @@ from redis_ha.inventory import Inventory
 from redis_ha.lab import faults, partition, scenarios
 from redis_ha.lab.cluster import Lab, child_env, partitionable, pid_alive, proc_state
 from redis_ha.lab.scenarios import manual_promotion
-from redis_ha.triage import FALLBACK, triage
+from redis_ha.triage import FALLBACK
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,6 @@ class Scenario:
     procedure: str = ""  # the runbook the response follows (may not be written yet: `interim`)
     auto: tuple[Step, ...] = ()  # the recommended response, run by `drill.run --auto`
     partition: bool = False  # needs a partitionable lab (lab/partition.py)
-    # Why `incident` need not name the runbook on the faulted lab (a planned job; a fault repaired
-    # by design before anyone looks): the page or the ticket names it. None: incident must.
-    quiet: str | None = None
     # A goal beyond "the cluster is healthy": (inventory) -> (criterion, ok, note).
     resolved: Callable[[Inventory], tuple[str, bool, str]] | None = None
     healthy_after: bool = True  # False: the response leaves the cluster down (a rollback)
@@ -119,10 +116,17 @@ def _all_down(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
     return {"did": "killed every node", "node": ", ".join(scenarios.all_nodes_down(lab))}
 
 
+# The supervisor's restart delay: the rendered systemd unit's RestartSec (redis_ha.units).
+SUPERVISOR_RESTART_S = 1.0
+
+
 def _restart_empty(lab: Lab, primary: str, replica: str) -> dict[str, Any]:
     # Through the safe-start wrapper, as runbooks/safe-restart.md says to install it: the drill
-    # rehearses what follows (a handover), not the loss the wrapper exists to prevent.
-    return faults.restart_empty(lab, lab.inv.node(primary), safe=True).to_dict()
+    # rehearses what follows (a handover), not the loss the wrapper exists to prevent. The page
+    # comes with the crash, before the supervisor restarts it: what on-call sees is the primary
+    # down, the failover (the wrapper's, or Sentinel's) to verify.
+    node = lab.inv.node(primary)
+    return faults.restart_empty(lab, node, safe=True, after_s=SUPERVISOR_RESTART_S).to_dict()
 
 
 def _wait_failover(lab: Lab, state: dict[str, Any]) -> str:
@@ -182,6 +186,7 @@ CHECK = Step("verify the whole cluster (the health-check runbook)", task="check"
 VERIFY = Step(
     "verify after the failover", task="failover.verify", args=(("old", "{primary}"),), yes=False
 )
+WAIT_FAILOVER = Step("wait for the alert: Sentinel promoted a replica", do=_wait_failover)
 REBUILD = Step("rebuild the replica", task="replica.rebuild", args=(("node", "{node}"),))
 RECOVER = Step("recover from split-brain", task="splitbrain.recover")
 REPAIR_SENTINELS = Step(
@@ -224,7 +229,7 @@ SCENARIOS: dict[str, Scenario] = {
             must_move_primary=True,
             procedure="failover-automatic",
             auto=(
-                Step("wait for the alert: Sentinel promoted a replica", do=_wait_failover),
+                WAIT_FAILOVER,
                 VERIFY,
                 Step("restart the old primary's process (runbook step 2)", do=_restart_processes),
                 VERIFY,
@@ -312,16 +317,16 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "restart-empty",
-            "The primary was restarted empty at once by its supervisor (safe-start installed)",
-            "ALERT redis {primary} restarted (uptime 2 s); Sentinel reports a switch-master.",
+            "The primary crashed and its supervisor restarts it empty (safe-start installed)",
+            "ALERT redis {primary} crashed; its supervisor restarts it in 1 s, empty (no "
+            "persistence).",
             ("failover-automatic",),
             300,
             _restart_empty,
             must_move_primary=True,
             difficulty="medium",
             procedure="failover-automatic",
-            auto=(VERIFY,),
-            quiet="safestart handed the primary over before it started: the page leads to verify",
+            auto=(WAIT_FAILOVER, VERIFY),
         ),
         Scenario(
             "planned-switchover",
@@ -333,8 +338,8 @@ SCENARIOS: dict[str, Scenario] = {
             _nothing,
             must_move_primary=True,
             procedure="failover-manual",
+            # Nothing is wrong: incident says so, and names the planned failover for the work.
             auto=(Step("planned failover", task="failover.manual"),),
-            quiet="planned maintenance: nothing is wrong, the ticket names the runbook",
         ),
         Scenario(
             "memory-pressure",
@@ -698,19 +703,13 @@ def first_finding(inv: Inventory, sc: Scenario) -> dict[str, Any]:
     lab must lead to a runbook that resolves the scenario (the drill is triage's test too)."""
     t0 = time.monotonic()
     while True:  # a cluster in motion may be unexplained for a moment: assess again, as a person
-        v = viewmod.take(inv)
-        found = triage(inv, v.facts, v.health)
-        f = found[0] if found else None
+        f = assessment.assess(inv).first
         if f is None or f.diagnosis != FALLBACK.name or time.monotonic() - t0 > 10:
             break
         time.sleep(0.5)
     runbook = f.runbook if f else None
-    # A quiet scenario's lab is in motion or healthy when looked at: what incident says then is
-    # recorded, not required (the page or the ticket names the runbook).
-    ok = runbook in sc.expected or sc.quiet is not None
+    ok = runbook in sc.expected
     note = f"{f.diagnosis} -> {runbook} (step {f.step})" if f else "no finding"
-    if sc.quiet is not None:
-        note += f" (not required: {sc.quiet})"
     return {
         "step": "incident --json: the first finding",
         "ok": ok,

@@ -31,6 +31,7 @@ CONFIG_KEYS = (
     "appendonly",
     "maxmemory",
     "maxmemory-policy",
+    "client-output-buffer-limit",  # its replica class bounds a full sync under writes
 )
 
 # INFO figures kept as numbers for monitoring (watch, metrics, capacity), named as INFO names them.

@@ -172,7 +172,7 @@ def report(records: list[dict[str, Any]], events: list[Event], incident_id: str)
     seen: set[str] = set()
     for a in assessments:
         for f in a.get("findings") or []:
-            if f.get("diagnosis") not in seen:
+            if f.get("severity") != "info" and f.get("diagnosis") not in seen:
                 seen.add(f.get("diagnosis"))
                 out.append(f"- [ ] why: {f.get('title')} (runbook {f.get('runbook')})")
     out += [

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from redis_ha import diagnose
 from redis_ha import drift as driftmod
 from redis_ha import runbook as runbookmod
 from redis_ha.facts import ClusterFacts, NodeFacts
@@ -30,6 +31,10 @@ RESTART_EMPTY_UPTIME_S = 120
 # A primary using this share of maxmemory under an evicting policy is dropping sessions.
 EVICTING_SHARE = 0.95
 NOT_MONITORING = "does not monitor"
+# A replica whose full syncs are cut off starts over and over; one look sees one sync (normal
+# after a restart). Between two looks, a primary that served at least this many full syncs, and
+# more than it has replicas out of sync, is feeding a loop.
+LOOP_SYNCS = 2
 
 
 @dataclass
@@ -54,11 +59,13 @@ class Finding:
 
 
 class Seen(NamedTuple):
-    """One look at the cluster, as every detector receives it."""
+    """One look at the cluster, as every detector receives it (with an earlier look's facts
+    when there was one: counters only tell something over time)."""
 
     inv: Inventory
     facts: ClusterFacts
     health: Health
+    earlier: ClusterFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -231,13 +238,20 @@ def out_of_memory(seen: Seen) -> Iterator[dict[str, Any]]:
         yield {"node": p.name, "used": used, "limit": limit}
 
 
+def _refuses_writes(seen: Seen) -> bool:
+    """The primary has fewer in-sync replicas than min-replicas-to-write (NOREPLICAS)."""
+    need = seen.inv.settings.min_replicas_to_write
+    return _primary(seen) is not None and bool(need) and len(_in_sync(seen)) < need
+
+
 def noreplicas(seen: Seen) -> Iterator[dict[str, Any]]:
     p = _primary(seen)
-    need = seen.inv.settings.min_replicas_to_write
-    if p is None or not need or len(_in_sync(seen)) >= need:
+    if p is None or not _refuses_writes(seen):
         return
     # A replica to bring back: not the old primary still down (restarting it is its own
-    # finding, never a rebuild), not one in a full sync (it is coming back by itself).
+    # finding, never a rebuild), not one in a full sync (it is coming back by itself), not one
+    # in a full-sync loop (a rebuild would loop too: that finding says what to change).
+    looping = _looping(seen)
     worst = next(
         (
             n
@@ -245,6 +259,7 @@ def noreplicas(seen: Seen) -> Iterator[dict[str, Any]]:
             if _lost_replica(seen, n)
             and not _sentinel_lists_unseen(seen, n.name)
             and not (n.up and (n.sync_in_progress or n.loading))
+            and n.name not in looping
         ),
         None,
     )
@@ -318,12 +333,61 @@ def back_not_replicating(seen: Seen) -> Iterator[dict[str, Any]]:
             yield {"node": n.name, "primary": p.name}
 
 
+def _looping(seen: Seen) -> set[str]:
+    """The replicas the full-sync-loop finding names (said once, by that finding)."""
+    return {m["node"] for m in full_sync_loop(seen)}
+
+
 def replica_detached(seen: Seen) -> Iterator[dict[str, Any]]:
-    yield from _replicas(seen, _settled)
+    looping = _looping(seen)
+    yield from _replicas(seen, lambda n: _settled(n) and n.name not in looping)
 
 
 def replica_syncing(seen: Seen) -> Iterator[dict[str, Any]]:
-    yield from _replicas(seen, lambda n: n.up and (n.sync_in_progress or n.loading))
+    looping = _looping(seen)
+    yield from _replicas(
+        seen, lambda n: n.up and (n.sync_in_progress or n.loading) and n.name not in looping
+    )
+
+
+def full_syncs_served(
+    earlier: ClusterFacts | None, facts: ClusterFacts, name: str
+) -> tuple[int, float] | None:
+    """(full syncs, seconds) node `name` served between an earlier look and `facts`; None
+    when the earlier look did not see this same process (restarted: its counter restarted)."""
+    if earlier is None:
+        return None
+    now = facts.node(name)
+    before = next((n for n in earlier.nodes if n.name == name), None)
+    if before is None or not before.up or not now.up or before.run_id != now.run_id:
+        return None
+    served = int(now.stats.get("sync_full", 0) - before.stats.get("sync_full", 0))
+    return served, facts.taken_at - earlier.taken_at
+
+
+def full_sync_loop(seen: Seen) -> Iterator[dict[str, Any]]:
+    """Replicas out of sync while their primary keeps serving full syncs (more than one each)."""
+    p = _primary(seen)
+    got = full_syncs_served(seen.earlier, seen.facts, p.name) if p is not None else None
+    if p is None or got is None:
+        return
+    served, took = got
+    out = [n for n in seen.facts.nodes if n.up and n.role == "replica" and _lost_replica(seen, n)]
+    if not out or served < LOOP_SYNCS or served <= len(out):
+        return
+    hard = diagnose.replica_obl_hard(p.config.get("client-output-buffer-limit"))
+    backlog = int(p.stats.get("repl_backlog_size", 0))
+    for n in out:
+        yield {
+            "node": n.name,
+            "primary": p.name,
+            "served": served,
+            "took": f"{took:.0f}",
+            # Redis 7 never applies a replica hard limit below repl-backlog-size.
+            "limit": max(hard or 0, backlog) if hard else "none",
+            "backlog": backlog,
+            "used": p.used_memory or 0,
+        }
 
 
 def replica_lagging(seen: Seen) -> Iterator[dict[str, Any]]:
@@ -378,6 +442,11 @@ def evicting(seen: Seen) -> Iterator[dict[str, Any]]:
         yield {"node": p.name, "evicted": evicted, "policy": policy}
 
 
+def _loop_severity(seen: Seen, m: dict[str, Any]) -> int:
+    """Critical when the primary refuses writes for it (too few in-sync replicas left)."""
+    return CRITICAL if _refuses_writes(seen) else HIGH
+
+
 def config_drift(seen: Seen) -> Iterator[dict[str, Any]]:
     drifts, _ = driftmod.find_drift(seen.inv, seen.facts)
     if drifts:
@@ -390,6 +459,11 @@ def config_drift(seen: Seen) -> Iterator[dict[str, Any]]:
 def unexplained(seen: Seen) -> Iterator[dict[str, Any]]:
     for p in seen.health.problems:
         yield {"problem": p}
+
+
+def healthy(seen: Seen) -> Iterator[dict[str, Any]]:
+    if seen.health.healthy and seen.health.primary:
+        yield {"primary": seen.health.primary, "n": len(seen.health.in_sync_replicas)}
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -467,6 +541,17 @@ RULES: tuple[Rule, ...] = (
         "every new session fails with OOM; raise maxmemory back to the inventory's value or "
         "free memory",
         Leaf(MEMORY, "measure", "memory.relieve"),
+    ),
+    Rule(
+        "full-sync-loop",
+        _loop_severity,
+        full_sync_loop,
+        "replica {node} is in a full-sync loop: {primary} served {served} full syncs in ~{took} s",
+        "each sync is cut off before it ends: the writes during a sync ({used} bytes of data) "
+        "outgrow the replica output buffer limit ({limit} bytes, never below repl-backlog-size "
+        "{backlog}); raise client-output-buffer-limit replica (and repl-backlog-size) on "
+        "{primary}. A rebuild would loop the same way",
+        Leaf("replica-rebuild", "full-sync-loop", "replica.diagnose", "--node {node}"),
     ),
     Rule(
         "noreplicas",
@@ -600,10 +685,27 @@ FALLBACK = Rule(
     "see invoke status",
     Leaf("health-check", "overview", "check"),
 )
+# When no rule matched and the verdict is healthy: nothing is wrong. Who runs `incident` then
+# is mostly about to do planned work (a ticket, a patch): the one procedure that keeps every
+# session while a node's host goes away is the planned failover.
+HEALTHY = Rule(
+    "healthy",
+    INFO,
+    healthy,
+    "healthy: nothing is wrong ({primary} is primary with {n} in-sync replica(s))",
+    "planned work on {primary}'s host (a patch, a restart, a resize)? move the primary off it "
+    "first: the planned failover loses no session",
+    Leaf("failover-manual", "preflight", "failover.manual", dry_first=True),
+)
+# The rules that speak only when the table says nothing.
+OTHERWISE = (FALLBACK, HEALTHY)
 
 
-def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]:
-    """Every finding, most urgent first (table order within a severity). Empty: nothing to do."""
+def triage(
+    inv: Inventory, facts: ClusterFacts, health: Health, earlier: ClusterFacts | None = None
+) -> list[Finding]:
+    """Every finding, most urgent first (table order within a severity); a healthy cluster
+    gets one `info` finding. `earlier`: the facts of a look a few seconds before, if any."""
     if health.level == UNKNOWN:  # what we cannot see decides nothing: fix the credentials first
         return [
             Finding(
@@ -615,18 +717,23 @@ def triage(inv: Inventory, facts: ClusterFacts, health: Health) -> list[Finding]
                 diagnosis="credentials-refused",
             )
         ]
-    seen = Seen(inv, facts, health)
+    seen = Seen(inv, facts, health, earlier)
     out = [f for rule in RULES for f in rule.findings(seen)]
-    if not out and not health.healthy:
-        out = list(FALLBACK.findings(seen))
+    if not out:
+        out = list((HEALTHY if health.healthy else FALLBACK).findings(seen))
     out.sort(key=lambda f: f.severity)
     return out
+
+
+def actionable(findings: list[Finding]) -> list[Finding]:
+    """The findings that need doing something (not the `info` ones)."""
+    return [f for f in findings if f.severity < INFO]
 
 
 def leaf_problems(base: Path, tasks: Collection[str]) -> list[str]:
     """Every leaf's runbook exists under `base`, has its step, and its task is one of `tasks`."""
     problems: list[str] = []
-    for rule in (*RULES, FALLBACK):
+    for rule in (*RULES, *OTHERWISE):
         leaf = rule.leaf
         path = base / "runbooks" / f"{leaf.runbook}.md"
         if not path.exists():

@@ -59,14 +59,7 @@ def _obl_hard(inv: Inventory, ep: Endpoint) -> int | None:
         return None
     finally:
         c.close()
-    words = str(raw).split()
-    for i, w in enumerate(words[:-1]):
-        if w in ("slave", "replica"):
-            try:
-                return int(words[i + 1])
-            except ValueError:
-                return None
-    return None
+    return diag.replica_obl_hard(str(raw))
 
 
 def evidence(view: View, node: str) -> diag.Evidence:

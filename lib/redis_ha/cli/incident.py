@@ -12,14 +12,13 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.table import Table
 
-from redis_ha import facts as factsmod
+from redis_ha import assessment, incident_log, ui
 from redis_ha import health as healthmod
-from redis_ha import incident_log, ui
 from redis_ha import journal as journalmod
 from redis_ha import sentinel_events as eventsmod
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.inventory import Inventory
-from redis_ha.triage import Finding, triage
+from redis_ha.triage import Finding, actionable
 
 RUNNABLE = {
     "failover-automatic",
@@ -74,7 +73,8 @@ def findings_table(findings: list[Finding]) -> Table:
 @task(
     help={
         "inventory": INVENTORY_HELP,
-        "json": "print the findings as JSON and exit with the health code (for bots; no log)",
+        "json": "print the findings as JSON and exit with the health code (for bots; no log; "
+        "a replica syncing or detached leads: a second look 3 s later tells a full-sync loop)",
         "app": "what the app shows (skips that question)",
         "change": "a recent deploy or maintenance (skips that question)",
     }
@@ -84,12 +84,12 @@ def incident(c, inventory=None, json=False, app=None, change=None):
     """Guided incident response: ask, assess, name what is wrong, run the matching runbook."""
     inv = load_inventory(inventory)
     if json:
-        facts = factsmod.gather(inv)
-        health = healthmod.assess(inv, facts)
-        d = healthmod.status_dict(inv, facts, health)
-        d["findings"] = [f.to_dict() for f in triage(inv, facts, health)]
+        a = assessment.assess(inv)
+        v = a.view
+        d = healthmod.status_dict(inv, v.facts, v.health)
+        d["findings"] = [f.to_dict() for f in a.findings]
         ui.print_json(d)
-        raise Exit(code=health.exit_code)
+        raise Exit(code=v.health.exit_code)
     log = incident_log.open_log(inv.secrets())
     log.write("opened", **journalmod.whoami(), inventory=str(inv.path))
     ui.console.print(f"incident log: {log.path}  (postmortem: invoke incident.report)")
@@ -99,12 +99,13 @@ def incident(c, inventory=None, json=False, app=None, change=None):
         answer = given[key] or (_ask_text(question, choices) if tty else None)
         log.write("answer", key=key, question=question, answer=answer or "not asked (no terminal)")
     while True:
-        facts = factsmod.gather(inv)
-        health = healthmod.assess(inv, facts)
-        findings = triage(inv, facts, health)
+        a = assessment.assess(inv)
+        health, findings = a.view.health, a.findings
         log.write("assessment", level=health.level, findings=[f.to_dict() for f in findings])
-        ui.status_tables(facts, health)
-        if not findings:
+        ui.status_tables(a.view.facts, health)
+        if not actionable(findings):
+            for f in findings:  # what is worth knowing anyway (planned work: which runbook)
+                ui.console.print(f"{f.title}. {f.why}: {f.command}")
             ui.console.print("[green]Nothing needs doing.[/] Write it up: invoke incident.report")
             log.write("closed", why="nothing needs doing")
             return

@@ -37,7 +37,7 @@ def check(c, root=None):
             print(f"  {pb.name}: operator inputs {given}")
     print(f"runbooks.check: {len(pbs)} playbook(s) and their runbooks are consistent")
     if root is None:
-        n = len(triage.RULES) + 1
+        n = len(triage.RULES) + len(triage.OTHERWISE)
         print(f"runbooks.check: {n} diagnoses lead to existing runbook steps and tasks")
 
 

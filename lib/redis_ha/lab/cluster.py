@@ -220,6 +220,7 @@ class Lab:
         fresh: bool = False,
         overrides: dict[str, str] | None = None,
         safe: bool | None = None,
+        after_s: float = 0.0,
     ) -> int:
         """Start one redis-server; a fresh start renders its config, else the existing one is used.
 
@@ -227,7 +228,9 @@ class Lab:
         restarted node can rejoin as a replica of the current primary. `overrides` are passed as
         `--name value` arguments, so a setting holds from the first instant (replica-priority 0
         for a rebuilding replica) whatever the file says. `safe` starts it through
-        redis_ha.safestart (None: as the inventory says, `control.starts_safely`).
+        redis_ha.safestart (None: as the inventory says, `control.starts_safely`). `after_s`
+        starts it that many seconds from now, as a supervisor's restart delay does (systemd
+        `RestartSec`), and returns at once (the PID is the one that will serve: exec, no fork).
         """
         bins = self.binaries()
         conf = self.conf(node.name)
@@ -256,6 +259,9 @@ class Lab:
             from redis_ha.safestart import wrap_argv
 
             argv, wait = wrap_argv(self.inv, node, argv), 60.0
+        if after_s > 0:
+            argv = ["/bin/sh", "-c", 'sleep "$0" && exec "$@"', f"{after_s:g}", *argv]
+            return self.spawn(node.name, argv)
         pid = self.spawn(node.name, argv)
         self._wait_port(node, pid, timeout=wait)
         return pid

@@ -129,13 +129,16 @@ def wipe_data(lab: Lab, ep: Endpoint) -> list[str]:
     return removed
 
 
-def restart_empty(lab: Lab, ep: Endpoint, *, safe: bool | None = None) -> FaultResult:
+def restart_empty(
+    lab: Lab, ep: Endpoint, *, safe: bool | None = None, after_s: float = 0.0
+) -> FaultResult:
     """Kill, then start again at once from the node's own config file with no data.
 
     This is what a platform restart policy does to a container without a volume: the process
     comes back within a second, possibly still believing it is the primary, and empty. Data files
     left on disk (see DATA_FILES) are removed first, as a fresh container would not have them.
-    `safe` starts it through redis_ha.safestart (None: as the inventory says).
+    `safe` starts it through redis_ha.safestart (None: as the inventory says); `after_s`: the
+    supervisor's restart delay (returns at once, the node still down).
     """
     pid = _running_pid(lab, ep)
     role = role_of(lab, ep)
@@ -144,14 +147,15 @@ def restart_empty(lab: Lab, ep: Endpoint, *, safe: bool | None = None) -> FaultR
         new = lab.start_sentinel(ep, primary=lab.inv.nodes[0])  # existing config: `primary` unused
     else:
         wipe_data(lab, ep)
-        new = lab.start_node(ep, safe=safe)
+        new = lab.start_node(ep, safe=safe, after_s=after_s)
+    when = f"in {after_s:g} s" if after_s else "again"
     return FaultResult(
         "restart-empty",
         ep.name,
         ep.address,
         pid,
         role,
-        f"killed and started again from its own config file with no data (pid {new})",
+        f"killed; started {when} from its own config file with no data (pid {new})",
         new_pid=new,
     )
 
