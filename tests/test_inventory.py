@@ -80,6 +80,21 @@ def test_unknown_field(tmp_path: Path) -> None:
     assert "colour: unknown field" in msg
 
 
+@pytest.mark.parametrize(("lab", "period"), [(False, 1000), (True, 50), (True, 90000)])
+def test_sentinel_info_period_is_for_labs_only(tmp_path: Path, lab: bool, period: int) -> None:
+    d = valid(tmp_path)
+    d["lab"], d["lab_sentinel_info_period_ms"] = lab, period
+    assert "lab_sentinel_info_period_ms: only for a lab" in problems_of(tmp_path, d)
+
+
+def test_fast_labs_shorten_the_sentinel_info_period_and_production_timings_do_not(
+    tmp_path: Path,
+) -> None:
+    assert inventory.load(write(tmp_path, valid(tmp_path))).lab_sentinel_info_period_ms == 1000
+    slow = lab_inventory_dict(tmp_path, down_after_ms=3000)
+    assert inventory.load(write(tmp_path, slow)).lab_sentinel_info_period_ms is None
+
+
 def test_all_problems_reported_together(tmp_path: Path) -> None:
     d = valid(tmp_path)
     del d["master_name"]

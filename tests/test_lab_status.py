@@ -51,6 +51,22 @@ def test_second_lab_up_changes_nothing(lab: Lab) -> None:
     assert lab.running() == before
 
 
+def test_lab_sentinels_run_the_inventory_info_period(lab: Lab) -> None:
+    """SENTINEL DEBUG INFO-PERIOD is not in sentinel.conf: the lab sets it on every start."""
+    want = lab.inv.lab_sentinel_info_period_ms
+    assert want == 1000
+    for s in lab.inv.sentinels:
+        c = conn.client(lab.inv, s, timeout=2.0)
+        try:
+            got = c.execute_command("SENTINEL", "DEBUG")
+        finally:
+            c.close()
+        if not isinstance(got, dict):  # RESP2: a flat list of names and values
+            got = dict(zip(got[::2], got[1::2], strict=True))
+        period = {str(k.decode() if isinstance(k, bytes) else k): v for k, v in got.items()}
+        assert int(period["INFO-PERIOD"]) == want, (s.name, period)
+
+
 def test_frozen_replica_is_reported_down_quickly(lab: Lab) -> None:
     d = status_json(lab.inv.path)
     replica = next(n["name"] for n in d["nodes"] if n["role"] == "replica")

@@ -115,6 +115,9 @@ class Inventory:
     app: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
     lab_server: str | None = None  # redis, valkey, or a folder of binaries (lab/binaries.py)
+    # A lab's Sentinels re-read replica INFO this often (SENTINEL DEBUG INFO-PERIOD; Sentinel's
+    # own is 10 000 ms): test labs shorten it as they shorten down-after. Labs only.
+    lab_sentinel_info_period_ms: int | None = None
 
     def node(self, name: str) -> Endpoint:
         """The Redis node called `name`, or a clear error listing the known ones."""
@@ -254,6 +257,7 @@ _TOP = {
     "lab",
     "lab_dir",
     "lab_server",
+    "lab_sentinel_info_period_ms",
     "master_name",
     "auth",
     "nodes",
@@ -475,6 +479,12 @@ class _Validator:
         lab_server = self.get(d, "lab_server", "(top)", str, check=_check_server)
         if lab_server and lab_server not in SERVER_KINDS:
             lab_server = str((self.base / lab_server).resolve())  # a folder, like lab_dir
+        info_period = self.get(d, "lab_sentinel_info_period_ms", "(top)", int)
+        if info_period is not None and (not lab or not 100 <= info_period <= 60000):
+            self.bad(
+                "lab_sentinel_info_period_ms",
+                "only for a lab (lab: true), between 100 and 60000 ms",
+            )
         control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
         self.control(control, "control")
         single = None
@@ -532,6 +542,7 @@ class _Validator:
             app=dict(app),
             cost=dict(cost),
             lab_server=lab_server,
+            lab_sentinel_info_period_ms=info_period,
             tls=tls,
         )
 

@@ -20,7 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 import redis_ha
+from redis_ha import conn
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha.control.base import starts_safely
@@ -280,6 +283,15 @@ class Lab:
             write_private(conf, text)
         pid = self.spawn(s.name, self.binaries().sentinel_argv(conf))
         self._wait_port(s, pid)
+        period = self.inv.lab_sentinel_info_period_ms
+        if period is not None:  # not in sentinel.conf: set on every start
+            c = conn.client(self.inv, s, timeout=2.0)
+            try:
+                c.execute_command("SENTINEL", "DEBUG", "INFO-PERIOD", period)
+            except redis.RedisError as e:
+                raise LabError(f"{s.name}: SENTINEL DEBUG INFO-PERIOD {period} failed: {e}") from e
+            finally:
+                c.close()
         return pid
 
     def ensure_proxy(self, timeout: float = 10.0) -> int | None:

@@ -41,6 +41,9 @@ SETTINGS: dict[str, Any] = {
 }
 
 
+FAST_INFO_PERIOD_MS = 1000
+
+
 def lab_inventory_dict(
     state_dir: Path,
     *,
@@ -75,6 +78,10 @@ def lab_inventory_dict(
     }
     if single:
         inv["single"] = {"name": "legacy", "host": "127.0.0.1", "port": ports[6]}
+    if down_after_ms < SETTINGS["down_after_ms"]:
+        # Fast timings all round: Sentinels re-read replica INFO every second, not every 10 s,
+        # so a steer (replica-priority) is seen in ~1 s. Labs with production timings keep 10 s.
+        inv["lab_sentinel_info_period_ms"] = FAST_INFO_PERIOD_MS
     return inv
 
 
