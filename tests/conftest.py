@@ -34,6 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # Journals written by tasks under test go to a throwaway folder, never into the repository's
 # journal/ (a test may set its own REDIS_HA_JOURNAL_DIR on top of this).
 os.environ.setdefault("REDIS_HA_JOURNAL_DIR", tempfile.mkdtemp(prefix="redis-ha-test-journal-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers inherit the controller's folder; each takes its own inside it, or the local lock
+    # files (named after the cluster: every test lab is "testlab") would collide across workers.
+    _worker_dir = Path(os.environ["REDIS_HA_JOURNAL_DIR"]) / os.environ["PYTEST_XDIST_WORKER"]
+    _worker_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["REDIS_HA_JOURNAL_DIR"] = str(_worker_dir)
 
 
 # Fixtures that start (or hand out) real server processes: a test using one is a lab test.
