@@ -80,11 +80,11 @@ def test_unknown_field(tmp_path: Path) -> None:
     assert "colour: unknown field" in msg
 
 
-@pytest.mark.parametrize(("lab", "period"), [(False, 1000), (True, 50), (True, 90000)])
-def test_sentinel_info_period_is_for_labs_only(tmp_path: Path, lab: bool, period: int) -> None:
+@pytest.mark.parametrize("period", [50, 90000])
+def test_sentinel_info_period_out_of_range(tmp_path: Path, period: int) -> None:
     d = valid(tmp_path)
-    d["lab"], d["lab_sentinel_info_period_ms"] = lab, period
-    assert "lab_sentinel_info_period_ms: only for a lab" in problems_of(tmp_path, d)
+    d["lab_sentinel_info_period_ms"] = period
+    assert "lab_sentinel_info_period_ms: must be between 100" in problems_of(tmp_path, d)
 
 
 def test_fast_labs_shorten_the_sentinel_info_period_and_production_timings_do_not(

@@ -116,7 +116,8 @@ class Inventory:
     cost: dict[str, Any] = field(default_factory=dict)  # plan, budget, egress: see cost.py
     lab_server: str | None = None  # redis, valkey, or a folder of binaries (lab/binaries.py)
     # A lab's Sentinels re-read replica INFO this often (SENTINEL DEBUG INFO-PERIOD; Sentinel's
-    # own is 10 000 ms): test labs shorten it as they shorten down-after. Labs only.
+    # own is 10 000 ms): test labs shorten it as they shorten down-after. Only the lab (which
+    # refuses any inventory not marked lab) applies it; nothing else sends SENTINEL DEBUG.
     lab_sentinel_info_period_ms: int | None = None
 
     def node(self, name: str) -> Endpoint:
@@ -480,11 +481,8 @@ class _Validator:
         if lab_server and lab_server not in SERVER_KINDS:
             lab_server = str((self.base / lab_server).resolve())  # a folder, like lab_dir
         info_period = self.get(d, "lab_sentinel_info_period_ms", "(top)", int)
-        if info_period is not None and (not lab or not 100 <= info_period <= 60000):
-            self.bad(
-                "lab_sentinel_info_period_ms",
-                "only for a lab (lab: true), between 100 and 60000 ms",
-            )
+        if info_period is not None and not 100 <= info_period <= 60000:  # only the lab uses it
+            self.bad("lab_sentinel_info_period_ms", "must be between 100 and 60000 ms")
         control = self.get(d, "control", "(top)", dict, default={"backend": "lab"})
         self.control(control, "control")
         single = None

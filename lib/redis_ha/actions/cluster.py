@@ -18,7 +18,7 @@ from redis_ha import health as healthmod
 from redis_ha import ui
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.conn import client, describe_error
-from redis_ha.errors import ClusterError, HAError
+from redis_ha.errors import HAError
 from redis_ha.health import Health
 from redis_ha.plan import Plan, reads
 from redis_ha.view import View
@@ -114,10 +114,7 @@ def one_node_claims_primary(view: View) -> Outcome:
 @check("cluster.writes_accepted")
 def writes_accepted(view: View) -> Outcome:
     """A probe SET with a short TTL on the current primary succeeds (writes are not refused)."""
-    try:
-        p = view.primary()
-    except ClusterError as e:
-        return Outcome(False, str(e), {})
+    p = view.primary()
     if view.dry_run:
         return Outcome(True, f"would write a probe key on {p.name} (skipped: dry run)", {})
     ep = view.inv.node(p.name)
@@ -135,10 +132,7 @@ def writes_accepted(view: View) -> Outcome:
 @check("cluster.all_replicas_in_sync")
 def all_replicas_in_sync(view: View) -> Outcome:
     """Every node but the primary is up and an in-sync replica of it (none may be down)."""
-    try:
-        p = view.primary()
-    except ClusterError as e:
-        return Outcome(False, str(e))
+    p = view.primary()
     f, h = view.facts, view.health
     others = [n.name for n in f.nodes if n.name != p.name]
     behind = [n for n in others if n not in h.in_sync_replicas]
@@ -206,10 +200,7 @@ def node_in_sync(
 ) -> Outcome:
     """The node replicates from the current primary, link up, not syncing, offset caught up."""
     n = view.node(node)
-    try:
-        p = view.primary()
-    except ClusterError as e:
-        return Outcome(False, str(e))
+    p = view.primary()
     data: dict[str, Any] = {"primary": p.name, "offset": n.offset, "primary_offset": p.offset}
     data["lag_bytes"] = lag = healthmod.lag_bytes(n, p)
     why = healthmod.sync_problem(n, p, max_lag_bytes)

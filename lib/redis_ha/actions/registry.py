@@ -20,6 +20,7 @@ Contract for authors:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 
 from redis_ha import journal as journalmod
 from redis_ha import view as viewmod
+from redis_ha.errors import HAError
 from redis_ha.inventory import Inventory
 from redis_ha.plan import Plan
 from redis_ha.state import RunState
@@ -133,13 +135,25 @@ def action(name: str, *, plan: PlanFn, changes: bool = True) -> Callable[[ApplyF
 
 
 def check(name: str) -> Callable[[CheckFn], CheckFn]:
-    """Register a read-only predicate `fn(view, **args)` usable as a guard or a verification."""
+    """Register a read-only predicate `fn(view, **args)` usable as a guard or a verification.
+
+    A check may raise an HAError (e.g. `view.primary()` when no primary is usable): whoever
+    calls it gets a failed Outcome carrying that message, so no check repeats the try.
+    """
 
     def deco(fn: CheckFn) -> CheckFn:
         if name in CHECKS:
             raise ValueError(f"check {name!r} registered twice")
-        CHECKS[name] = Spec(name, "check", fn, None, False, (fn.__doc__ or "").strip())
-        return fn
+
+        @functools.wraps(fn)
+        def judged(view: View, *pos: Any, **args: Any) -> Outcome:
+            try:
+                return fn(view, *pos, **args)
+            except HAError as e:
+                return Outcome(False, str(e))
+
+        CHECKS[name] = Spec(name, "check", judged, None, False, (fn.__doc__ or "").strip())
+        return judged
 
     return deco
 

@@ -435,10 +435,7 @@ def keys_match(view: View, node: str, attempts: int = 20) -> Outcome:
     what the write rate changes meanwhile.
     """
     ep = view.inv.node(node)
-    try:
-        pep = view.inv.node(view.primary().name)
-    except ClusterError as e:
-        return Outcome(False, str(e))
+    pep = view.inv.node(view.primary().name)
     pc, rc = client(view.inv, pep, timeout=2.0), client(view.inv, ep, timeout=2.0)
     try:
         for _ in range(attempts):
