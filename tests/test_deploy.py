@@ -262,3 +262,62 @@ def test_launch_bad_input_is_one_line(deployed: tuple[inventory.Inventory, Path]
     )
     assert p.returncode != 0 and "the password variable $REDIS_PASSWORD is not set" in p.stderr
     assert "Traceback" not in p.stderr and not (out / "x.conf").exists()
+
+
+def test_launch_execs_a_node_that_answers_with_the_password_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    """The start command for real, without Docker: a systemd-target render of a loopback
+    inventory, `python -m redis_ha.launch` with only $REDIS_PASSWORD set; the PID it was started
+    as becomes redis-server (through safestart: no Sentinel answers, so as configured)."""
+    import time
+
+    import redis
+
+    from redis_ha.lab.ports import free_ports
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not on PATH")
+    ports = free_ports(6)
+    eps = [{"name": n, "host": "127.0.0.1", "port": p} for n, p in zip(
+        ("redis-1", "redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3"), ports,
+        strict=True,
+    )]  # fmt: skip
+    src = tmp_path / "inv.yaml"
+    src.write_text(yaml.safe_dump({
+        "name": "t", "lab": False, "master_name": "mymaster",
+        "auth": {"password_env": "REDIS_PASSWORD"}, "nodes": eps[:3], "sentinels": eps[3:],
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    deploy.render_target(inventory.load(src), "systemd", out, python=sys.executable)
+    data = tmp_path / "data"
+    data.mkdir()
+    tpl = (out / "redis-1.conf").read_text().replace("/var/lib/redis-ha/redis-1", str(data))
+    (out / "redis-1.conf").write_text(tpl.replace("bind * -::*", "bind 127.0.0.1"))
+    env = {**os.environ, "REDIS_PASSWORD": SECRET, "REDIS_HA_HANDOVER_TIMEOUT": "2"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "redis_ha.launch", "--inventory", str(out / "inventory.yaml"),
+         "--service", "redis-1", "--template", str(out / "redis-1.conf"),
+         "--conf", str(data / "redis.conf")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        c = redis.Redis(port=ports[0], password=SECRET, socket_timeout=1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert c.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline and p.poll() is None, p.poll()
+                time.sleep(0.2)
+        server = os.path.realpath(shutil.which("redis-server") or "redis-server")
+        assert os.readlink(f"/proc/{p.pid}/exe") == server  # exec'd: the PID is Redis's
+        assert c.config_get("logfile") == {"logfile": ""}
+        assert stat.S_IMODE((data / "redis.conf").stat().st_mode) == 0o600
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=ports[0], password="wrong", socket_timeout=1).ping()
+    finally:
+        p.terminate()
+        log = p.communicate(timeout=20)[0]
+    assert "redis-ha launch: redis-1: " in log and "safestart: redis-1: " in log, log

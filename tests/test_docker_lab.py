@@ -228,7 +228,7 @@ def test_a_down_primary_whose_name_no_longer_resolves_trips_the_sentinels(
     the lab therefore pins names (see DockerLab). Whether a failover happens in the end varied
     between runs, so the resolution failure is asserted, then what the runbook says: the guard
     refuses a switchover and a rebuild with one line naming the node and the runbook section,
-    and restarting a Sentinel does not help."""
+    and restarting a Sentinel does not help; bringing the node back heals the cluster."""
     primary = _primary(unpinned)
     replica = next(n for n in ("redis-1", "redis-2", "redis-3") if n != primary)
     inv = unpinned.inventory(host=True)
@@ -260,6 +260,9 @@ def test_a_down_primary_whose_name_no_longer_resolves_trips_the_sentinels(
     tail = ctl.log_tail(s3, 200) or []
     since = max(i for i, ln in enumerate(tail) if "sentinel.conf kept" in ln)
     assert any(f"Failed to resolve hostname '{primary}'" in ln for ln in tail[since:]), tail
+    # The runbook's fix: bring the node back (through safestart) and the name resolves again.
+    for_node(inv, inv.node(primary)).start(inv.node(primary), safe=True)
+    unpinned.wait_ready(60)
 
 
 def test_railway_dockerfiles_build_and_form_a_cluster_by_private_names(tmp_path: Path) -> None:
