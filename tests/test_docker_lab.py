@@ -220,6 +220,35 @@ def test_a_replaced_replica_rejoins_by_name_at_its_new_address(unpinned: DockerL
     assert {n["name"]: n["role"] for n in status["nodes"]}[replica] == "replica", status
 
 
+def test_a_down_replica_whose_name_no_longer_resolves_refuses_a_switchover_not_its_rebuild(
+    unpinned: DockerLab,
+) -> None:
+    """A stopped replica's name goes too: each Sentinel logs the failure when it marks it down.
+    The guard then refuses a switchover, and lets the rebuild of that very replica through,
+    which brings it back by name (the runbook's fix)."""
+    primary = _primary(unpinned)
+    replica = next(n for n in ("redis-1", "redis-2", "redis-3") if n != primary)
+    inv = unpinned.inventory(host=True)
+    ctl = for_node(inv, inv.node(replica))
+    ctl.stop(inv.node(replica))
+    deadline = time.monotonic() + 20
+    while not any(
+        f"Failed to resolve hostname '{replica}'" in ln
+        for s in inv.sentinels
+        for ln in ctl.log_tail(s, 50) or []
+    ):
+        assert time.monotonic() < deadline, "no Sentinel failed to resolve the stopped replica"
+        time.sleep(1)
+    other = next(n for n in ("redis-1", "redis-2", "redis-3") if n not in (primary, replica))
+    rc, out = unpinned.exec(["redis-ha", "failover.manual", "--yes", "--to", other])
+    assert rc == 2 and f"cannot resolve {replica} ('{replica}'" in out, out
+    assert _primary(unpinned) == primary
+    rc, out = unpinned.exec(["redis-ha", "replica.rebuild", "--node", replica, "--yes"])
+    assert rc == 0 and "COMPLETED replica-rebuild completed" in out, out
+    assert f"but {replica}, which this run brings back" in out, out
+    unpinned.wait_ready(60)
+
+
 def test_a_down_primary_whose_name_no_longer_resolves_trips_the_sentinels(
     unpinned: DockerLab,
 ) -> None:

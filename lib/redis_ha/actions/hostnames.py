@@ -8,8 +8,11 @@ from redis_ha.view import View
 
 
 @check("sentinel.resolves_nodes")
-def resolves_nodes(view: View) -> Outcome:
-    """No Sentinel logged, in the last minute, that it cannot resolve a node's name: a switchover
-    or a rebuild then would take away more while Sentinel cannot fail over."""
-    ok, message = unresolved.check(view.inv)
+def resolves_nodes(view: View, node: str | None = None) -> Outcome:
+    """No Sentinel logged, in the last minute, that it cannot resolve a node's name (but `node`,
+    which a rebuild is about to bring back): a switchover or a rebuild of another node would
+    take away more while Sentinel cannot fail over."""
+    if node is not None:
+        view.inv.node(node)  # an unknown name is an InventoryError, as in every check
+    ok, message = unresolved.check(view.inv, allow=node)
     return Outcome(ok, message)
