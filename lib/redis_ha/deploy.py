@@ -99,10 +99,12 @@ def inventory_dict(pinv: Inventory) -> dict[str, Any]:
 
 
 def kind(pinv: Inventory, ep: Endpoint) -> str:
+    """The kind of service, `redis` or `sentinel`: it names the config file and the server."""
     return "redis" if ep in pinv.nodes else "sentinel"
 
 
 def data_dir(target: str, ep: Endpoint) -> str:
+    """Where a service keeps the config it runs from: one folder per unit on a shared host."""
     return f"{SYSTEMD_DATA}/{ep.name}" if target == "systemd" else DATA_DIR
 
 
