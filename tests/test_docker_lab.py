@@ -18,6 +18,7 @@ import pytest
 
 from redis_ha import inventory
 from redis_ha.control import ControlError, for_node
+from redis_ha.dockerlab import engine
 from redis_ha.dockerlab.lab import DockerLab
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
@@ -41,6 +42,40 @@ def dlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerLab]:
         yield lab
     finally:
         lab.down()
+
+
+def test_containers_run_the_rendered_compose_services(dlab: DockerLab) -> None:
+    """The lab starts every node and Sentinel from `config.render --target compose`: the command,
+    the mounted config, the password from the environment (in no rendered file), safestart."""
+    import yaml
+
+    st = dlab.state()
+    assert st is not None
+    rendered = dlab.dir / "rendered"
+    compose = yaml.safe_load((rendered / "docker-compose.yaml").read_text())
+    password = (dlab.dir / "password").read_text().strip()
+    for f in rendered.rglob("*"):
+        assert not f.is_file() or password not in f.read_text(), f
+    docker = engine.client()
+    for name, svc in compose["services"].items():
+        c = docker.containers.get(st.containers[name])
+        assert c.attrs["Config"]["Cmd"] == svc["command"], name
+        mounts = {m["Destination"]: m["Source"] for m in c.attrs["Mounts"]}
+        kind = "redis" if name.startswith("redis") else "sentinel"
+        assert mounts[f"/etc/redis-ha/{kind}.conf"] == str(rendered / name / f"{kind}.conf")
+        rc, out = c.exec_run(["python", "-c", PEEK, f"/data/{kind}.conf"])
+        assert rc == 0 and out.decode().split() == ["600", "1"], (name, out)
+    logs = docker.containers.get(st.containers["redis-2"]).logs().decode()
+    assert "redis-ha launch: redis-2: /data/redis.conf written" in logs
+    assert "safestart: redis-2:" in logs  # the node started through safestart
+    assert "Ready to accept connections" in logs  # Redis logs to stdout
+
+
+# mode of the config a service runs from, and whether it holds the password from $REDIS_PASSWORD
+PEEK = (
+    "import os, sys; p = sys.argv[1]; t = open(p).read(); "
+    "print(oct(os.stat(p).st_mode & 0o777)[2:], int(os.environ['REDIS_PASSWORD'] in t))"
+)
 
 
 def _primary(lab: DockerLab) -> str:
@@ -185,14 +220,46 @@ def test_a_replaced_replica_rejoins_by_name_at_its_new_address(unpinned: DockerL
     assert {n["name"]: n["role"] for n in status["nodes"]}[replica] == "replica", status
 
 
+def test_a_down_replica_whose_name_no_longer_resolves_refuses_a_switchover_not_its_rebuild(
+    unpinned: DockerLab,
+) -> None:
+    """A stopped replica's name goes too: each Sentinel logs the failure when it marks it down.
+    The guard then refuses a switchover, and lets the rebuild of that very replica through,
+    which brings it back by name (the runbook's fix)."""
+    primary = _primary(unpinned)
+    replica = next(n for n in ("redis-1", "redis-2", "redis-3") if n != primary)
+    inv = unpinned.inventory(host=True)
+    ctl = for_node(inv, inv.node(replica))
+    ctl.stop(inv.node(replica))
+    deadline = time.monotonic() + 20
+    while not any(
+        f"Failed to resolve hostname '{replica}'" in ln
+        for s in inv.sentinels
+        for ln in ctl.log_tail(s, 50) or []
+    ):
+        assert time.monotonic() < deadline, "no Sentinel failed to resolve the stopped replica"
+        time.sleep(1)
+    other = next(n for n in ("redis-1", "redis-2", "redis-3") if n not in (primary, replica))
+    rc, out = unpinned.exec(["redis-ha", "failover.manual", "--yes", "--to", other])
+    assert rc == 2 and f"cannot resolve {replica} ('{replica}'" in out, out
+    assert _primary(unpinned) == primary
+    rc, out = unpinned.exec(["redis-ha", "replica.rebuild", "--node", replica, "--yes"])
+    assert rc == 0 and "COMPLETED replica-rebuild completed" in out, out
+    assert f"but {replica}, which this run brings back" in out, out
+    unpinned.wait_ready(60)
+
+
 def test_a_down_primary_whose_name_no_longer_resolves_trips_the_sentinels(
     unpinned: DockerLab,
 ) -> None:
     """redis/redis#11241 as measured: with the old primary's name gone, every Sentinel fails to
     resolve it (about once a second) and, in 2 of 3 runs here, had not failed over 40 s later;
     the lab therefore pins names (see DockerLab). Whether a failover happens in the end varied
-    between runs, so only the resolution failure is asserted; the views are shown."""
+    between runs, so the resolution failure is asserted, then what the runbook says: the guard
+    refuses a switchover and a rebuild with one line naming the node and the runbook section,
+    and restarting a Sentinel does not help; bringing the node back heals the cluster."""
     primary = _primary(unpinned)
+    replica = next(n for n in ("redis-1", "redis-2", "redis-3") if n != primary)
     inv = unpinned.inventory(host=True)
     # The last test on this lab (the fixture removes it): the primary stays down.
     for_node(inv, inv.node(primary)).stop(inv.node(primary))
@@ -203,3 +270,70 @@ def test_a_down_primary_whose_name_no_longer_resolves_trips_the_sentinels(
     logs = [ln for s in inv.sentinels for ln in ctl.log_tail(s, 30) or []]
     print(f"Sentinel views {12} s after {primary} went down with its name: {views}")
     assert any(f"Failed to resolve hostname '{primary}'" in ln for ln in logs), (views, logs[-30:])
+
+    for argv in (
+        ["redis-ha", "failover.manual", "--yes", "--to", replica],
+        ["redis-ha", "replica.rebuild", "--node", replica, "--yes"],
+    ):
+        rc, out = unpinned.exec(argv)
+        assert rc == 2, out  # a guard refused
+        assert f"cannot resolve {primary} ('{primary}'" in out, out
+        assert "A down node's name no longer resolves" in out, out
+    # What the runbook says not to do: a restarted Sentinel comes back (launch keeps its own
+    # file), and fails to resolve the name just the same.
+    s3 = inv.sentinels[2]
+    ctl.stop(s3)
+    ctl.start(s3)
+    time.sleep(2)
+    assert ctl.is_running(s3)
+    tail = ctl.log_tail(s3, 200) or []
+    since = max(i for i, ln in enumerate(tail) if "sentinel.conf kept" in ln)
+    assert any(f"Failed to resolve hostname '{primary}'" in ln for ln in tail[since:]), tail
+    # The runbook's fix: bring the node back (through safestart) and the name resolves again.
+    for_node(inv, inv.node(primary)).start(inv.node(primary), safe=True)
+    unpinned.wait_ready(60)
+
+
+def test_railway_dockerfiles_build_and_form_a_cluster_by_private_names(tmp_path: Path) -> None:
+    """The railway target for real, as far as this machine can: each service's rendered
+    Dockerfile built on the lab image, run with only $REDIS_PASSWORD set, on a network of the
+    test's own where each is `<service>.railway.internal`; the six form a healthy cluster."""
+    import secrets
+
+    from redis_ha import deploy
+    from redis_ha.dockerlab import lab as dockerlab
+
+    docker, tag = docker_or_skip()
+    inv = inventory.load(ROOT / "inventories" / "example-production.yaml")
+    out = tmp_path / "railway"
+    deploy.render_target(inv, "railway", out, image=tag)
+    lab_id = "r" + secrets.token_hex(3)
+    password = secrets.token_urlsafe(12)
+    built: list[str] = []
+    try:
+        net, subnet = dockerlab.create_network(docker, lab_id)
+        prefix = subnet.rsplit(".", 1)[0]
+        eps = (*inv.nodes, *inv.sentinels)
+        hosts = {e.host: f"{prefix}.{11 + i}" for i, e in enumerate(eps)}
+        for e in eps:
+            image_tag = f"rh-{lab_id}-{e.name}:1"
+            img, _ = docker.images.build(path=str(out / e.name), tag=image_tag, rm=True)
+            built.append(image_tag)
+            dockerlab.start_container(
+                net.name, image_tag=image_tag, name=f"rh-{lab_id}-{e.name}", alias=e.host,
+                ip=hosts[e.host], command=img.attrs["Config"]["Cmd"], files={}, lab_id=lab_id,
+                env={"REDIS_PASSWORD": password}, hosts=hosts,
+            )  # fmt: skip
+        code = (
+            "from redis_ha import inventory; from redis_ha.lab.cluster import wait_ready; "
+            "wait_ready(inventory.load('/etc/redis-ha/inventory.yaml'), 60); print('ready')"
+        )
+        first = docker.containers.get(f"rh-{lab_id}-sentinel-1")
+        rc, got = first.exec_run(["python", "-c", code])
+        logs = docker.containers.get(f"rh-{lab_id}-redis-2").logs().decode()
+        assert rc == 0 and got.decode().strip().endswith("ready"), (got.decode(), logs)
+        assert "safestart: redis-2:" in logs and "replicaof redis-1.railway.internal" in logs, logs
+    finally:
+        dockerlab.remove(docker, lab_id)
+        for t in built:
+            docker.images.remove(t, force=True)

@@ -72,14 +72,18 @@ def redis_conf(
     extra: dict[str, str] | None = None,
     log_stdout: bool = False,
     acl: bool = False,
+    password_at_start: str | None = None,
 ) -> str:
-    """The redis.conf for one node; `replicaof` None makes it start as a primary."""
+    """The redis.conf for one node; `replicaof` None makes it start as a primary.
+
+    `password_at_start` (a variable's name) leaves the password lines out: redis_ha.launch adds
+    them from that variable when the service starts, so the rendered file holds no secret."""
     s = inv.settings
     lines = [
         f"# redis-ha-runbooks: {node.name} of {inv.name} (rendered; edit the inventory instead)",
         *listen(inv, node),
         f"bind {_bind(node, inv.lab)}",
-        "protected-mode no" if password else "protected-mode yes",
+        "protected-mode no" if password or password_at_start else "protected-mode yes",
         "daemonize no",
         f'dir "{data_dir}"',
         f"logfile {_logfile(data_dir, 'redis.log', log_stdout)}",
@@ -100,10 +104,10 @@ def redis_conf(
         f"maxmemory {s.maxmemory}",
         f"maxmemory-policy {s.maxmemory_policy}",
     ]
-    if password:
-        lines += [f'requirepass "{password}"', f'masterauth "{password}"']
-    if acl:
-        lines += [*acl_users("nodes", password), f"masteruser {REPLICA_USER}"]
+    if password_at_start:
+        lines.append(f"# requirepass, masterauth: added at start from ${password_at_start}")
+    else:
+        lines += redis_auth(password, acl)
     if replicaof:
         lines.append(f"replicaof {replicaof.announced[0]} {replicaof.announced[1]}")
     for k, v in (extra or {}).items():
@@ -120,15 +124,17 @@ def sentinel_conf(
     password: str | None,
     log_stdout: bool = False,
     acl: bool = False,
+    password_at_start: str | None = None,
 ) -> str:
-    """The sentinel.conf for one Sentinel, monitoring `primary` under the inventory's name."""
+    """The sentinel.conf for one Sentinel, monitoring `primary` under the inventory's name
+    (`password_at_start`: as in redis_conf)."""
     s = inv.settings
     m = inv.master_name
     lines = [
         f"# redis-ha-runbooks: {sentinel.name} of {inv.name} (rendered; Sentinel rewrites it)",
         *listen(inv, sentinel),
         f"bind {_bind(sentinel, inv.lab)}",
-        "protected-mode no" if password else "protected-mode yes",
+        "protected-mode no" if password or password_at_start else "protected-mode yes",
         "daemonize no",
         f'dir "{data_dir}"',
         f"logfile {_logfile(data_dir, 'sentinel.log', log_stdout)}",
@@ -145,6 +151,25 @@ def sentinel_conf(
         f"sentinel failover-timeout {m} {s.failover_timeout_ms}",
         f"sentinel parallel-syncs {m} {s.parallel_syncs}",
     ]
+    if password_at_start:
+        lines.append(f"# requirepass, sentinel auth-pass: added at start from ${password_at_start}")
+    else:
+        lines += sentinel_auth(m, password, acl)
+    return "\n".join(lines) + "\n"
+
+
+def redis_auth(password: str | None, acl: bool = False) -> list[str]:
+    """A node's password lines (and the shipped ACL users)."""
+    lines = [f'requirepass "{password}"', f'masterauth "{password}"'] if password else []
+    if acl:
+        lines += [*acl_users("nodes", password), f"masteruser {REPLICA_USER}"]
+    return lines
+
+
+def sentinel_auth(master_name: str, password: str | None, acl: bool = False) -> list[str]:
+    """A Sentinel's password lines: its own, and the ones it uses towards nodes and peers."""
+    m = master_name
+    lines = []
     if password:
         lines += [
             f'requirepass "{password}"',
@@ -157,7 +182,7 @@ def sentinel_conf(
             f"sentinel auth-user {m} {SENTINEL_USER}",
             f"sentinel sentinel-user {SENTINEL_USER}",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def acl_users(kind: str, password: str | None) -> list[str]:

@@ -118,8 +118,8 @@ class Failover:
         return d
 
 
-def parse_line(line: str, sentinel: str) -> Event | None:
-    """One log line -> Event, or None for lines that are not events."""
+def stamped(line: str) -> tuple[float, str] | None:
+    """A Redis/Sentinel log line -> (its time, its message), or None for other lines."""
     m = LINE_RE.match(line.rstrip("\n"))
     if not m:
         return None
@@ -127,8 +127,15 @@ def parse_line(line: str, sentinel: str) -> Event | None:
         dt = datetime.strptime(m["ts"], "%d %b %Y %H:%M:%S.%f")
     except ValueError:
         return None
-    ts = dt.astimezone().timestamp() if dt.tzinfo is None else dt.timestamp()
-    msg = m["msg"]
+    return dt.astimezone().timestamp(), m["msg"]
+
+
+def parse_line(line: str, sentinel: str) -> Event | None:
+    """One log line -> Event, or None for lines that are not events."""
+    found = stamped(line)
+    if found is None:
+        return None
+    ts, msg = found
     if msg.startswith(USER_FAILOVER):
         return Event(ts, sentinel, "user-failover", msg)
     if not msg or msg[0] not in "+-":

@@ -23,7 +23,7 @@ def _addr(ep: Endpoint) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def exec_start(
+def exec_start_default(
     inv: Inventory,
     node: Endpoint,
     *,
@@ -47,13 +47,27 @@ def exec_start(
     return shlex.join(argv)
 
 
-def systemd_unit(inv: Inventory, node: Endpoint, **kw: str) -> str:
-    """A unit for one node: Type=simple works because the wrapper exec()s (same PID)."""
+def systemd_unit(
+    inv: Inventory,
+    node: Endpoint,
+    *,
+    exec_start: str | None = None,
+    state_dir: str | None = None,
+    what: str = "Redis",
+    password_env: str | None = None,
+    **kw: str,
+) -> str:
+    """A unit for one node (or Sentinel): Type=simple works because the wrapper exec()s (same
+    PID). `exec_start` replaces the safestart command; `state_dir` adds a StateDirectory;
+    `password_env` names the password variable (default the inventory's)."""
     conf_dir = kw.get("conf_dir", DEFAULT_CONF_DIR)
+    env = password_env or inv.auth.password_env
     lines = [
         f"# redis-ha-runbooks: {node.name} of {inv.name} (rendered; edit the inventory instead)",
         "[Unit]",
-        f"Description=Redis {node.name} ({inv.master_name}), started through redis_ha.safestart",
+        f"Description={what} {node.name} ({inv.master_name}), started through redis_ha.safestart"
+        if what == "Redis"
+        else f"Description={what} {node.name} ({inv.master_name})",
         "Wants=network-online.target",
         "After=network-online.target",
         "",
@@ -62,15 +76,18 @@ def systemd_unit(inv: Inventory, node: Endpoint, **kw: str) -> str:
         "User=redis",
         "Group=redis",
     ]
-    if inv.auth.password_env:
-        lines.append(
-            f"# ${inv.auth.password_env} (the password) comes from this root-only file, if present"
-        )
+    if state_dir:
+        lines += [f"StateDirectory={state_dir}", "StateDirectoryMode=0700"]
+    if env:
+        lines.append(f"# ${env} (the password) comes from this root-only file, if present")
         lines.append(f"EnvironmentFile=-{conf_dir}/password.env")
+    if what == "Redis":
+        lines += [
+            "# $REDIS_HA_ARGS: redis-server arguments a procedure sets for the next start (ssh)",
+            f"EnvironmentFile=-/run/redis-ha/{node.name}.env",
+        ]
     lines += [
-        "# $REDIS_HA_ARGS: redis-server arguments a procedure sets for the next start (ssh)",
-        f"EnvironmentFile=-/run/redis-ha/{node.name}.env",
-        f"ExecStart={exec_start(inv, node, **kw)}",
+        f"ExecStart={exec_start or exec_start_default(inv, node, **kw)}",
         "Restart=always",
         "RestartSec=1",
         "LimitNOFILE=65535",

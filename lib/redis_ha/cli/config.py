@@ -7,9 +7,9 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from redis_ha import deploy, render, ui, units
 from redis_ha import drift as driftmod
 from redis_ha import facts as factsmod
-from redis_ha import render, ui, units
 from redis_ha.cli import repair
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.errors import HAError
@@ -18,17 +18,31 @@ from redis_ha.errors import HAError
 @task(
     help={
         "inventory": INVENTORY_HELP,
-        "out": "folder to write <name>.conf files into",
+        "out": "folder to write the files into",
         "primary": "node that starts as primary (default: the first node)",
+        "target": "railway, systemd or compose: every file that deploys the cluster there "
+        "(default: one <name>.conf per node and Sentinel, mode 0600)",
+        "image": f"railway/compose: the image with redis-server and this tool "
+        f"(default {deploy.DEFAULT_IMAGE})",
+        "python": "systemd: python with redis-ha-runbooks installed "
+        f"(default {units.DEFAULT_PYTHON})",
     }
 )
 @expected_errors
-def config_render(c, out, inventory=None, primary=None):
-    """Render redis.conf and sentinel.conf for every node from the inventory (mode 0600)."""
+def config_render(
+    c, out, inventory=None, primary=None, target=None, image=deploy.DEFAULT_IMAGE,
+    python=units.DEFAULT_PYTHON,
+):  # fmt: skip
+    """Render the cluster's configs, or with --target every file that deploys it on a platform."""
     inv = load_inventory(inventory)
     first = inv.node(primary) if primary else None
     try:
-        files = render.render_all(inv, Path(out), first)
+        if target:
+            files = deploy.render_target(
+                inv, target, Path(out), primary=first, image=image, python=python
+            )
+        else:
+            files = render.render_all(inv, Path(out), first)
     except OSError as e:
         raise HAError(f"cannot write {e.filename or out}: {e.strerror or e}") from None
     for f in files:

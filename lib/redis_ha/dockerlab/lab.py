@@ -7,7 +7,11 @@ pulled) and labelled with the lab's id, so `down` removes exactly what `up` crea
 container also has a fixed address on the lab's own subnet, which this host reaches through the
 network's bridge (dockerd runs with --bridge=none --iptables=false: no port publishing).
 
-State lives in a folder (`lab.json`, the two inventories, the password and the rendered configs):
+Every node and Sentinel container is started from `config.render --target compose` (rendered/):
+its service's command (redis_ha.launch), mounted config and inventory, and its environment (the
+password); the lab adds only what compose leaves to the engine (fixed addresses, pinned names).
+
+State lives in a folder (`lab.json`, the two inventories, the password and rendered/):
 `inventory.yaml` names the services (used inside the network), `inventory.host.yaml` gives their
 addresses (for this host; Sentinels still answer with names there).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -26,8 +31,8 @@ from typing import Any
 
 import yaml
 
+from redis_ha import deploy, render
 from redis_ha import inventory as invmod
-from redis_ha import render
 from redis_ha.dockerlab import engine, image
 from redis_ha.dockerlab.entry import CONF_DIR, START
 from redis_ha.errors import LabError
@@ -44,6 +49,7 @@ NODES = ("redis-1", "redis-2", "redis-3")
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
 HOST_OFFSET = {"redis-1": 11, "redis-2": 12, "redis-3": 13, "sentinel-1": 21, "sentinel-2": 22}
 HOST_OFFSET |= {"sentinel-3": 23, OPS: 30}
+COMPOSE = "docker-compose.yaml"
 
 
 def _testcontainers() -> Any:
@@ -114,7 +120,7 @@ def start_container(
     files: dict[str, bytes],
     lab_id: str,
     env: dict[str, str] | None = None,
-    volumes: Iterable[tuple[str, str]] = (),
+    volumes: Iterable[tuple[str, ...]] = (),
     hosts: dict[str, str] | None = None,
 ) -> Any:
     """Create and start one container on network `net` (its name) at `ip`, reached as `alias`,
@@ -141,14 +147,37 @@ def start_container(
     )
     for key, value in (env or {}).items():
         c = c.with_env(key, value)
-    for host, inside in volumes:
-        c = c.with_volume_mapping(host, inside, mode="rw")
+    for host, inside, *mode in volumes:
+        c = c.with_volume_mapping(host, inside, mode=mode[0] if mode else "rw")
     for path, data in files.items():
         c = c.with_copy_into_container(data, path, 0o600)
     try:
         return c.start()
     except Exception as e:
         raise LabError(f"cannot start container {name}: {str(e).splitlines()[0][:200]}") from None
+
+
+_VAR = re.compile(r"^\$\{(\w+)(?::\?[^}]*)?\}$")
+
+
+def compose_env(svc: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """A compose service's environment, `${VAR}` / `${VAR:?why}` taken from `values`."""
+    env = {}
+    for key, raw in (svc.get("environment") or {}).items():
+        m = _VAR.match(str(raw))
+        if m and m[1] not in values:
+            raise LabError(f"the compose file needs ${m[1]}, which the lab does not set")
+        env[str(key)] = values[m[1]] if m else str(raw)
+    return env
+
+
+def compose_volumes(svc: dict[str, Any], base: Path) -> list[tuple[str, str, str]]:
+    """A compose service's bind mounts (`./src:/dst[:ro]`), sources resolved against `base`."""
+    out = []
+    for v in svc.get("volumes") or []:
+        src, dst, *mode = str(v).split(":")
+        out.append((str((base / src).resolve()), dst, mode[0] if mode else "rw"))
+    return out
 
 
 def node_command(name: str) -> list[str]:
@@ -241,7 +270,7 @@ class DockerLab:
                     yaml.safe_dump(self._inventory_dict(st, host=host), sort_keys=False)
                 )
             inv = self.inventory()
-            self.render(inv)
+            self.render(inv, tag)
             for ep in (*inv.nodes, *inv.sentinels):
                 self._start_service(st, ep.name, st.addresses[ep.name])
             start_container(
@@ -273,24 +302,23 @@ class DockerLab:
     def _start_service(
         self, st: State, name: str, ip: str, start: dict[str, Any] | None = None
     ) -> None:
-        """Start one node or Sentinel container from its rendered config (`start`: the entry's
-        options, as the docker backend writes them)."""
-        kind = "redis" if name in NODES else "sentinel"
-        conf = self.dir / "rendered" / name / f"{kind}.conf"
-        files = {**self._common(), f"{CONF_DIR}/{kind}.conf": conf.read_bytes()}
-        if start is not None:
-            files[str(START)] = json.dumps(start).encode()
+        """Start one node or Sentinel container as its rendered compose service says (`start`:
+        the launch options, as the docker backend writes them)."""
+        svc = self._service(name)
+        env = deploy.password_env(self.inventory()) or deploy.DEFAULT_PASSWORD_ENV
+        values = {env: (self.dir / "password").read_text().strip()}
+        files = {} if start is None else {str(START): json.dumps(start).encode()}
         start_container(
             st.network,
-            image_tag=st.image,
+            image_tag=str(svc["image"]),
             name=st.containers[name],
-            alias=name,
+            alias=svc["networks"][deploy.NETWORK]["aliases"][0],
             ip=ip,
-            command=node_command(name)
-            if kind == "redis"
-            else ["redis-sentinel", f"{CONF_DIR}/sentinel.conf"],
+            command=[str(w) for w in svc["command"]],
             files=files,
             lab_id=st.id,
+            env=compose_env(svc, values),
+            volumes=compose_volumes(svc, self.dir / "rendered"),
             hosts=st.hosts(),
         )
 
@@ -306,26 +334,16 @@ class DockerLab:
         self._start_service(st, name, st.addresses[name], {"args": [], "safe": True})
         return st.addresses[name]
 
-    def render(self, inv: Inventory) -> dict[str, Path]:
-        """Each service's config, logging to stdout, as the containers run it (rendered/)."""
-        pw = inv.password()
+    def render(self, inv: Inventory, image_tag: str) -> Path:
+        """The compose target of `config.render` (rendered/): every node and Sentinel container
+        starts from its service there (command, environment, mounted config and inventory)."""
         out = self.dir / "rendered"
-        first = inv.nodes[0]
-        files = {}
-        for n in inv.nodes:
-            text = render.redis_conf(
-                inv, n, data_dir="/data", replicaof=None if n == first else first,
-                password=pw, log_stdout=True,
-            )  # fmt: skip
-            files[n.name] = out / n.name / "redis.conf"
-            render.write_private(files[n.name], text)
-        for s in inv.sentinels:
-            text = render.sentinel_conf(
-                inv, s, data_dir="/data", primary=first, password=pw, log_stdout=True
-            )
-            files[s.name] = out / s.name / "sentinel.conf"
-            render.write_private(files[s.name], text)
-        return files
+        deploy.render_target(inv, "compose", out, image=image_tag)
+        return out / COMPOSE
+
+    def _service(self, name: str) -> dict[str, Any]:
+        doc = yaml.safe_load((self.dir / "rendered" / COMPOSE).read_text())
+        return dict(doc["services"][name])
 
     def _write_state(self, st: State) -> None:
         self.state_file.write_text(json.dumps(st.__dict__, indent=1))
