@@ -1,9 +1,12 @@
 """Running the Railway CLI: one place for how it is found, called, timed out and reported.
 
-Targets the Railway CLI 4.61 (checked against the railwayapp/cli sources): `service status
---json`, `restart --yes`, `redeploy --yes`, `down --yes`, `logs --lines N --json`,
-`variable list --json | set KEY --stdin --skip-deploys`, each taking `--service` and
-`--environment`. Authentication is the CLI's own, non-interactive through the environment:
+Targets the Railway CLI 4.61, and every argument and JSON shape used here was checked again
+against the railwayapp/cli sources of 5.43.1 (commit df3838b, 2026-08-21): `service status
+--json` (one object: id, name, deploymentId, status such as SUCCESS/CRASHED, stopped),
+`restart --yes`, `redeploy --yes`, `down --yes`, `logs --deployment --lines N --json` (one JSON
+object per line: message, timestamp and the log's attributes; `--lines` fetches and exits
+instead of streaming), `variable list --json | set KEY --stdin --skip-deploys`, each taking
+`--service` and `--environment`. Authentication is the CLI's own, non-interactive through the environment:
 `RAILWAY_TOKEN` (a project token, e.g. on an ops service) or `RAILWAY_API_TOKEN` (an account
 token), else a `railway login` session. The tokens pass to the CLI in its environment, never on
 its command line, and are blanked out of every error line this module raises.
