@@ -191,7 +191,9 @@ def test_full_sync_loop_is_told_from_one_sync_and_the_runbook_fix_ends_it(lab: L
         c.config_set("repl-backlog-size", "128kb")
         with writes(lab, "loop:w:"):
             lab.stop(node, kill=True)
-            lab.start_node(lab.inv.node(node))  # no persistence: empty, so a full sync
+            # No persistence: empty, so a full sync. As a replica of the current primary
+            # (its file may still say primary if it once was: that is restart-empty instead).
+            lab.start_node(lab.inv.node(node), replicaof=lab.inv.node(p.name))
             top = first_finding(lab)
             assert (top["diagnosis"], top["runbook"], top["step"]) == (
                 "full-sync-loop",
