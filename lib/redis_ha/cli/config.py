@@ -7,9 +7,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from redis_ha import drift as driftmod
-from redis_ha import facts as factsmod
-from redis_ha import render, ui, units
+from redis_ha import ui, units
 from redis_ha.cli import repair
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.errors import HAError
@@ -25,6 +23,8 @@ from redis_ha.errors import HAError
 @expected_errors
 def config_render(c, out, inventory=None, primary=None):
     """Render redis.conf and sentinel.conf for every node from the inventory (mode 0600)."""
+    from redis_ha import render
+
     inv = load_inventory(inventory)
     first = inv.node(primary) if primary else None
     try:
@@ -39,6 +39,9 @@ def config_render(c, out, inventory=None, primary=None):
 @expected_errors
 def config_drift(c, inventory=None, json=False):
     """Compare the live settings of every node and Sentinel with the inventory; exit 1 on drift."""
+    from redis_ha import drift as driftmod
+    from redis_ha import facts as factsmod
+
     inv = load_inventory(inventory)
     facts = factsmod.gather(inv, detail=False)  # CONFIG GET and SENTINEL MASTER are enough
     drifts, unchecked = driftmod.find_drift(inv, facts)
