@@ -15,6 +15,7 @@ from redis_ha import choices, drills, journal
 from redis_ha import splitbrain as sb
 from redis_ha.cli import names
 from redis_ha.lab import faults, scenarios
+from redis_ha.triage import Leaf
 
 from .conftest import ROOT
 
@@ -105,6 +106,19 @@ def test_command_prefixes_the_running_program(monkeypatch: pytest.MonkeyPatch) -
     assert names.command(hint) == f"invoke {hint}"
     monkeypatch.setattr(sys, "argv", [])
     assert names.command("status") == "invoke status"
+
+
+@pytest.mark.parametrize("argv0", ["/x/bin/redis-ha", "/x/bin/invoke"])
+def test_a_findings_command_names_the_running_program(
+    monkeypatch: pytest.MonkeyPatch, argv0: str
+) -> None:
+    """The triage table keeps task names; the command is made where the finding is."""
+    monkeypatch.setattr(sys, "argv", [argv0, "incident"])
+    p = Path(argv0).name
+    leaf = Leaf("replica-rebuild", "diagnose", "replica.rebuild", "--node {node}")
+    assert leaf.command({"node": "redis-2"}) == f"{p} replica.rebuild --node redis-2"
+    first = Leaf("failover-manual", "preflight", "failover.manual", dry_first=True)
+    assert first.command({}) == f"{p} failover.manual --dry-run, then {p} failover.manual"
 
 
 def _console_script() -> Path:
