@@ -28,6 +28,7 @@ from redis_ha import view as viewmod
 from redis_ha.actions.cluster import writes_accepted
 from redis_ha.actions.rollback import probe_sessions
 from redis_ha.appconfig import envfile
+from redis_ha.cli.names import command
 from redis_ha.conn import client
 from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import Inventory
@@ -516,7 +517,7 @@ def _refuse_running(inv: Inventory) -> None:
     if old and traffic_alive(int(old.get("traffic_pid") or 0)):
         raise LabError(
             f"a {old['scenario']} drill is already running since "
-            f"{journal.utc(old['started'])}; finish it with: invoke drill.score"
+            f"{journal.utc(old['started'])}; finish it with: {command('drill.score')}"
         )
 
 
@@ -533,7 +534,7 @@ def start(
     h = healthmod.assess(inv, facts)
     if not h.healthy or h.primary is None:
         raise LabError(
-            "the lab is not healthy; a drill starts from a healthy lab (invoke lab.up): "
+            f"the lab is not healthy; a drill starts from a healthy lab ({command('lab.up')}): "
             + "; ".join(h.problems)
         )
     primary = h.primary
@@ -617,7 +618,7 @@ def finish(inv: Inventory, response: list[dict[str, Any]] | None = None) -> tupl
     """Stop the drill, score it, and save the scorecard next to the journals."""
     state = load_state(inv)
     if state is None:
-        raise LabError("no drill is running on this lab (start one with: invoke drill.run)")
+        raise LabError(f"no drill is running on this lab (start one with: {command('drill.run')})")
     sc = SCENARIOS[state["scenario"]]
     traffic = stop_traffic(state)
     now = time.time()
@@ -732,7 +733,7 @@ def respond(lab: Lab, sc: Scenario, state: dict[str, Any]) -> list[dict[str, Any
         try:
             if step.task:
                 argv = task_argv(lab.inv, step, state)
-                rec["command"] = "invoke " + " ".join(argv[:-2])
+                rec["command"] = command(" ".join(argv[:-2]))
                 code = _run_task([*argv, "--dry-run"])
                 if code == 0:
                     code = _run_task([*argv, "--yes"] if step.yes else argv)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from redis_ha import journal as journalmod
+from redis_ha.cli.names import command
 from redis_ha.journal import JournalError
 from redis_ha.sentinel_events import Event
 
@@ -50,7 +51,7 @@ def find(incident: str | None) -> Path:
         return Path(incident)
     if not incident or incident == "latest":
         if not logs:
-            raise JournalError(f"no incident in {d} yet (invoke incident starts one)")
+            raise JournalError(f"no incident in {d} yet ({command('incident')} starts one)")
         return logs[-1]
     hits = [p for p in logs if incident in p.stem]
     if len(hits) != 1:
@@ -167,7 +168,9 @@ def report(records: list[dict[str, Any]], events: list[Event], incident_id: str)
         code, run = e.get("exit_code", "unfinished"), e.get("run")
         out.append(f"- {_hms(p['ts'])} `{p.get('command')}`: exit {code} (journal {run})")
     if not started:
-        out.append("- no procedure was started from `invoke incident` (say what was done by hand)")
+        out.append(
+            f"- no procedure was started from `{command('incident')}` (say what was done by hand)"
+        )
     out += ["", "## Follow-ups", ""]
     seen: set[str] = set()
     for a in assessments:

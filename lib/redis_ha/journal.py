@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from redis_ha import paths
+from redis_ha.cli.names import command
 from redis_ha.errors import HAError
 
 ENV_DIR = "REDIS_HA_JOURNAL_DIR"
@@ -148,7 +149,7 @@ def find(run: str | None, procedure: str | None = None) -> Path:
     if len(hits) == 1:
         return hits[0]
     if not hits:
-        raise JournalError(f"no run {run!r} in {journal_dir()} (see: invoke journal.list)")
+        raise JournalError(f"no run {run!r} in {journal_dir()} (see: {command('journal.list')})")
     names = ", ".join(h.stem for h in hits[:5])
     raise JournalError(f"{run!r} matches {len(hits)} runs ({names}); be more precise")
 

@@ -6,10 +6,11 @@ against the railwayapp/cli sources of 5.43.1 (commit df3838b, 2026-08-21): `serv
 `restart --yes`, `redeploy --yes`, `down --yes`, `logs --deployment --lines N --json` (one JSON
 object per line: message, timestamp and the log's attributes; `--lines` fetches and exits
 instead of streaming), `variable list --json | set KEY --stdin --skip-deploys`, each taking
-`--service` and `--environment`. Authentication is the CLI's own, non-interactive through the environment:
-`RAILWAY_TOKEN` (a project token, e.g. on an ops service) or `RAILWAY_API_TOKEN` (an account
-token), else a `railway login` session. The tokens pass to the CLI in its environment, never on
-its command line, and are blanked out of every error line this module raises.
+`--service` and `--environment`. Authentication is the CLI's own, non-interactive through the
+environment: `RAILWAY_TOKEN` (a project token, e.g. on an ops service) or `RAILWAY_API_TOKEN`
+(an account token), else a `railway login` session. The tokens pass to the CLI in its
+environment, never on its command line, and are blanked out of every error line this module
+raises.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis_ha.appconfig import SINGLE
+from redis_ha.cli.names import command
 from redis_ha.journal import redact
 
 
@@ -74,7 +75,7 @@ def render(
     who = f"{start.get('who', '?')}@{start.get('host', '?')}"
     total = f.now - f.started
     title = "Rollback to the single instance" if f.to == SINGLE else "Roll forward to Sentinel"
-    undo = "invoke rollback.undo" if f.to == SINGLE else "invoke rollback"
+    undo = command("rollback.undo" if f.to == SINGLE else "rollback")
     within = "within" if total <= f.budget_s else "OVER"
     lines = [
         f"# {title}: report",

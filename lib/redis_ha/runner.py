@@ -35,6 +35,7 @@ from redis_ha import target as targetmod
 from redis_ha import view as viewmod
 from redis_ha.actions import registry
 from redis_ha.actions.registry import Context, Outcome, Spec
+from redis_ha.cli.names import command
 from redis_ha.clock import clock_line, mmss
 from redis_ha.errors import HAError
 from redis_ha.inventory import Inventory
@@ -628,7 +629,7 @@ class Runner:
         ui.console.rule(align="left")
         ui.console.print(f"[{style}]{result.upper()}[/] {message}  ({mmss(total)})", soft_wrap=True)
         ui.console.print(
-            f"  journal: {self.jr.path}   (invoke journal.show --run {self.jr.run_id})"
+            f"  journal: {self.jr.path}   ({command(f'journal.show --run {self.jr.run_id}')})"
         )
         if result in ("error", "locked"):
             ui.err_console.print(f"error: {message}", soft_wrap=True, markup=False)

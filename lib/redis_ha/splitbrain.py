@@ -16,13 +16,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from redis_ha.choices import DEFAULT_POLICY as DEFAULT_POLICY
+from redis_ha.choices import SALVAGE_POLICIES as POLICIES
 from redis_ha.facts import ClusterFacts, NodeFacts, SentinelFacts
 from redis_ha.health import authoritative_primary, majority
 from redis_ha.inventory import Inventory, same_host
 
 SPLIT, DISAGREE, STALE_PEER, NOTE = "split-brain", "disagreement", "stale-peer", "note"
-POLICIES = ("authoritative-wins", "newest-wins", "stale-only")
-DEFAULT_POLICY = "authoritative-wins"
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from redis_ha import diagnose
 from redis_ha import drift as driftmod
 from redis_ha import runbook as runbookmod
+from redis_ha.cli.names import command
 from redis_ha.facts import ClusterFacts, NodeFacts
 from redis_ha.health import IN_SYNC_MAX_LAG_BYTES, UNKNOWN, Health, in_sync
 from redis_ha.inventory import Inventory
@@ -87,7 +88,7 @@ class Leaf:
     dry_first: bool = False
 
     def command(self, match: dict[str, Any]) -> str:
-        base = f"invoke {self.task}" + (f" {self.args.format(**match)}" if self.args else "")
+        base = command(self.task + (f" {self.args.format(**match)}" if self.args else ""))
         cmd = f"{base} --dry-run, then {base}" if self.dry_first else base
         return f"{self.before.format(**match)}, then {cmd}" if self.before else cmd
 
@@ -458,7 +459,7 @@ def config_drift(seen: Seen) -> Iterator[dict[str, Any]]:
 
 def unexplained(seen: Seen) -> Iterator[dict[str, Any]]:
     for p in seen.health.problems:
-        yield {"problem": p}
+        yield {"problem": p, "status": command("status")}  # the why: "see {status}"
 
 
 def healthy(seen: Seen) -> Iterator[dict[str, Any]]:
@@ -682,7 +683,7 @@ FALLBACK = Rule(
     MEDIUM,
     unexplained,
     "{problem}",
-    "see invoke status",
+    "see {status}",
     Leaf("health-check", "overview", "check"),
 )
 # When no rule matched and the verdict is healthy: nothing is wrong. Who runs `incident` then
@@ -713,7 +714,7 @@ def triage(
                 "our credentials are refused: the cluster's state is unknown",
                 f"check {inv.credential_source()}; nothing here says the cluster is down",
                 None,
-                "fix the credentials, then invoke status",
+                f"fix the credentials, then {command('status')}",
                 diagnosis="credentials-refused",
             )
         ]

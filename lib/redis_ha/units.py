@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from redis_ha.inventory import Endpoint, Inventory
-from redis_ha.render import write_private
+if TYPE_CHECKING:  # the defaults below are config.render-units' help: no inventory code for it
+    from redis_ha.inventory import Endpoint, Inventory
 
 DEFAULT_PYTHON = "/opt/redis-ha-runbooks/.venv/bin/python"
 DEFAULT_SERVER = "/usr/bin/redis-server"
@@ -131,6 +132,8 @@ def render_units(
     conf_dir: str = DEFAULT_CONF_DIR,
 ) -> list[Path]:
     """Write `<node>.service` and `<node>.railway` for every node; returns the files."""
+    from redis_ha.render import write_private
+
     files = []
     for n in inv.nodes:
         unit = out / f"redis-ha-{n.name}.service"

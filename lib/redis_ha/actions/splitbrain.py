@@ -23,6 +23,7 @@ import redis
 from redis_ha import salvage as salvagemod
 from redis_ha import splitbrain as sb
 from redis_ha.actions.registry import Context, Outcome, action, check
+from redis_ha.cli.names import command
 from redis_ha.conn import call
 from redis_ha.drift import expected_sentinel_config
 from redis_ha.errors import ClusterError, GuardRefused
@@ -60,7 +61,7 @@ def _assessment(view: View, primary: str) -> tuple[sb.Report, str]:
     if not name or name == rep.authoritative_address:
         raise GuardRefused(
             "no majority of Sentinels names a primary of this inventory: fix the Sentinels first "
-            "(invoke status; the majority decides which primary is authoritative)"
+            f"({command('status')}; the majority decides which primary is authoritative)"
         )
     if primary and primary != name:
         raise GuardRefused(

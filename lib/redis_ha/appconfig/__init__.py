@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from redis_ha.cli.names import command
 from redis_ha.errors import HAError, InventoryError
 from redis_ha.inventory import Inventory
 from redis_ha.journal import REDACTED, redact
@@ -162,7 +163,8 @@ def backend_for(
 def lab_env_text(inv: Inventory) -> str:
     """The lab app's dotenv file, in Sentinel discovery mode."""
     lines = [
-        "# The lab app's Redis settings (written by `invoke lab.up`; `invoke rollback` edits it).",
+        f"# The lab app's Redis settings (written by `{command('lab.up')}`; "
+        f"`{command('rollback')}` edits it).",
         "# The password is never in this file: the app reads REDIS_PASSWORD_FILE.",
     ]
     for k, v in target_vars(inv, SENTINEL).items():

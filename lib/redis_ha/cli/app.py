@@ -45,6 +45,7 @@ def _build() -> dict[str, Any]:
         splitbrain,
     )
     from redis_ha.cli.common import friendly_parse_errors
+    from redis_ha.cli.names import PROGRAM
 
     friendly_parse_errors()
 
@@ -88,7 +89,7 @@ def _build() -> dict[str, Any]:
                 raise Exit("error: --dry does not apply here; use the task's own --dry-run", code=2)
             super().update_config(merge)
 
-    program = Tool(namespace=ns, version=__version__, name="redis-ha", binary="redis-ha")
+    program = Tool(namespace=ns, version=__version__, name=PROGRAM, binary=PROGRAM)
     return {"ns": ns, "program": program, "Tool": Tool}
 
 

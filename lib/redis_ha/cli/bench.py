@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, task
 
-from redis_ha import paths, ui
-from redis_ha.cli.common import expected_errors
+from redis_ha import ui
+from redis_ha.cli.common import SERVER_HELP, expected_errors
 from redis_ha.errors import HAError
-from redis_ha.lab.binaries import SERVER_HELP
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -22,6 +21,8 @@ OUT_HELP = "folder for the result JSON (default: bench/results in $REDIS_HA_HOME
 
 
 def _out_dir(out: str | None) -> Path:
+    from redis_ha import paths
+
     return Path(out) if out else paths.home() / "bench" / "results"
 
 

@@ -8,10 +8,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis_ha import inventory
 from redis_ha.errors import HAError
+
+if TYPE_CHECKING:
+    from redis_ha.inventory import Inventory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,9 +21,16 @@ INVENTORY_HELP = (
     "inventory file (default: $REDIS_HA_INVENTORY, else inventories/lab.yaml here, else the lab "
     "inventory shipped with the package)"
 )
+# lab.up and the benchmarks: the choice lab/binaries.py resolves
+SERVER_HELP = (
+    "redis, valkey, or a folder of server binaries (default: $REDIS_HA_SERVER_BIN, "
+    "$REDIS_HA_SERVER, the inventory's lab_server, else redis)"
+)
 
 
-def load_inventory(path: str | None) -> inventory.Inventory:
+def load_inventory(path: str | None) -> Inventory:
+    from redis_ha import inventory  # here: building the task collection loads no inventory code
+
     return inventory.load(path or None)
 
 

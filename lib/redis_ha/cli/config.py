@@ -7,9 +7,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from redis_ha import deploy, render, ui, units
-from redis_ha import drift as driftmod
-from redis_ha import facts as factsmod
+from redis_ha import deploy, ui, units
 from redis_ha.cli import repair
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.errors import HAError
@@ -34,6 +32,8 @@ def config_render(
     python=units.DEFAULT_PYTHON,
 ):  # fmt: skip
     """Render the cluster's configs, or with --target every file that deploys it on a platform."""
+    from redis_ha import render
+
     inv = load_inventory(inventory)
     first = inv.node(primary) if primary else None
     try:
@@ -53,6 +53,9 @@ def config_render(
 @expected_errors
 def config_drift(c, inventory=None, json=False):
     """Compare the live settings of every node and Sentinel with the inventory; exit 1 on drift."""
+    from redis_ha import drift as driftmod
+    from redis_ha import facts as factsmod
+
     inv = load_inventory(inventory)
     facts = factsmod.gather(inv, detail=False)  # CONFIG GET and SENTINEL MASTER are enough
     drifts, unchecked = driftmod.find_drift(inv, facts)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from rich import box
-from rich.table import Table
 
-from redis_ha import drills, journal, ui
+from redis_ha import ui
+from redis_ha.choices import DRILL_SCENARIOS, SPLITBRAIN_SCENARIOS
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
-from redis_ha.control import starts_safely
+from redis_ha.cli.names import command
 from redis_ha.errors import InventoryError
-from redis_ha.lab import restart_empty, scenarios
-from redis_ha.lab.cluster import Lab
+
+if TYPE_CHECKING:  # imported where used: listing the tasks should not load the drills and lab
+    from redis_ha import drills
+    from redis_ha.lab import restart_empty
 
 WRAPPER_CHOICES = {"inventory": None, "on": True, "off": False}
 
@@ -23,6 +24,10 @@ WRAPPER_CHOICES = {"inventory": None, "on": True, "off": False}
 @task(name="list", help={"json": "print [{name, difficulty, description}] as JSON"})
 def list_(c, json=False):
     """List the drill scenarios: what breaks, how hard, the runbook that answers it, par time."""
+    from rich.table import Table
+
+    from redis_ha import drills
+
     if json:
         ui.print_json(
             [
@@ -41,12 +46,16 @@ def list_(c, json=False):
 
 
 def _page(st: dict[str, Any]) -> None:
+    from redis_ha import drills, journal
+
     sc = drills.SCENARIOS[st["scenario"]]
     ui.console.rule(f"[bold]DRILL {sc.name}[/] started {journal.utc(st['started'])}")
     ui.console.print(f"[bold red]{sc.page.format(primary=st['primary'], node=st['node'])}[/]")
 
 
 def _show_card(card: drills.Scorecard, path: Path, as_json: bool) -> None:
+    from rich.table import Table
+
     if as_json:
         d = card.to_dict()
         d["saved"] = str(path)
@@ -65,7 +74,7 @@ def _show_card(card: drills.Scorecard, path: Path, as_json: bool) -> None:
 
 @task(
     help={
-        "scenario": f"one of: {', '.join(drills.SCENARIOS)}",
+        "scenario": f"one of: {', '.join(DRILL_SCENARIOS)}",
         "auto": "run the recommended response yourself (dry run, then --yes) and score it",
         "inventory": INVENTORY_HELP,
         "rate": "app simulator requests per second in the background (default 500)",
@@ -75,12 +84,14 @@ def _show_card(card: drills.Scorecard, path: Path, as_json: bool) -> None:
 @expected_errors
 def run(c, scenario, auto=False, inventory=None, rate=500, json=False):
     """A drill from a known lab: traffic, the fault; you respond, or --auto runs the runbook."""
+    from redis_ha import drills
+
     inv = load_inventory(inventory)
     drills.scenario_named(scenario)  # before anything is touched
     st, done = drills.run(inv, scenario, auto=auto, rate=int(rate))
     if done is None:
         _page(st)
-        ui.console.print(_RESPOND)
+        ui.console.print(_respond())
         return
     card, path = done
     for r in card.response:
@@ -91,15 +102,16 @@ def run(c, scenario, auto=False, inventory=None, rate=500, json=False):
         raise Exit(code=1)
 
 
-_RESPOND = (
-    "Respond as you would on call (invoke status, invoke incident, the runbooks). "
-    "When you believe it is resolved: [bold]invoke drill.score[/]"
-)
+def _respond() -> str:
+    return (
+        f"Respond as you would on call ({command('status')}, {command('incident')}, the "
+        f"runbooks). When you believe it is resolved: [bold]{command('drill.score')}[/]"
+    )
 
 
 @task(
     help={
-        "scenario": f"one of: {', '.join(drills.SCENARIOS)}",
+        "scenario": f"one of: {', '.join(DRILL_SCENARIOS)}",
         "inventory": INVENTORY_HELP,
         "rate": "app simulator requests per second in the background (default 500)",
     }
@@ -107,16 +119,20 @@ _RESPOND = (
 @expected_errors
 def start(c, scenario, inventory=None, rate=500):
     """Start a drill: app traffic in the background, a real fault injected, the page shown."""
+    from redis_ha import drills
+
     inv = load_inventory(inventory)
     st = drills.start(inv, scenario, rate=int(rate))
     _page(st)
-    ui.console.print(_RESPOND)
+    ui.console.print(_respond())
 
 
 @task(help={"inventory": INVENTORY_HELP, "json": "print the scorecard as JSON"})
 @expected_errors
 def score(c, inventory=None, json=False):
     """End the running drill: stop the traffic, score the response, save the scorecard."""
+    from redis_ha import drills
+
     inv = load_inventory(inventory)
     card, path = drills.finish(inv)
     _show_card(card, path, json)
@@ -133,12 +149,16 @@ def score(c, inventory=None, json=False):
 @expected_errors
 def history(c, operator=None, json=False):
     """Each person's drill scorecards over time (saved next to the journals)."""
+    from rich.table import Table
+
+    from redis_ha import drills, journal
+
     cards = drills.history(operator)
     if json:
         ui.print_json(cards)
         return
     if not cards:
-        ui.console.print("no drill scorecards yet (run one: invoke drill.run --scenario S)")
+        ui.console.print(f"no drill scorecards yet (run one: {command('drill.run --scenario S')})")
         return
     people = sorted({str(d.get("operator")) for d in cards})
     for who in people:
@@ -163,18 +183,21 @@ def history(c, operator=None, json=False):
 @task(
     help={
         "inventory": INVENTORY_HELP,
-        "scenario": f"one of: {', '.join(scenarios.SCENARIOS)}",
+        "scenario": f"one of: {', '.join(SPLITBRAIN_SCENARIOS)}",
         "write_s": "partition only: seconds a client keeps writing to the isolated old primary",
     }
 )
 @expected_errors
 def drill_splitbrain(c, scenario, inventory=None, write_s=12):
     """Inject a split-brain form into the lab (then: splitbrain.detect, splitbrain.recover)."""
+    from redis_ha.lab import scenarios
+    from redis_ha.lab.cluster import Lab
+
     lab = Lab(load_inventory(inventory))
     out = scenarios.run(lab, scenario, write_s=float(write_s))
     for k, v in out.items():
         ui.console.print(f"{k}: {v}")
-    ui.console.print("now: invoke splitbrain.detect, then invoke splitbrain.recover")
+    ui.console.print(f"now: {command('splitbrain.detect')}, then {command('splitbrain.recover')}")
 
 
 @task(
@@ -204,6 +227,10 @@ def restart_empty_drill(
     dry_run=False,
 ):
     """Lab drill: kill the primary and restart it empty at once; show keys before/after per node."""
+    from redis_ha.control import starts_safely
+    from redis_ha.lab import restart_empty
+    from redis_ha.lab.cluster import Lab
+
     if wrapper not in WRAPPER_CHOICES:
         raise InventoryError(
             f"--wrapper must be one of {', '.join(WRAPPER_CHOICES)}, not {wrapper!r}"
@@ -239,6 +266,9 @@ def restart_empty_drill(
 
 
 def _show(res: restart_empty.DrillResult) -> None:
+    from rich import box
+    from rich.table import Table
+
     how = "through safestart" if res.wrapper else "directly (no wrapper)"
     ui.console.print(
         f"restarted {res.node} {how}: port open {res.restart_s:.2f} s after the SIGKILL"

@@ -6,19 +6,21 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from rich.table import Table
 
-from redis_ha import assessment, incident_log, ui
-from redis_ha import health as healthmod
-from redis_ha import journal as journalmod
-from redis_ha import sentinel_events as eventsmod
+from redis_ha import ui
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
-from redis_ha.inventory import Inventory
-from redis_ha.triage import Finding, actionable
+from redis_ha.cli.names import command
+
+if TYPE_CHECKING:  # imported where used: listing the tasks should not load triage and redis-py
+    from rich.table import Table
+
+    from redis_ha import journal as journalmod
+    from redis_ha.inventory import Inventory
+    from redis_ha.triage import Finding
 
 RUNNABLE = {
     "failover-automatic",
@@ -59,6 +61,8 @@ QUESTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 def findings_table(findings: list[Finding]) -> Table:
+    from rich.table import Table
+
     t = Table(title="What is wrong, most urgent first", title_justify="left")
     for col in ("#", "severity", "finding", "why it matters", "runbook (step)", "next command"):
         t.add_column(col)
@@ -82,6 +86,11 @@ def findings_table(findings: list[Finding]) -> Table:
 @expected_errors
 def incident(c, inventory=None, json=False, app=None, change=None):
     """Guided incident response: ask, assess, name what is wrong, run the matching runbook."""
+    from redis_ha import assessment, incident_log
+    from redis_ha import health as healthmod
+    from redis_ha import journal as journalmod
+    from redis_ha.triage import Finding, actionable
+
     inv = load_inventory(inventory)
     if json:
         a = assessment.assess(inv)
@@ -92,7 +101,7 @@ def incident(c, inventory=None, json=False, app=None, change=None):
         raise Exit(code=v.health.exit_code)
     log = incident_log.open_log(inv.secrets())
     log.write("opened", **journalmod.whoami(), inventory=str(inv.path))
-    ui.console.print(f"incident log: {log.path}  (postmortem: invoke incident.report)")
+    ui.console.print(f"incident log: {log.path}  (postmortem: {command('incident.report')})")
     tty = sys.stdin.isatty()
     given = {"app": app, "change": change}
     for key, question, choices in QUESTIONS:
@@ -106,7 +115,9 @@ def incident(c, inventory=None, json=False, app=None, change=None):
         if not actionable(findings):
             for f in findings:  # what is worth knowing anyway (planned work: which runbook)
                 ui.console.print(f"{f.title}. {f.why}: {f.command}")
-            ui.console.print("[green]Nothing needs doing.[/] Write it up: invoke incident.report")
+            ui.console.print(
+                f"[green]Nothing needs doing.[/] Write it up: {command('incident.report')}"
+            )
             log.write("closed", why="nothing needs doing")
             return
         ui.console.print(findings_table(findings))
@@ -147,6 +158,7 @@ def _ask(findings: list[Finding]) -> Finding | str | None:
 def _run(f: Finding, inventory: str | None, log: journalmod.Journal) -> None:
     """Run the procedure the finding points to, through the same runner as its own task, and
     log its start, its journal and its exit code in the incident."""
+    from redis_ha import journal as journalmod
     from redis_ha.cli.procedures import run_procedure
 
     assert f.runbook
@@ -181,6 +193,10 @@ def _run(f: Finding, inventory: str | None, log: journalmod.Journal) -> None:
 @expected_errors
 def report(c, id=None, inventory=None, out=None):
     """Postmortem skeleton of an incident: timeline, impact window, actions, follow-ups."""
+    from redis_ha import incident_log
+    from redis_ha import journal as journalmod
+    from redis_ha import sentinel_events as eventsmod
+
     path = incident_log.find(id)
     records = journalmod.read(path)
     inv: Inventory = load_inventory(inventory or (records[0].get("inventory") if records else None))

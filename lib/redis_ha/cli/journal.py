@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from invoke import Collection, task
-from rich.table import Table
 
-from redis_ha import journal as journalmod
 from redis_ha import ui
 from redis_ha.cli.common import expected_errors
 
@@ -14,6 +12,8 @@ from redis_ha.cli.common import expected_errors
 @expected_errors
 def show(c, run=None):
     """Print one run's journal as a Markdown timeline (default: the latest run)."""
+    from redis_ha import journal as journalmod
+
     path = journalmod.find(run)
     print(journalmod.to_markdown(journalmod.read(path), path.stem), end="")
 
@@ -22,6 +22,10 @@ def show(c, run=None):
 @expected_errors
 def list_(c):
     """List recorded runs: id, procedure, operator, result."""
+    from rich.table import Table
+
+    from redis_ha import journal as journalmod
+
     runs = journalmod.runs()
     if not runs:
         ui.console.print(f"no runs recorded in {journalmod.journal_dir()}")

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, task
 
-from redis_ha import facts as factsmod
-from redis_ha import health as healthmod
 from redis_ha import ui
-from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory, stop_on_signals
-from redis_ha.dockerlab.lab import DockerLab
+from redis_ha.choices import FAULT_KINDS
+from redis_ha.cli.common import (
+    INVENTORY_HELP,
+    SERVER_HELP,
+    expected_errors,
+    load_inventory,
+    stop_on_signals,
+)
+from redis_ha.cli.names import command
 from redis_ha.errors import HAError, LabError
-from redis_ha.lab import faults
-from redis_ha.lab import partition as partitionmod
-from redis_ha.lab.binaries import SERVER_HELP
-from redis_ha.lab.cluster import Lab
-from redis_ha.lab.traffic import CLIENTS, Report, Traffic
+
+if TYPE_CHECKING:  # imported where used: listing the tasks should not load the lab and redis-py
+    from redis_ha.lab.traffic import Report
 
 DOCKER_DIR = ".lab-docker"
 
@@ -43,7 +46,13 @@ DIR_HELP = f"the Docker lab's state folder (default {DOCKER_DIR})"
 @expected_errors
 def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None, acl=False, tls=False):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
+    from redis_ha import facts as factsmod
+    from redis_ha import health as healthmod
+    from redis_ha.lab.cluster import Lab
+
     if _docker(backend):
+        from redis_ha.dockerlab.lab import DockerLab
+
         dlab = DockerLab(dir or DOCKER_DIR)
         st = dlab.up(timeout=max(float(timeout), 60.0))
         ui.console.print(
@@ -78,7 +87,11 @@ def _docker(backend: str) -> bool:
 @expected_errors
 def down(c, inventory=None, backend="lab", dir=None):
     """Stop every lab process by PID and remove the lab's state (.lab/)."""
+    from redis_ha.lab.cluster import Lab
+
     if _docker(backend):
+        from redis_ha.dockerlab.lab import DockerLab
+
         gone = DockerLab(dir or DOCKER_DIR).down()
         ui.console.print(f"removed {', '.join(gone)}" if gone else "no Docker lab was recorded")
         return
@@ -182,6 +195,8 @@ def traffic(
     ready_file=None,
 ):
     """Simulate the web app's session traffic and report errors, stalls, latency and lost writes."""
+    from redis_ha.lab.traffic import CLIENTS, Traffic
+
     inv = load_inventory(inventory)
     if client not in CLIENTS:
         raise HAError(f"--client must be one of {', '.join(CLIENTS)}, not {client!r}")
@@ -222,8 +237,9 @@ def traffic(
 @task(
     help={
         "inventory": INVENTORY_HELP,
-        "kind": f"what to do: {', '.join(faults.KINDS)}",
-        "node": "node or Sentinel name, e.g. redis-1 (names, not roles: see `invoke status`)",
+        "kind": f"what to do: {', '.join(FAULT_KINDS)}",
+        "node": "node or Sentinel name, e.g. redis-1 (names, not roles: see "
+        f"`{command('status')}`)",
         "dry_run": "say what would be done and do nothing",
         "json": "print the result as JSON",
     }
@@ -231,6 +247,8 @@ def traffic(
 @expected_errors
 def fault(c, kind, node, inventory=None, dry_run=False, json=False):
     """Inject a fault into one lab process: crash, freeze, resume, restart-empty, diverge, oom..."""
+    from redis_ha.lab import faults
+
     inv = load_inventory(inventory)
     if dry_run:
         lab, _, ep = faults.prepare(inv, kind, node)
@@ -251,6 +269,9 @@ def fault(c, kind, node, inventory=None, dry_run=False, json=False):
 @expected_errors
 def partition(c, isolate, inventory=None):
     """Cut a lab node off from the other nodes and Sentinels (clients still reach it directly)."""
+    from redis_ha.lab import partition as partitionmod
+    from redis_ha.lab.cluster import Lab
+
     lab = Lab(load_inventory(inventory))
     now = partitionmod.isolate(lab, isolate)
     ui.console.print(f"isolated: {', '.join(now)} (its own port still answers; `lab.heal` undoes)")
@@ -260,6 +281,9 @@ def partition(c, isolate, inventory=None):
 @expected_errors
 def heal(c, inventory=None):
     """Restore every link cut by lab.partition."""
+    from redis_ha.lab import partition as partitionmod
+    from redis_ha.lab.cluster import Lab
+
     lab = Lab(load_inventory(inventory))
     partitionmod.require_partitionable(lab)
     was = partitionmod.heal(lab)

@@ -6,9 +6,8 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 
 from redis_ha import ui
-from redis_ha import view as viewmod
-from redis_ha.actions import replica as replica_actions
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+from redis_ha.cli.names import command
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
 NODE_HELP = "the replica to rebuild, by inventory name (e.g. redis-2)"
@@ -65,6 +64,9 @@ def rebuild(
 @expected_errors
 def diagnose(c, node, inventory=None, json=False):
     """Say why a replica needs rebuilding and what a rebuild would do (read-only; exit 1 if so)."""
+    from redis_ha import view as viewmod
+    from redis_ha.actions import replica as replica_actions
+
     inv = load_inventory(inventory)
     d = replica_actions.diagnosis(viewmod.take(inv), node)
     if json:
@@ -80,7 +82,9 @@ def diagnose(c, node, inventory=None, json=False):
         for i, line in enumerate(d.plan, 1):
             ui.console.print(f"  plan {i}: {line}")
         if d.needs_rebuild:
-            ui.console.print(f"[bold]rebuild recommended[/]: invoke replica.rebuild --node {node}")
+            ui.console.print(
+                f"[bold]rebuild recommended[/]: {command(f'replica.rebuild --node {node}')}"
+            )
         else:
             ui.console.print("[bold]no reason to rebuild found[/]")
     if d.needs_rebuild:

@@ -6,17 +6,18 @@ from pathlib import Path
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from rich.table import Table
 
-from redis_ha import paths, triage, ui
-from redis_ha import playbook as playbookmod
+from redis_ha import ui
 from redis_ha.cli.common import expected_errors
+from redis_ha.cli.names import command
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
 
 
 @task(help={"root": "folder holding runbooks/ and playbooks/ (default: the package's own)"})
 def check(c, root=None):
     """Validate every runbook/playbook pair and every diagnosis's leaf; exit 1 on problems."""
+    from redis_ha import paths, triage
+    from redis_ha import playbook as playbookmod
     from redis_ha.cli import app  # the root namespace imports this module
 
     base = Path(root) if root else paths.shipped("playbooks").parent
@@ -45,14 +46,19 @@ def check(c, root=None):
 @expected_errors
 def list_(c):
     """List the procedures: name, title, when to use it, expected duration."""
-    t = Table(title="Procedures (invoke runbooks.show NAME)", title_justify="left")
+    from rich.table import Table
+
+    from redis_ha import playbook as playbookmod
+
+    t = Table(title=f"Procedures ({command('runbooks.show NAME')})", title_justify="left")
     t.add_column("name", no_wrap=True)
     for col in ("title", "when to use it", "duration", "steps", "changes"):
         t.add_column(col)
     for p in playbookmod.discover():
         pb, _ = playbookmod.validate(p)
         if pb is None:
-            t.add_row(p.stem, "[red](invalid: run invoke runbooks.check)[/]", "", "", "", "")
+            bad = f"[red](invalid: run {command('runbooks.check')})[/]"
+            t.add_row(p.stem, bad, "", "", "", "")
             continue
         m = pb.runbook.meta
         t.add_row(
@@ -70,6 +76,8 @@ def list_(c):
 @expected_errors
 def show(c, name):
     """Render one runbook (rich Markdown), with each step's mechanics from the playbook."""
+    from redis_ha import playbook as playbookmod
+
     path = playbookmod.playbook_path(name)
     if not path.exists():
         playbookmod.load(name)  # raises the readable "no playbook" error

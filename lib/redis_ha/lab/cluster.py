@@ -26,6 +26,7 @@ import redis_ha
 from redis_ha import conn
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
+from redis_ha.cli.names import command
 from redis_ha.control.base import starts_safely
 from redis_ha.errors import LabError
 from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
@@ -402,7 +403,7 @@ class Lab:
             ensure_ca(self.inv.tls)
         if acl and not self.acl:
             if running:
-                raise LabError("the lab runs without ACL users: invoke lab.down first")
+                raise LabError(f"the lab runs without ACL users: {command('lab.down')} first")
             (self.dir / "acl-on").write_text("inventories/acl/*.acl\n")
         for pid in running.values():
             if pid_frozen(pid):

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis_ha import facts as factsmod
+from redis_ha.cli.names import command
 from redis_ha.conn import client
 from redis_ha.errors import InventoryError, LabError
 from redis_ha.inventory import Endpoint, Inventory
@@ -71,7 +72,7 @@ def role_of(lab: Lab, ep: Endpoint) -> str:
 def _running_pid(lab: Lab, ep: Endpoint) -> int:
     pid = lab.pid(ep.name)
     if pid is None:
-        raise LabError(f"{ep.name} is not running (start it with: invoke lab.up)")
+        raise LabError(f"{ep.name} is not running (start it with: {command('lab.up')})")
     return pid
 
 
@@ -186,7 +187,7 @@ def diverge(lab: Lab, ep: Endpoint) -> FaultResult:
         pid,
         role,
         "masterauth changed to a wrong password and the link dropped: it stays detached and "
-        "serves stale data (fix: invoke replica.rebuild --node " + ep.name + ")",
+        f"serves stale data (fix: {command(f'replica.rebuild --node {ep.name}')})",
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from redis_ha.cli.names import command
 from redis_ha.errors import LabError
 from redis_ha.lab.cluster import PROXY, Lab, partitionable
 from redis_ha.lab.ports import free_ports, lab_inventory_dict
@@ -58,7 +59,7 @@ def isolated(lab: Lab) -> list[str]:
 def _apply(lab: Lab, names: list[str], timeout: float = 5.0) -> None:
     require_partitionable(lab)
     if proxy_pid(lab) is None:
-        raise LabError("the partition proxy is not running: run `invoke lab.up` first")
+        raise LabError(f"the partition proxy is not running: run `{command('lab.up')}` first")
     d = _state_dir(lab)
     gen = _write_state(d, names)
     deadline = time.monotonic() + timeout

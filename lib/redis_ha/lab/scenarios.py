@@ -21,6 +21,8 @@ import redis
 
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
+from redis_ha.choices import SPLITBRAIN_SCENARIOS
+from redis_ha.cli.names import command
 from redis_ha.conn import call, client
 from redis_ha.errors import LabError
 from redis_ha.inventory import Endpoint, Inventory
@@ -28,7 +30,7 @@ from redis_ha.lab import partition
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import free_ports
 
-SCENARIOS = ("partition", "freeze", "promote", "sentinel")
+SCENARIOS = SPLITBRAIN_SCENARIOS
 
 
 def _majority_primary(inv: Inventory) -> str | None:
@@ -144,7 +146,7 @@ def disagreeing_sentinel(lab: Lab, name: str | None = None, timeout: float = 30.
     s = inv.sentinel(name) if name else inv.sentinels[-1]
     conf = lab.conf(s.name)
     if not conf.exists():
-        raise LabError(f"{s.name} has no config yet: start the lab first (invoke lab.up)")
+        raise LabError(f"{s.name} has no config yet: start the lab first ({command('lab.up')})")
     lab.stop(s.name)
     old_conf = conf.read_text()
     old = lab.current_primary().name
