@@ -31,3 +31,6 @@ SPLITBRAIN_SCENARIOS = ("partition", "freeze", "promote", "sentinel")
 # how salvage settles a key both primaries wrote (splitbrain.recover --policy)
 SALVAGE_POLICIES = ("authoritative-wins", "newest-wins", "stale-only")
 DEFAULT_POLICY = "authoritative-wins"
+
+# deploy.py's default image for `config.render --target railway|compose` (its --image help)
+DEFAULT_IMAGE = "redis-ha-runbooks:latest"

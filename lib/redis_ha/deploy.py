@@ -25,12 +25,12 @@ from typing import Any
 
 import yaml
 
-from redis_ha import render, units
+from redis_ha import choices, render, units
 from redis_ha.errors import InventoryError
 from redis_ha.inventory import Endpoint, Inventory
 
 TARGETS = ("railway", "systemd", "compose")
-DEFAULT_IMAGE = "redis-ha-runbooks:latest"
+DEFAULT_IMAGE = choices.DEFAULT_IMAGE
 DEFAULT_PASSWORD_ENV = "REDIS_PASSWORD"
 CONF_DIR = "/etc/redis-ha"  # in the image: the rendered config and the inventory
 DATA_DIR = "/data"  # in the image: the config a service runs from, and its data

@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from redis_ha import deploy, ui, units
+from redis_ha import choices, ui, units
 from redis_ha.cli import repair
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.errors import HAError
@@ -21,18 +21,18 @@ from redis_ha.errors import HAError
         "target": "railway, systemd or compose: every file that deploys the cluster there "
         "(default: one <name>.conf per node and Sentinel, mode 0600)",
         "image": f"railway/compose: the image with redis-server and this tool "
-        f"(default {deploy.DEFAULT_IMAGE})",
+        f"(default {choices.DEFAULT_IMAGE})",
         "python": "systemd: python with redis-ha-runbooks installed "
         f"(default {units.DEFAULT_PYTHON})",
     }
 )
 @expected_errors
 def config_render(
-    c, out, inventory=None, primary=None, target=None, image=deploy.DEFAULT_IMAGE,
+    c, out, inventory=None, primary=None, target=None, image=choices.DEFAULT_IMAGE,
     python=units.DEFAULT_PYTHON,
 ):  # fmt: skip
     """Render the cluster's configs, or with --target every file that deploys it on a platform."""
-    from redis_ha import render
+    from redis_ha import deploy, render
 
     inv = load_inventory(inventory)
     first = inv.node(primary) if primary else None
