@@ -12,11 +12,11 @@ from invoke import Collection, task
 from invoke.exceptions import Exit
 from rich.table import Table
 
-from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import incident_log, ui
 from redis_ha import journal as journalmod
 from redis_ha import sentinel_events as eventsmod
+from redis_ha import view as viewmod
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory
 from redis_ha.inventory import Inventory
 from redis_ha.triage import Finding, triage
@@ -84,8 +84,8 @@ def incident(c, inventory=None, json=False, app=None, change=None):
     """Guided incident response: ask, assess, name what is wrong, run the matching runbook."""
     inv = load_inventory(inventory)
     if json:
-        facts = factsmod.gather(inv)
-        health = healthmod.assess(inv, facts)
+        v = viewmod.take(inv)
+        facts, health = v.facts, v.health
         d = healthmod.status_dict(inv, facts, health)
         d["findings"] = [f.to_dict() for f in triage(inv, facts, health)]
         ui.print_json(d)
@@ -99,8 +99,8 @@ def incident(c, inventory=None, json=False, app=None, change=None):
         answer = given[key] or (_ask_text(question, choices) if tty else None)
         log.write("answer", key=key, question=question, answer=answer or "not asked (no terminal)")
     while True:
-        facts = factsmod.gather(inv)
-        health = healthmod.assess(inv, facts)
+        v = viewmod.take(inv)
+        facts, health = v.facts, v.health
         findings = triage(inv, facts, health)
         log.write("assessment", level=health.level, findings=[f.to_dict() for f in findings])
         ui.status_tables(facts, health)

@@ -9,9 +9,8 @@ from typing import Any
 
 from invoke import Collection, task
 
-from redis_ha import facts as factsmod
-from redis_ha import health as healthmod
 from redis_ha import ui
+from redis_ha import view as viewmod
 from redis_ha.cli.common import INVENTORY_HELP, expected_errors, load_inventory, stop_on_signals
 from redis_ha.dockerlab.lab import DockerLab
 from redis_ha.errors import HAError, LabError
@@ -64,8 +63,8 @@ def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None, acl=
         ui.console.print(f"started {', '.join(res.started)} on {bins.label} (state in {lab.dir})")
     else:
         ui.console.print("lab already running and healthy: nothing changed")
-    facts = factsmod.gather(inv)
-    ui.status_tables(facts, healthmod.assess(inv, facts))
+    v = viewmod.take(inv)
+    ui.status_tables(v.facts, v.health)
 
 
 def _docker(backend: str) -> bool:
