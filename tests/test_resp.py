@@ -22,7 +22,7 @@ STILL = ("role", "run_id", "process_id", "tcp_port", "redis_version", "connected
 
 
 def both(lab: Lab, ep: Endpoint, **kw: Any) -> tuple[resp.Connection, redis.Redis]:
-    return conn.quick(lab.inv, ep, **kw), conn.client(lab.inv, ep, **kw)
+    return conn.reader(lab.inv, ep, **kw), conn.client(lab.inv, ep, **kw)
 
 
 @pytest.mark.lab

@@ -63,7 +63,7 @@ def client(
     )
 
 
-def quick(inv: Inventory, ep: Endpoint, *, timeout: float = FAST_TIMEOUT) -> resp.Connection:
+def reader(inv: Inventory, ep: Endpoint, *, timeout: float = FAST_TIMEOUT) -> resp.Connection:
     """A resp.Connection for one node or Sentinel, as `client` would connect: the same address
     (or tunnel), password and ACL user, TLS files, timeouts and client name; no I/O until used.
     Raises InventoryError when the password source cannot be read."""

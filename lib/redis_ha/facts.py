@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from redis_ha import resp
-from redis_ha.conn import FAST_TIMEOUT, credential_problem, describe_error, quick
+from redis_ha.conn import FAST_TIMEOUT, credential_problem, describe_error, reader
 from redis_ha.errors import InventoryError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.servers import identity
@@ -191,7 +191,7 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
     t0 = time.monotonic()
     f = NodeFacts(name=ep.name, address=ep.address, up=False)
     try:
-        c = quick(inv, ep, timeout=timeout)
+        c = reader(inv, ep, timeout=timeout)
     except InventoryError as e:
         f.error, f.denied = str(e), True  # the password source cannot be read
         return f
@@ -228,7 +228,7 @@ PAUSE_PROBE_CHANNEL = "redis-ha-runbooks:pause-probe"
 def _writes_paused(inv: Inventory, ep: Endpoint) -> bool | None:
     """True when a write-class command stalls while the node answers PING on another
     connection at once (a node merely slow is None: unknown, never "paused")."""
-    with quick(inv, ep, timeout=PAUSE_PROBE_S) as c:
+    with reader(inv, ep, timeout=PAUSE_PROBE_S) as c:
         try:
             c.call("PUBLISH", PAUSE_PROBE_CHANNEL, "")
             return False
@@ -236,7 +236,7 @@ def _writes_paused(inv: Inventory, ep: Endpoint) -> bool | None:
             pass
         except (resp.Error, OSError):
             return None
-    with quick(inv, ep, timeout=PAUSE_PROBE_S) as ping:
+    with reader(inv, ep, timeout=PAUSE_PROBE_S) as ping:
         try:
             return ping.call("PING") == "PONG" or None
         except (resp.Error, OSError):
@@ -291,7 +291,7 @@ def sentinel_facts(
     t0 = time.monotonic()
     f = SentinelFacts(name=ep.name, address=ep.address, up=False)
     try:
-        c = quick(inv, ep, timeout=timeout)
+        c = reader(inv, ep, timeout=timeout)
     except InventoryError as e:
         f.error, f.denied = str(e), True  # the password source cannot be read
         return f
