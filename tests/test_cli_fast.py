@@ -5,11 +5,16 @@ exit codes as the invoke task. Against the shared lab (real processes)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from redis_ha import inventory
 from redis_ha.cli.quick import fast_args
 from redis_ha.lab.cluster import Lab
 
@@ -57,6 +62,40 @@ def probe(*args: str) -> tuple[str, str]:
     return p.stdout, p.stderr.strip().splitlines()[-1]
 
 
+# What moves between two looks a second apart on a live lab: timings and replication offsets.
+VOLATILE = frozenset({"elapsed_ms", "offset", "lag_bytes", "lag_ms"})
+
+
+def stable(obj: Any) -> Any:
+    """`obj` without the VOLATILE keys, at any depth."""
+    if isinstance(obj, dict):
+        return {k: stable(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, list):
+        return [stable(v) for v in obj]
+    return obj
+
+
+def both_paths(cmd: str, inventory: Path, env: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """(fast path, task path) of `cmd --json`: the `redis-ha` command as a process, asserted
+    to load no invoke, rich, runner or redis-py, then `invoke CMD --json`; same exit code."""
+    p = subprocess.run(
+        [sys.executable, "-c", PROBE_REDIS, cmd, "--json", "--inventory", str(inventory)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+    loaded = p.stderr.strip().splitlines()[-1]
+    task = run_invoke(cmd, "--json", inventory=inventory, env=env)
+    assert loaded == f"LOADED False False False False CODE {task.returncode}", (loaded, p.stderr)
+    return json.loads(p.stdout), json.loads(task.stdout)
+
+
+PROBE_REDIS = PROBE.replace(
+    '"redis_ha.runner" in sys.modules,', '"redis_ha.runner" in sys.modules, "redis" in sys.modules,'
+)
+
+
 @pytest.mark.lab
 def test_status_json_loads_no_invoke_no_rich_and_matches_the_task(lab: Lab) -> None:
     out, loaded = probe("status", "--json", "--inventory", str(lab.inv.path))
@@ -67,6 +106,50 @@ def test_status_json_loads_no_invoke_no_rich_and_matches_the_task(lab: Lab) -> N
     slow = json.loads(task.stdout)
     assert fast["primary"] == slow["primary"] is not None
     assert fast.keys() == slow.keys()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("cmd", ["status", "health"])
+def test_fast_json_is_the_tasks_json_on_a_live_lab(lab: Lab, cmd: str) -> None:
+    """Key for key, value for value (but timings and offsets), and no redis-py loaded."""
+    fast, task = both_paths(cmd, lab.inv.path)
+    assert stable(fast) == stable(task)
+    assert fast["level"] == "healthy", fast
+
+
+@pytest.mark.lab
+def test_fast_json_with_a_node_down_is_the_tasks(lab: Lab) -> None:
+    replica = next(n for n in lab.inv.nodes if n.name != lab.current_primary().name)
+    lab.stop(replica.name)  # the fixture starts it again
+    fast, task = both_paths("status", lab.inv.path)
+    assert stable(fast) == stable(task)
+    (down,) = [n for n in fast["nodes"] if not n["up"]]
+    assert (down["name"], down["error"]) == (replica.name, "connection refused (not running?)")
+    h_fast, h_task = both_paths("health", lab.inv.path)
+    assert stable(h_fast) == stable(h_task)
+    assert h_fast["level"] == "degraded" and any(replica.name in p for p in h_fast["problems"])
+
+
+@pytest.mark.lab
+def test_a_wrong_password_is_unknown_exit_3_on_both_paths(lab: Lab, tmp_path: Path) -> None:
+    doc = yaml.safe_load(lab.inv.path.read_text())
+    wrong = tmp_path / "password"
+    wrong.write_text("not-the-password\n")
+    doc["auth"]["password_file"] = str(wrong)
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump(doc))
+    fast, task = both_paths("health", inv)
+    assert fast == task
+    assert (fast["level"], fast["exit"]) == ("unknown", 3), fast
+    assert str(wrong) in fast["check"] and "not-the-password" not in json.dumps(fast)
+    s_fast, s_task = both_paths("status", inv)
+    assert stable(s_fast) == stable(s_task)
+    errors = {n["error"] for n in s_fast["nodes"] + s_fast["sentinels"]}
+    assert errors == {f"authentication failed (wrong password?); check {inv_check(inv)}"}
+
+
+def inv_check(path: Path) -> str:
+    return inventory.load(path).credential_source()
 
 
 @pytest.mark.lab

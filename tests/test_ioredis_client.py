@@ -5,6 +5,9 @@ loudly where node or the example's node_modules are missing (scripts/setup insta
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -83,3 +86,30 @@ def test_ioredis_through_a_primary_crash_fails_nothing_and_loses_nothing(lab: La
     wait_healthy(lab)
     assert_nothing_failed_or_lost(rep)
     assert rep.write_stall_s > 0.5  # the crash was seen: writes waited for the new primary
+
+
+RECONNECTS = """
+import("./options.mjs").then((m) => {
+  let t = 0;
+  const f = m.reconnectStrategy(() => t);
+  const out = [f(1), f(2), f(1)];
+  t = 499; out.push(f(1));
+  t = 500; out.push(f(1), f(3), f(30));
+  console.log(JSON.stringify(out));
+});
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="SKIPPED: node is not installed")
+def test_the_first_reconnect_is_immediate_but_never_a_loop() -> None:
+    """Immediate after a drop; again within 500 ms (the attempt count restarts after every
+    ready connection) it is 50 ms x attempt, at most 500 ms."""
+    p = subprocess.run(
+        ["node", "--input-type=module", "-e", RECONNECTS],
+        cwd=node_traffic.project_dir(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [0, 100, 50, 50, 0, 150, 500]

@@ -20,6 +20,7 @@ from redis_ha.lab.ports import write_lab_inventory
 
 from .conftest import run_invoke
 from .test_acl import switchover_under_traffic
+from .test_cli_fast import both_paths, stable
 
 pytestmark = [
     pytest.mark.lab,
@@ -77,3 +78,12 @@ def test_read_only_tasks_over_tls(tls_lab: Lab, argv: list[str], tmp_path: Path)
 
 def test_switchover_over_tls_loses_no_write(tls_lab: Lab, tmp_path: Path) -> None:
     switchover_under_traffic(tls_lab, tls_lab.inv.path, tmp_path, "session:tls-")
+
+
+@pytest.mark.parametrize("cmd", ["status", "health"])
+def test_fast_path_over_tls_answers_as_the_task(tls_lab: Lab, cmd: str) -> None:
+    """resp.py's TLS (the inventory's CA, client certificate, hostname checked) reads what the
+    task reads, without redis-py."""
+    fast, task = both_paths(cmd, tls_lab.inv.path)
+    assert stable(fast) == stable(task)
+    assert fast["level"] == "healthy", fast

@@ -6,16 +6,24 @@ within seconds while a node hangs, every retry is latency. Callers that want ret
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import sys
+from typing import TYPE_CHECKING, Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
+from redis_ha import resp
 from redis_ha.errors import ClusterError
 from redis_ha.inventory import Endpoint, Inventory
 
+if TYPE_CHECKING:
+    import ssl
+
+    import redis
+
+# redis-py is imported by the functions that use it, not here: facts.py (and so `status` and
+# `health`) reads through resp.py and never pays for importing it.
+
 FAST_TIMEOUT = 0.5
+CLIENT_NAME = "redis-ha-runbooks"
 
 
 def client(
@@ -31,6 +39,10 @@ def client(
 
     `binary` returns bytes (DUMP payloads, keys of any encoding) instead of decoded strings.
     """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     if inv.auth.username and "username" not in kw:
         kw["username"] = inv.auth.username
     kw = {**tls_kwargs(inv), **kw}
@@ -43,12 +55,44 @@ def client(
         socket_connect_timeout=min(timeout, 2.0),
         retry=Retry(NoBackoff(), 0),
         decode_responses=not binary,
-        client_name="redis-ha-runbooks",
+        client_name=CLIENT_NAME,
         # No CLIENT SETINFO: one round trip less per connection, and a least-privilege ACL user
         # need not be granted it (Valkey 8 and Redis 7.2+ have it and log the denial).
         driver_info=None,
         **kw,
     )
+
+
+def reader(inv: Inventory, ep: Endpoint, *, timeout: float = FAST_TIMEOUT) -> resp.Connection:
+    """A resp.Connection for one node or Sentinel, as `client` would connect: the same address
+    (or tunnel), password and ACL user, TLS files, timeouts and client name; no I/O until used.
+    Raises InventoryError when the password source cannot be read."""
+    host, port = reach(inv, ep)
+    t = inv.tls
+    return resp.Connection(
+        host,
+        port,
+        timeout=timeout,
+        connect_timeout=min(timeout, 2.0),
+        username=inv.auth.username or None,
+        password=inv.password(),
+        ssl_context=None if t is None else tls_context(t.ca_file, t.cert_file, t.key_file),
+        name=CLIENT_NAME,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def tls_context(ca_file: Any, cert_file: Any, key_file: Any) -> ssl.SSLContext:
+    """The TLS context redis-py builds from the same files (certificate and hostname checked),
+    made once per process: the `ssl` module only when an inventory has `tls:`."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
+    ctx.load_verify_locations(cafile=str(ca_file))
+    return ctx
 
 
 def tls_kwargs(inv: Inventory) -> dict[str, Any]:
@@ -72,21 +116,40 @@ def reach(inv: Inventory, ep: Endpoint) -> tuple[str, int]:
     return tunnel.local_address(inv, ep) if tunnel.wanted(inv, ep) else (ep.host, ep.port)
 
 
+def _redis_error(e: BaseException, name: str) -> bool:
+    """`e` is redis-py's exception `name`. Looked up only when redis-py is loaded: an error can
+    only be one of its exceptions if it is, and the quick path never loads it."""
+    mod = sys.modules.get("redis.exceptions")
+    return mod is not None and isinstance(e, getattr(mod, name))
+
+
 def credential_problem(e: BaseException) -> str | None:
     """What is wrong with our credentials (WRONGPASS, NOAUTH, NOPERM), or None for other errors.
 
     A node that refuses the tool's credentials answered: it is not down, and a verdict built on
-    it would be a false page (`health.cannot_judge`).
+    it would be a false page (`health.cannot_judge`). Takes redis-py's errors and resp.py's.
     """
     text = str(e) or type(e).__name__
     low = text.lower()
+    code = e.code if isinstance(e, resp.ReplyError) else None
     # Before the generic AuthenticationError: with no password, redis-py 8 gets NOAUTH, or for its
     # HELLO "must be called with the client already authenticated", both as AuthenticationError.
-    if "noauth" in low or "authentication required" in low or "already authenticated" in low:
+    if (
+        code == "NOAUTH"
+        or "noauth" in low
+        or "authentication required" in low
+        or "already authenticated" in low
+    ):
         return "authentication required (no password configured?)"
-    if isinstance(e, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low:
+    if (
+        isinstance(e, resp.AuthError)
+        or code == "WRONGPASS"
+        or _redis_error(e, "AuthenticationError")
+        or "wrongpass" in low
+        or "invalid password" in low
+    ):
         return "authentication failed (wrong password?)"
-    if isinstance(e, redis.exceptions.NoPermissionError) or low.startswith("noperm"):
+    if code == "NOPERM" or _redis_error(e, "NoPermissionError") or low.startswith("noperm"):
         return f"permission denied ({text.splitlines()[0]})"
     return None
 
@@ -99,9 +162,9 @@ def describe_error(e: BaseException, inv: Inventory | None = None) -> str:
     denied = credential_problem(e)
     if denied:
         return denied + (f"; check {inv.credential_source()}" if inv is not None else "")
-    if isinstance(e, redis.TimeoutError):
+    if isinstance(e, resp.Timeout) or _redis_error(e, "TimeoutError"):
         return "timed out (node hung or unreachable)"
-    if isinstance(e, redis.ConnectionError):
+    if isinstance(e, resp.ConnectError) or _redis_error(e, "ConnectionError"):
         if "refused" in low:
             return "connection refused (not running?)"
         return f"unreachable ({text.splitlines()[0]})"
@@ -110,6 +173,8 @@ def describe_error(e: BaseException, inv: Inventory | None = None) -> str:
 
 def call(inv: Inventory, ep: Endpoint, *args: Any, timeout: float = 2.0) -> Any:
     """Run one command on one endpoint; connection problems become a ClusterError naming it."""
+    import redis
+
     c = client(inv, ep, timeout=timeout)
     try:
         return c.execute_command(*args)

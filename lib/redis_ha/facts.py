@@ -2,21 +2,22 @@
 
 Facts are plain data: everything that decides a plan or a verdict is computed from them by pure
 functions (`health.py`), so the decisions can be tested without a cluster. One dead or frozen
-node costs one socket timeout, never a stalled command.
+node costs one socket timeout, never a stalled command. Read through resp.py (the standard
+library), not redis-py: `status` and `health` are whole processes run by cron and monitors,
+and importing redis-py alone took longer than they may.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-import redis
-
-from redis_ha.conn import FAST_TIMEOUT, client, credential_problem, describe_error
+from redis_ha import resp
+from redis_ha.conn import FAST_TIMEOUT, credential_problem, describe_error, reader
 from redis_ha.errors import InventoryError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.servers import identity
@@ -191,18 +192,15 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
     t0 = time.monotonic()
     f = NodeFacts(name=ep.name, address=ep.address, up=False)
     try:
-        c = client(inv, ep, timeout=timeout)
+        c = reader(inv, ep, timeout=timeout)
     except InventoryError as e:
         f.error, f.denied = str(e), True  # the password source cannot be read
         return f
     try:
-        p = c.pipeline(transaction=False)
-        p.info("all")
-        p.dbsize()
-        p.execute_command("CONFIG", "GET", *CONFIG_KEYS)
-        info, dbsize, cfg = p.execute(raise_on_error=False)
-        if isinstance(info, Exception):
-            raise info
+        raw, dbsize, cfg = c.pipeline(("INFO", "all"), ("DBSIZE",), ("CONFIG", "GET", *CONFIG_KEYS))
+        if isinstance(raw, Exception):
+            raise raw
+        info = resp.parse_info(str(raw))
         f.up = True
         f.keys = dbsize if isinstance(dbsize, int) else None
         if isinstance(cfg, list):
@@ -212,7 +210,7 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         _fill_node(f, inv, info)
         if f.role == "master":
             f.writes_paused = _writes_paused(inv, ep)
-    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
+    except (resp.Error, OSError) as e:
         f.up = False
         f.error = describe_error(e, inv)
         f.denied = credential_problem(e) is not None
@@ -231,23 +229,19 @@ PAUSE_PROBE_CHANNEL = "redis-ha-runbooks:pause-probe"
 def _writes_paused(inv: Inventory, ep: Endpoint) -> bool | None:
     """True when a write-class command stalls while the node answers PING on another
     connection at once (a node merely slow is None: unknown, never "paused")."""
-    c = client(inv, ep, timeout=PAUSE_PROBE_S)
-    try:
-        c.publish(PAUSE_PROBE_CHANNEL, "")
-        return False
-    except redis.TimeoutError:
-        pass
-    except (redis.RedisError, OSError):
-        return None
-    finally:
-        c.close()
-    ping = client(inv, ep, timeout=PAUSE_PROBE_S)
-    try:
-        return bool(ping.ping()) or None
-    except (redis.RedisError, OSError):
-        return None
-    finally:
-        ping.close()
+    with reader(inv, ep, timeout=PAUSE_PROBE_S) as c:
+        try:
+            c.call("PUBLISH", PAUSE_PROBE_CHANNEL, "")
+            return False
+        except resp.Timeout:
+            pass
+        except (resp.Error, OSError):
+            return None
+    with reader(inv, ep, timeout=PAUSE_PROBE_S) as ping:
+        try:
+            return ping.call("PING") == "PONG" or None
+        except (resp.Error, OSError):
+            return None
 
 
 def _fill_node(f: NodeFacts, inv: Inventory, info: dict[str, Any]) -> None:
@@ -298,29 +292,28 @@ def sentinel_facts(
     t0 = time.monotonic()
     f = SentinelFacts(name=ep.name, address=ep.address, up=False)
     try:
-        c = client(inv, ep, timeout=timeout)
+        c = reader(inv, ep, timeout=timeout)
     except InventoryError as e:
         f.error, f.denied = str(e), True  # the password source cannot be read
         return f
     m = inv.master_name
     try:
-        p = c.pipeline(transaction=False)
-        p.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", m)
-        p.execute_command("SENTINEL", "MASTER", m)
-        p.execute_command("SENTINEL", "CKQUORUM", m)
-        if detail:
-            p.execute_command("SENTINEL", "REPLICAS", m)
-            p.execute_command("SENTINEL", "SENTINELS", m)
-        p.info("sentinel")
-        p.info("server")
-        p.execute_command("COMMAND DOCS", "sentinel|failover")  # one string: no reply parser
-        res = p.execute(raise_on_error=False)
+        res = c.pipeline(
+            ("SENTINEL", "GET-MASTER-ADDR-BY-NAME", m),
+            ("SENTINEL", "MASTER", m),
+            ("SENTINEL", "CKQUORUM", m),
+            *((("SENTINEL", "REPLICAS", m), ("SENTINEL", "SENTINELS", m)) if detail else ()),
+            ("INFO", "sentinel"),
+            ("INFO", "server"),
+            ("COMMAND", "DOCS", "sentinel|failover"),
+        )
+        for i in (-3, -2):  # the two INFO replies, parsed as redis-py would
+            if isinstance(res[i], str):
+                res[i] = resp.parse_info(res[i])
         addr, master, ck = res[0], res[1], res[2]
         if isinstance(res[-3], dict):
             f.tilt = bool(_int(res[-3].get("sentinel_tilt"), 0))
-        if isinstance(addr, (redis.ConnectionError, redis.TimeoutError)):
-            raise addr
-        if isinstance(addr, redis.ResponseError) and "unknown" not in str(addr).lower():
+        if isinstance(addr, resp.ReplyError) and "unknown" not in str(addr).lower():
             # e.g. NOAUTH / WRONGPASS: the Sentinel answered but refused us.
             raise addr
         f.up = True
@@ -354,7 +347,7 @@ def sentinel_facts(
                 f.replicas = [_pairs(r) for r in res[3]]
             if isinstance(res[4], list):
                 f.sentinels = [_pairs(s) for s in res[4]]
-    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as e:
+    except (resp.Error, OSError) as e:
         f.up = False
         f.error = describe_error(e, inv)
         f.denied = credential_problem(e) is not None
@@ -396,11 +389,13 @@ def _arguments(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def gather(inv: Inventory, timeout: float = FAST_TIMEOUT, *, detail: bool = True) -> ClusterFacts:
     """Facts from every node and Sentinel at once; total time is about one timeout."""
     t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=len(inv.nodes) + len(inv.sentinels)) as pool:
-        nf = [pool.submit(node_facts, inv, n, timeout) for n in inv.nodes]
-        sf = [pool.submit(sentinel_facts, inv, s, timeout, detail=detail) for s in inv.sentinels]
-        nodes = [f.result() for f in nf]
-        sentinels = [f.result() for f in sf]
+    calls: list[Callable[[], NodeFacts | SentinelFacts]] = [
+        *(lambda n=n: node_facts(inv, n, timeout) for n in inv.nodes),
+        *(lambda s=s: sentinel_facts(inv, s, timeout, detail=detail) for s in inv.sentinels),
+    ]
+    every = at_once(calls)  # all at once: one hung endpoint costs one timeout in all
+    nodes = [f for f in every if isinstance(f, NodeFacts)]
+    sentinels = [f for f in every if isinstance(f, SentinelFacts)]
     _derive_lag(nodes)
     return ClusterFacts(
         inventory=str(inv.path),
@@ -410,6 +405,32 @@ def gather(inv: Inventory, timeout: float = FAST_TIMEOUT, *, detail: bool = True
         nodes=nodes,
         sentinels=sentinels,
     )
+
+
+T = TypeVar("T")
+
+
+def at_once(calls: list[Callable[[], T]]) -> list[T]:
+    """Every call in a thread of its own, the results in order; the first exception re-raised
+    (facts carry errors as data, so one is a bug). Plain threads: concurrent.futures would
+    cost `status` and `health` its import (and logging's) for the same work."""
+    out: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int, call: Callable[[], T]) -> None:
+        try:
+            out[i] = call()
+        except BaseException as e:  # re-raised in the caller's thread below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, c), daemon=True) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return out
 
 
 def _derive_lag(nodes: list[NodeFacts]) -> None:

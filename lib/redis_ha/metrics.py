@@ -29,10 +29,10 @@ from prometheus_client.registry import Collector
 
 from redis_ha import cost as costmod
 from redis_ha import drift as driftmod
-from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import heartbeat as hbmod
 from redis_ha import sentinel_events
+from redis_ha import view as viewmod
 from redis_ha.errors import HAError
 from redis_ha.facts import ClusterFacts
 from redis_ha.health import Health
@@ -385,8 +385,8 @@ class Exporter(Collector):
     def rows(self) -> list[Sample]:
         with self._lock:
             t0 = time.perf_counter()
-            facts = factsmod.gather(self.inv, detail=False)
-            health = healthmod.assess(self.inv, facts)
+            v = viewmod.take(self.inv, detail=False)
+            facts, health = v.facts, v.health
             beat = None if health.level == healthmod.UNKNOWN else self.hb.measure(facts, health)
             new = self.feed.drain()
             self.counts.update(e.name for e in new)

@@ -122,13 +122,21 @@ def status_tables(facts: ClusterFacts, health: Health) -> None:
 
 
 def verdict(health: Health, elapsed_ms: int | None = None) -> None:
-    style = LEVEL_STYLE[health.level]
+    """The `health` lines: in colour (rich) at a terminal; plain, unwrapped text for cron, a
+    monitor or a pipe, which then pays neither for importing rich nor for its line wrapping."""
     took = f"  (facts in {elapsed_ms} ms)" if elapsed_ms is not None else ""
-    _get("console").print(
-        f"[{style}]{health.level.upper()}[/]  primary: {health.primary or 'none'}  "
+    rest = (
+        f"  primary: {health.primary or 'none'}  "
         f"quorum: {'OK' if health.quorum_ok else 'NO'}  "
         f"split-brain: {'YES' if health.split_brain else 'no'}{took}"
     )
+    if not sys.stdout.isatty():
+        lines = [health.level.upper() + rest, *(f"  ! {p}" for p in health.problems)]
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+        return
+    style = LEVEL_STYLE[health.level]
+    _get("console").print(f"[{style}]{health.level.upper()}[/]{rest}")
     for p in health.problems:
         _get("console").print(f"  [yellow]![/] {p}")
 

@@ -47,9 +47,11 @@ class View:
         return self.facts.node(h.primary)
 
 
-def take(inv: Inventory, *, dry_run: bool = False) -> View:
-    """Gather every node and Sentinel once (in parallel) and judge it."""
-    f = factsmod.gather(inv)
+def take(inv: Inventory, *, dry_run: bool = False, detail: bool = True) -> View:
+    """Gather every node and Sentinel once (in parallel) and judge it: the one "look and
+    judge" of the runner, `status`, `health`, `watch` and the exporter. `detail=False` skips
+    each Sentinel's replica and Sentinel lists (the verdict does not need them)."""
+    f = factsmod.gather(inv, detail=detail)
     return View(inv, f, healthmod.assess(inv, f), dry_run=dry_run)
 
 

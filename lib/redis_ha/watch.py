@@ -17,8 +17,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
+from redis_ha import view as viewmod
 from redis_ha.capacity import hit_rate_since_start, human_bytes
 from redis_ha.facts import ClusterFacts, NodeFacts
 from redis_ha.health import Health
@@ -169,8 +169,8 @@ class Watcher:
         self.close()
 
     def frame(self) -> dict[str, Any]:
-        facts = factsmod.gather(self.inv, detail=False)
-        health = healthmod.assess(self.inv, facts)
+        v = viewmod.take(self.inv, detail=False)
+        facts, health = v.facts, v.health
         if health.level == healthmod.UNKNOWN:
             beat = Beat(FAILED, f"cannot judge: check {self.inv.credential_source()}")
         else:

@@ -46,8 +46,7 @@ DIR_HELP = f"the Docker lab's state folder (default {DOCKER_DIR})"
 @expected_errors
 def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None, acl=False, tls=False):
     """Start the lab cluster (idempotent) and wait until it is healthy, then show its status."""
-    from redis_ha import facts as factsmod
-    from redis_ha import health as healthmod
+    from redis_ha import view as viewmod
     from redis_ha.lab.cluster import Lab
 
     if _docker(backend):
@@ -73,8 +72,8 @@ def up(c, inventory=None, timeout=30, server=None, backend="lab", dir=None, acl=
         ui.console.print(f"started {', '.join(res.started)} on {bins.label} (state in {lab.dir})")
     else:
         ui.console.print("lab already running and healthy: nothing changed")
-    facts = factsmod.gather(inv)
-    ui.status_tables(facts, healthmod.assess(inv, facts))
+    v = viewmod.take(inv)
+    ui.status_tables(v.facts, v.health)
 
 
 def _docker(backend: str) -> bool:

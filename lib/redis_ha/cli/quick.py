@@ -1,27 +1,27 @@
 """`status` and `health` as plain functions: what cron and monitors run, fast.
 
-No invoke and no rich here (`status --json` and `health --json` print with `json`), so the
-`redis-ha` command can answer these two without loading the task machinery; the tasks in
+No invoke, no rich (unless a person is at the terminal) and no redis-py here: facts are read
+with resp.py and judged by view.take, the same look-and-judge as every other task, so the
+`redis-ha` command answers these two without loading the task machinery; the tasks in
 cli/cluster.py call the same functions. Returns the exit code.
 """
 
 from __future__ import annotations
 
-from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import inventory, ui
+from redis_ha import view as viewmod
 from redis_ha.errors import InventoryError
 
 
 def status(inventory_path: str | None = None, as_json: bool = False) -> int:
     """Every node and Sentinel: role, replication, what each Sentinel believes, problems."""
     inv = inventory.load(inventory_path or None)
-    facts = factsmod.gather(inv)
-    health = healthmod.assess(inv, facts)
+    v = viewmod.take(inv)
     if as_json:
-        ui.print_json(healthmod.status_dict(inv, facts, health))
+        ui.print_json(healthmod.status_dict(inv, v.facts, v.health))
     else:
-        ui.status_tables(facts, health)
+        ui.status_tables(v.facts, v.health)
     return 0
 
 
@@ -44,8 +44,8 @@ def health(
         inv = inventory.load(inventory_path or None)
     except InventoryError as e:
         return _unknown(as_json, str(e), None)
-    facts = factsmod.gather(inv, detail=False)
-    h = healthmod.assess(inv, facts)
+    v = viewmod.take(inv, detail=False)
+    facts, h = v.facts, v.health
     if prometheus:
         from redis_ha import metrics  # prometheus_client only when asked for
 
