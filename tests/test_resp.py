@@ -33,12 +33,16 @@ def test_info_parses_as_redis_py_parses_it(lab: Lab) -> None:
             mine = resp.parse_info(q.call("INFO", "all"))
         theirs = r.info("all")
         r.close()
-        assert mine.keys() == theirs.keys(), set(mine) ^ set(theirs)
-        wrong = {k for k in mine if type(mine[k]) is not type(theirs[k])}
+        # Two reads a moment apart: a keyspace line (keys expiring) or a replica line (one
+        # reconnecting) may come or go between them; every other field is in both.
+        moved = set(mine) ^ set(theirs)
+        assert all(k.startswith(("db", "slave")) for k in moved), moved
+        assert len(set(mine) & set(theirs)) > 100
+        wrong = {k for k in set(mine) & set(theirs) if type(mine[k]) is not type(theirs[k])}
         assert not wrong, {k: (mine[k], theirs[k]) for k in wrong}
         for k in STILL:
             assert mine.get(k) == theirs.get(k), k
-        if mine["role"] == "master":
+        if mine["role"] == "master" and "slave0" in mine and "slave0" in theirs:
             assert mine["slave0"].keys() == theirs["slave0"].keys()  # nested k=v,k=v dicts
 
 
