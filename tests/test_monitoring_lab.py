@@ -232,9 +232,10 @@ def test_capacity_figures_match_the_nodes_info(lab: Lab) -> None:
         assert n["keys"] == a["dbsize"] == b["dbsize"]
         assert n["evicted_keys"] == a["evicted_keys"]
         assert n["backlog_bytes"] == a["repl_backlog_size"]
-        # used memory moves by a few KB with every client's buffers (the task's own too)
-        between(n["used_memory"], "used_memory", name, slack=0.02)
-        between(n["used_memory_peak"], "used_memory_peak", name, slack=0.02)
+        # used memory moves by tens of KB with every client's buffers (the task's own too: 49 KB
+        # over the later reading was seen on Valkey 8.1 on a lab of 1.7 MB)
+        between(n["used_memory"], "used_memory", name, slack=0.05)
+        between(n["used_memory_peak"], "used_memory_peak", name, slack=0.05)
         between(n["fragmentation"], "mem_fragmentation_ratio", name, slack=0.05)
         hits = (b["keyspace_hits"], a["keyspace_hits"])
         misses = (b["keyspace_misses"], a["keyspace_misses"])
