@@ -11,6 +11,7 @@ from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha import sentinel_events as se
 from redis_ha.actions import failover as fo
+from redis_ha.actions import switch_sentinel as ss
 from redis_ha.actions.failover import preflight
 from redis_ha.actions.registry import Context
 from redis_ha.errors import ClusterError, GuardRefused, InventoryError
@@ -134,6 +135,9 @@ class _FakeNode:
             raise redis.ConnectionError("Connection refused")
         self.calls.append((self.name, value))
 
+    def execute_command(self, *args: str) -> None:
+        assert args == ("CONFIG", "REWRITE"), args
+
     def close(self) -> None:
         pass
 
@@ -192,7 +196,9 @@ def test_restore_priority_plans_from_the_record_alone() -> None:
         == b.key()
         == [
             ("redis-2", "CONFIG SET replica-priority 100"),
+            ("redis-2", "CONFIG REWRITE"),
             ("redis-3", "CONFIG SET replica-priority 1"),
+            ("redis-3", "CONFIG REWRITE"),
         ]
     )
     assert fo.plan_restore_priority(of(INV, facts())).is_noop
@@ -277,8 +283,8 @@ def test_majority_names_counts_live_votes_and_excludes_the_old_primary() -> None
     host, port = ADDR["redis-2"].rsplit(":", 1)
     scs: dict[str, object] = {s.name: _Votes([host, port]) for s in INV.sentinels}
     scs["sentinel-3"] = _Votes(None)
-    assert fo._majority_names(INV, scs, exclude="redis-1") == "redis-2"  # type: ignore[arg-type]
-    assert fo._majority_names(INV, scs, exclude="redis-2") is None  # type: ignore[arg-type]
+    assert ss.majority_names(INV, scs, exclude="redis-1") == "redis-2"  # type: ignore[arg-type]
+    assert ss.majority_names(INV, scs, exclude="redis-2") is None  # type: ignore[arg-type]
 
 
 class _Votes:
@@ -436,7 +442,7 @@ def test_no_failover_in_logs() -> None:
 def test_fire_in_waits_the_rest_of_the_way_or_for_the_next_reply(
     age_ms: float, aim_ms: float, expected: float | None
 ) -> None:
-    got = fo.fire_in_s(age_ms, aim_ms)
+    got = ss.fire_in_s(age_ms, aim_ms)
     assert got == (None if expected is None else pytest.approx(expected))
 
 
