@@ -480,3 +480,51 @@ def test_switch_plan_says_which_path_it_takes(tmp_path: Path) -> None:
     }
     plan = plan_switch(view(inv, **valkey9), to="redis-2")
     assert "coordinated failover offered by every Sentinel, not used" in plan.params["path"]
+
+
+class _Sentinel:
+    """Stands in for a Sentinel client: answers the ping or not, and SENTINEL FAILOVER with OK,
+    a refusal or nothing (a timeout: the command stays queued in a hung Sentinel)."""
+
+    def __init__(self, ping: bool, failover: str, sent: list[str], name: str) -> None:
+        self.ok, self.failover, self.sent, self.name = ping, failover, sent, name
+
+    def ping(self) -> bool:
+        if not self.ok:
+            raise redis.TimeoutError("Timeout reading from socket")
+        return True
+
+    def execute_command(self, *args: str) -> str:
+        self.sent.append(self.name)
+        if self.failover == "timeout":
+            raise redis.TimeoutError("Timeout reading from socket")
+        if self.failover == "refuse":
+            raise redis.ResponseError("NOGOODSLAVE No suitable replica to promote")
+        return "OK"
+
+
+def test_send_failover_skips_a_silent_sentinel_and_one_that_leaves_it_queued() -> None:
+    sent: list[str] = []
+    scs = {
+        "sentinel-3": _Sentinel(False, "ok", sent, "sentinel-3"),  # hung before the ping
+        "sentinel-2": _Sentinel(True, "timeout", sent, "sentinel-2"),  # hung after it
+        "sentinel-1": _Sentinel(True, "ok", sent, "sentinel-1"),
+    }
+    held: list[bool] = []
+    order = ["sentinel-3", "sentinel-2", "sentinel-1"]
+    r = ss.send_failover(scs, order, "mymaster", lambda: held.append(True))  # type: ignore[arg-type]
+    assert (r.via, r.silent, r.queued) == ("sentinel-1", ["sentinel-3"], ["sentinel-2"])
+    assert sent == ["sentinel-2", "sentinel-1"]  # nothing sent to the one that missed its ping
+    assert held == []  # the hook runs only between the first one's ping and its command
+    assert r.hung() == {"sentinel-3", "sentinel-2"}
+    assert "went to sentinel-1 instead" in ss.queued_warning(r)
+    none = ss.send_failover({"sentinel-2": scs["sentinel-2"]}, ["sentinel-2"], "mymaster")  # type: ignore[dict-item]
+    assert none.via is None and "restart it before it wakes" in ss.queued_warning(none)
+
+
+def test_send_failover_stops_at_a_refusal() -> None:
+    sent: list[str] = []
+    scs = {n: _Sentinel(True, "refuse", sent, n) for n in ("sentinel-3", "sentinel-1")}
+    with pytest.raises(ClusterError, match="NOGOODSLAVE"):
+        ss.send_failover(scs, list(scs), "mymaster")  # type: ignore[arg-type]
+    assert sent == ["sentinel-3"]

@@ -152,6 +152,8 @@ def _half_configured(lab: Lab) -> list[str]:
         if not n.up:
             bad.append(f"{n.name} down")
             continue
+        if n.writes_paused:  # the PUBLISH probe: Redis 7.0's INFO shows no pause
+            bad.append(f"{n.name} writes paused")
         c = client(lab.inv, lab.inv.node(n.name))
         try:
             cfg = c.config_get("replica-priority", "replica-announced")

@@ -167,6 +167,11 @@ def send_failover(
 def queued_warning(sent: Sent) -> str:
     """What an operator must know about Sentinels left holding an unanswered SENTINEL FAILOVER."""
     names = ", ".join(sent.queued)
+    if sent.via is not None:  # measured: the woken one learns the new epoch, no second failover
+        return (
+            f"SENTINEL FAILOVER to {names} went unanswered (it went to {sent.via} instead); "
+            f"check {names} answers again (`invoke failover.verify`)"
+        )
     return (
         f"SENTINEL FAILOVER to {names} went unanswered: if it hangs it carries it out when it "
         "wakes (after up to 30 s in TILT); restart it before it wakes (a restart drops the "
