@@ -27,7 +27,7 @@ from redis_ha import inventory
 from redis_ha import journal as journalmod
 from redis_ha.actions.failover import STEER_PRIORITY
 from redis_ha.conn import client
-from redis_ha.lab import faults
+from redis_ha.lab import faults, scenarios
 from redis_ha.lab.cluster import Lab
 from redis_ha.lab.ports import write_lab_inventory
 
@@ -57,12 +57,14 @@ class Case:
     """One cell: how to start the procedure against `node`, what shows the step is half-way,
     the fault, the exit code and journal events it must leave, and how the job is finished."""
 
-    argv: Callable[[str, str], list[str]]  # (node, primary) -> task and arguments
+    setup: Callable[[Lab], str]  # prepares the lab; the node the procedure works on
+    argv: Callable[[str], list[str]]  # (node) -> task and arguments
     midway: Callable[[Lab, str], bool]  # (lab, node): the step's change has landed
     fault: str
     code: int
     must: list[str]
     finish: str  # "resume" | "rerun"
+    split: bool = False  # two primaries is the fault itself: fenced until the finish
 
 
 def _priority(lab: Lab, node: str) -> int | None:
@@ -76,26 +78,53 @@ def _syncing(lab: Lab, node: str) -> bool:
     return f.up and f.role == "replica" and not f.link_up and f.replica_priority == 0
 
 
-def _steer(node: str, _primary: str) -> list[str]:
+def _fenced(lab: Lab, node: str) -> bool:
+    """The stale primary's writes are held by the fence (Redis 7.0 shows no pause in INFO)."""
+    return factsmod.node_facts(lab.inv, lab.inv.node(node)).writes_paused is True
+
+
+def _a_replica(lab: Lab) -> str:
+    primary = lab.current_primary().name
+    return next(n.name for n in lab.inv.nodes if n.name != primary)
+
+
+def _crashed_empty_replica(lab: Lab) -> str:
+    """A replica that crashed and lost its disk, and a primary whose full sync takes ~SYNC_S."""
+    node = _a_replica(lab)
+    lab.stop(node, kill=True)
+    faults.wipe_data(lab, lab.inv.node(node))
+    hold_full_sync_open(lab.inv, lab.current_primary(), keys=KEYS, seconds=SYNC_S)
+    return node
+
+
+def _steer(node: str) -> list[str]:
     return ["failover.manual", "--yes", "--to", node]
 
 
-def _rebuild(node: str, _primary: str) -> list[str]:
+def _rebuild(node: str) -> list[str]:
     return ["replica.rebuild", "--yes", "--force", "--node", node, "--sync-timeout", "30"]
+
+
+def _recover(_node: str) -> list[str]:
+    return ["splitbrain.recover", "--yes"]
 
 
 CASES = {
     # (procedure, step, fault): Case
     ("failover-manual", "steer", "sigkill"): Case(
-        _steer, lambda lab, n: _priority(lab, n) == STEER_PRIORITY, "sigkill", -9, ["apply"],
-        "resume"),
+        _a_replica, _steer, lambda lab, n: _priority(lab, n) == STEER_PRIORITY, "sigkill", -9,
+        ["apply"], "resume"),
     ("failover-manual", "steer", "ctrl-c"): Case(
-        _steer, lambda lab, n: _priority(lab, n) == STEER_PRIORITY, "ctrl-c", 130,
+        _a_replica, _steer, lambda lab, n: _priority(lab, n) == STEER_PRIORITY, "ctrl-c", 130,
         ["interrupted", "end"], "resume"),
     ("replica-rebuild", "full-sync", "sigkill"): Case(
-        _rebuild, _syncing, "sigkill", -9, ["apply"], "resume"),
+        _crashed_empty_replica, _rebuild, _syncing, "sigkill", -9, ["apply"], "resume"),
     ("replica-rebuild", "full-sync", "node-dies"): Case(
-        _rebuild, _syncing, "node-dies", 1, ["undo", "end"], "rerun"),
+        _crashed_empty_replica, _rebuild, _syncing, "node-dies", 1, ["undo", "end"], "rerun"),
+    # A replica promoted by hand: the tool fences it (CLIENT PAUSE 120 s) and is killed after.
+    ("split-brain", "fence", "sigkill"): Case(
+        scenarios.manual_promotion, _recover, _fenced, "sigkill", -9, ["apply"], "resume",
+        split=True),
 }  # fmt: skip
 
 
@@ -117,14 +146,9 @@ def test_fault_mid_step(slab: Lab, cell: tuple[str, str, str], tmp_path: Path) -
     proc, _step, _ = cell
     case = CASES[cell]
     lab = slab
-    primary = lab.current_primary().name
-    node = next(n.name for n in lab.inv.nodes if n.name != primary)
-    if proc == "replica-rebuild":  # a crashed replica that lost its disk: a full sync it is
-        lab.stop(node, kill=True)
-        faults.wipe_data(lab, lab.inv.node(node))
-        hold_full_sync_open(lab.inv, lab.inv.node(primary), keys=KEYS, seconds=SYNC_S)
+    node = case.setup(lab)
     jdir = tmp_path / "journal"
-    p = _start(lab, jdir, case.argv(node, primary))
+    p = _start(lab, jdir, case.argv(node))
     watch: PrimaryWatch | None = None
     try:
         deadline = time.monotonic() + 60
@@ -136,19 +160,23 @@ def test_fault_mid_step(slab: Lab, cell: tuple[str, str, str], tmp_path: Path) -
         elif case.fault == "node-dies":
             lab.stop(node, kill=True)
         out, _ = p.communicate(timeout=90)
-        watch = PrimaryWatch(lab)
+        if case.split:  # the stale primary cannot acknowledge a write while the tool is dead
+            assert _fenced(lab, node), out[-3000:]
+        else:
+            watch = PrimaryWatch(lab)
         assert p.returncode == case.code, out[-3000:]
         events = _events(jdir)
         assert all(e in events for e in case.must), events
         env = {journalmod.ENV_DIR: str(jdir)}
         if case.finish == "resume":  # the same command, continued from its journal
-            r = run_invoke(*case.argv(node, primary), "--resume", "latest",
+            r = run_invoke(*case.argv(node), "--resume", "latest",
                            inventory=lab.inv.path, env=env, timeout=180)  # fmt: skip
         else:
             lab.up(timeout=60)  # the dead node comes back
-            r = run_invoke(*case.argv(node, primary), inventory=lab.inv.path,
+            r = run_invoke(*case.argv(node), inventory=lab.inv.path,
                            env=env, timeout=180)  # fmt: skip
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        watch = watch or PrimaryWatch(lab)  # split-brain: from its resolution on
         if proc == "failover-manual":
             assert lab.current_primary().name == node
         assert _half_configured(lab) == []
