@@ -1,13 +1,15 @@
 """Faults in the middle of failover.manual's switch step (writes paused): the tool killed
 (SIGKILL), Ctrl-C, SIGTERM, its connection to the primary dropped, the primary dying, the
 leading Sentinel hanging (SIGSTOP) before the tool pings it or between that ping and SENTINEL
-FAILOVER. After each: a write goes through within the pause timeout, the journal says what
-happened, `--resume` (or the undo, then a new run, or failover.verify) finishes the job with no
-node left half-configured (replica-priority 0 or 1, replica-announced no), and from the tool's
-exit on (through a hung Sentinel's wake and its 30 s TILT) never two primaries for long.
+FAILOVER, or every Sentinel hanging there. After each: a write goes through within the pause
+timeout, the journal says what happened, `--resume` (or the undo, then a new run, or
+failover.verify) finishes the job with no node left half-configured (replica-priority 0 or 1,
+replica-announced no, writes paused), and from the tool's exit on (through a hung Sentinel's
+wake and its 30 s TILT) never two primaries for long.
 
 One lab with the production down-after (3000 ms: the pause is 2.5 s), repaired after each case.
-The fault lands while the switch holds the pause (REDIS_HA_HOLD_AFTER_PAUSE_S).
+The fault lands while the switch holds (REDIS_HA_HOLD_AFTER_PAUSE_S) after the pause or, with
+REDIS_HA_HOLD_AT=failover, after the leader answered its ping; the tool's line says when.
 """
 
 from __future__ import annotations
@@ -66,24 +68,26 @@ def _start(lab: Lab, jdir: Path, to: str, hold: float, at: str) -> subprocess.Po
     )  # fmt: skip
 
 
-def _wait_paused(p: subprocess.Popen[str]) -> str:
+def _wait_for(p: subprocess.Popen[str], marker: str) -> str:
+    """Read the tool's output until `marker` shows (the hook's line: it holds from there)."""
     assert p.stdout is not None
     seen, deadline = "", time.monotonic() + 60
-    while "writes paused on" not in seen and time.monotonic() < deadline:
+    while marker not in seen and time.monotonic() < deadline:
         line = p.stdout.readline()
         if not line:
             break
         seen += line
-    assert "writes paused on" in seen, seen
+    assert marker in seen, seen
     return seen
 
 
-def _write_through(lab: Lab, t_fault: float) -> float:
-    """Seconds from the fault until a write is acknowledged by whichever node is primary."""
+def _write_through(lab: Lab, t_fault: float, to: str | None = None) -> float:
+    """Seconds from the fault until a write is acknowledged by whichever node is primary (`to`
+    when no Sentinel can say)."""
     deadline = t_fault + 30
     while time.monotonic() < deadline:
         try:
-            p = lab.current_primary()
+            p = lab.inv.node(to) if to else lab.current_primary()
             c = client(lab.inv, p, timeout=5.0)
             try:
                 c.set("fault-test:probe", "1", px=5000)
@@ -203,6 +207,9 @@ def _fault(lab: Lab, kind: str, p: subprocess.Popen[str], old: str) -> Any:
         lab.stop(old, kill=True)
     elif kind.startswith("sentinel-hangs"):  # the leader: the last Sentinel (choose_via)
         lab.signal(lab.inv.sentinels[-1].name, signal.SIGSTOP)
+    elif kind == "sentinels-all-hang-at-failover":
+        for s in lab.inv.sentinels:
+            lab.signal(s.name, signal.SIGSTOP)
 
 
 CASES = {
@@ -220,6 +227,9 @@ CASES = {
     # carried out when it wakes; sent to the next Sentinel too, the switch completes and the
     # woken one, learning the new epoch, does not fail over again.
     "sentinel-hangs-at-failover": (1.5, "failover", 1, ["undo", "end"], "verify"),
+    # ... with every other Sentinel hung too: nobody accepts it, the tool unpauses within one
+    # pause and says to restart the one holding it before it wakes; done, no failover follows.
+    "sentinels-all-hang-at-failover": (1.5, "failover", 1, ["undo", "end"], "verify"),
 }
 
 
@@ -233,10 +243,11 @@ def test_fault_in_the_switch(plab: Lab, kind: str, tmp_path: Path) -> None:
     p = _start(lab, jdir, to, hold, at)
     watch: PrimaryWatch | None = None
     try:
-        _wait_paused(p)
+        _wait_for(p, f"test hook: holding {hold:g} s at {at}")
         t_fault = time.monotonic()
         _fault(lab, kind, p, old)
-        waited = _write_through(lab, t_fault)  # while the tool still runs its later steps
+        # while the tool still runs its later steps
+        waited = _write_through(lab, t_fault, old if kind.startswith("sentinels-all") else None)
         out, _ = p.communicate(timeout=60)
         watch = PrimaryWatch(lab)  # from the tool's exit on
         # A dead tool's pause ends by itself; a live one holds it only while it still switches
@@ -248,8 +259,21 @@ def test_fault_in_the_switch(plab: Lab, kind: str, tmp_path: Path) -> None:
         events = _events(jdir)
         assert all(e in events for e in must), events
         watch_until = time.monotonic()
-        if kind.startswith("sentinel-hangs"):
+        if kind == "sentinels-all-hang-at-failover":
+            leader = lab.inv.sentinels[-1].name
+            flat = " ".join(out.split())  # the console wraps long lines
+            assert "restart it before it wakes" in flat and f"to {leader} went" in flat, out
+            lab.stop(leader, kill=True)  # what the tool says: the queued command dies with it
+            for s in lab.inv.sentinels[:-1]:
+                lab.signal(s.name, signal.SIGCONT)
+            watch_until = time.monotonic() + WAKE_WATCH_S
+            lab.up(timeout=60)
+            assert lab.current_primary().name == old, out  # known not to happen
+        elif kind.startswith("sentinel-hangs"):
             assert lab.current_primary().name == to, out  # switched through another Sentinel
+            # which path: skipped at its ping, or the command sent and left unanswered
+            said = "went unanswered (it went to" if at == "failover" else "did not answer:"
+            assert said in " ".join(out.split()), out
             lab.signal(lab.inv.sentinels[-1].name, signal.SIGCONT)
             watch_until = time.monotonic() + WAKE_WATCH_S
             lab.wait_ready(timeout=40)

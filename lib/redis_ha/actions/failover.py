@@ -59,10 +59,12 @@ HOLD_AT_ENV = "REDIS_HA_HOLD_AT"
 HOLD_AT_PAUSE, HOLD_AT_FAILOVER = "pause", "failover"
 
 
-def hold_here(point: str) -> None:
-    """The test hook: sleep HOLD_ENV seconds if HOLD_AT_ENV names this point (default: pause)."""
+def hold_here(ctx: Context, point: str) -> None:
+    """The test hook: sleep HOLD_ENV seconds if HOLD_AT_ENV names this point (default: pause),
+    saying so first, so a test lands its fault after what came before (a ping, the pause)."""
     hold = float(os.environ.get(HOLD_ENV) or 0)
     if hold and (os.environ.get(HOLD_AT_ENV) or HOLD_AT_PAUSE) == point:
+        ctx.log(f"test hook: holding {hold:g} s at {point}")
         time.sleep(hold)
 
 
@@ -524,7 +526,7 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
         ctx.state["writes_paused_on"] = old.name
         ctx.state["pause_expires_at"] = time.time() + pause_ms / 1000
         ctx.log(f"writes paused on {old.name} for at most {pause_ms} ms")
-        hold_here(HOLD_AT_PAUSE)
+        hold_here(ctx, HOLD_AT_PAUSE)
         # 1. every in-sync replica holds every acknowledged write
         target_off = _offset(pc, "master_repl_offset")
         deadline = t0 + SYNC_TIMEOUT_S
@@ -542,7 +544,7 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
         res.synced_s = round(time.monotonic() - t0, 3)
         # 2. Sentinel promotes a replica: sent to one that answers a ping just before it
         order = [leader.name, *(s for s in reversed(list(scs)) if s != leader.name)]
-        sent = send_failover(scs, order, inv.master_name, lambda: hold_here(HOLD_AT_FAILOVER))
+        sent = send_failover(scs, order, inv.master_name, lambda: hold_here(ctx, HOLD_AT_FAILOVER))
         if sent.queued:
             res.notes.append(queued_warning(sent))
         if sent.via is None and not sent.queued:
@@ -564,6 +566,8 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
         t_sent = time.monotonic()
         give_up = t_sent + p["failover_timeout_ms"] / 1000
         renew_at = t0 + pause_ms / 1000 - MARGIN_S
+        if sent.via is None:  # only queued in a hung Sentinel: no renewal, one pause at most
+            give_up = renew_at
         new_name = None
         while new_name is None:
             new_name = majority_names(inv, live, exclude=old.name)
@@ -572,9 +576,8 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
             now = time.monotonic()
             if now > give_up:
                 raise ClusterError(
-                    f"no Sentinel majority named a new primary within "
-                    f"{p['failover_timeout_ms']} ms of SENTINEL FAILOVER; writes were "
-                    f"unpaused on {old.name}. "
+                    f"no Sentinel majority named a new primary {now - t_sent:.1f} s after "
+                    f"SENTINEL FAILOVER; writes were unpaused on {old.name}. "
                     + (
                         queued_warning(sent)
                         if sent.via is None
