@@ -22,7 +22,7 @@ from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha import journal as journalmod
-from redis_ha.actions import failover as fo
+from redis_ha.actions import switch_sentinel as ss
 from redis_ha.actions.failover import HOLD_ENV
 from redis_ha.conn import client
 from redis_ha.inventory import Inventory
@@ -169,16 +169,16 @@ def test_the_wait_for_the_info_phase_ends_on_time_and_within_one_cycle(lab: Lab)
     addrs = ["{}:{}".format(*inv.node(n).announced) for n in replicas(lab)]
     c = client(inv, s, timeout=1.0)
     try:
-        ph = fo.follow_info_phase(c, inv.master_name, addrs, fo.AIM_INFO_AGE_MS, 11.0)
-        rows = fo.sentinel_replicas(c, inv.master_name)
+        ph = ss.follow_info_phase(c, inv.master_name, addrs, ss.AIM_INFO_AGE_MS, 11.0)
+        rows = ss.sentinel_replicas(c, inv.master_name)
     finally:
         c.close()
     assert ph.on_time, ph
-    assert ph.waited_s <= 11.0 + fo.AIM_INFO_AGE_MS / 1000, ph
+    assert ph.waited_s <= 11.0 + ss.AIM_INFO_AGE_MS / 1000, ph
     assert ph.age_ms is not None
-    assert fo.AIM_INFO_AGE_MS <= ph.age_ms <= fo.AIM_INFO_AGE_MS + fo.OVERSLEPT_MS
+    assert ss.AIM_INFO_AGE_MS <= ph.age_ms <= ss.AIM_INFO_AGE_MS + ss.OVERSLEPT_MS
     seen = max(int(rows[a]["info-refresh"]) for a in addrs)
-    assert abs(seen - ph.age_ms) < fo.OVERSLEPT_MS, (seen, ph)
+    assert abs(seen - ph.age_ms) < ss.OVERSLEPT_MS, (seen, ph)
 
 
 @pytest.fixture

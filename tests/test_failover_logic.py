@@ -11,6 +11,7 @@ from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha import sentinel_events as se
 from redis_ha.actions import failover as fo
+from redis_ha.actions import switch_sentinel as ss
 from redis_ha.actions.failover import preflight
 from redis_ha.actions.registry import Context
 from redis_ha.errors import ClusterError, GuardRefused, InventoryError
@@ -134,6 +135,9 @@ class _FakeNode:
             raise redis.ConnectionError("Connection refused")
         self.calls.append((self.name, value))
 
+    def execute_command(self, *args: str) -> None:
+        assert args == ("CONFIG", "REWRITE"), args
+
     def close(self) -> None:
         pass
 
@@ -192,7 +196,9 @@ def test_restore_priority_plans_from_the_record_alone() -> None:
         == b.key()
         == [
             ("redis-2", "CONFIG SET replica-priority 100"),
+            ("redis-2", "CONFIG REWRITE"),
             ("redis-3", "CONFIG SET replica-priority 1"),
+            ("redis-3", "CONFIG REWRITE"),
         ]
     )
     assert fo.plan_restore_priority(of(INV, facts())).is_noop
@@ -277,8 +283,8 @@ def test_majority_names_counts_live_votes_and_excludes_the_old_primary() -> None
     host, port = ADDR["redis-2"].rsplit(":", 1)
     scs: dict[str, object] = {s.name: _Votes([host, port]) for s in INV.sentinels}
     scs["sentinel-3"] = _Votes(None)
-    assert fo._majority_names(INV, scs, exclude="redis-1") == "redis-2"  # type: ignore[arg-type]
-    assert fo._majority_names(INV, scs, exclude="redis-2") is None  # type: ignore[arg-type]
+    assert ss.majority_names(INV, scs, exclude="redis-1") == "redis-2"  # type: ignore[arg-type]
+    assert ss.majority_names(INV, scs, exclude="redis-2") is None  # type: ignore[arg-type]
 
 
 class _Votes:
@@ -436,7 +442,7 @@ def test_no_failover_in_logs() -> None:
 def test_fire_in_waits_the_rest_of_the_way_or_for_the_next_reply(
     age_ms: float, aim_ms: float, expected: float | None
 ) -> None:
-    got = fo.fire_in_s(age_ms, aim_ms)
+    got = ss.fire_in_s(age_ms, aim_ms)
     assert got == (None if expected is None else pytest.approx(expected))
 
 
@@ -474,3 +480,51 @@ def test_switch_plan_says_which_path_it_takes(tmp_path: Path) -> None:
     }
     plan = plan_switch(view(inv, **valkey9), to="redis-2")
     assert "coordinated failover offered by every Sentinel, not used" in plan.params["path"]
+
+
+class _Sentinel:
+    """Stands in for a Sentinel client: answers the ping or not, and SENTINEL FAILOVER with OK,
+    a refusal or nothing (a timeout: the command stays queued in a hung Sentinel)."""
+
+    def __init__(self, ping: bool, failover: str, sent: list[str], name: str) -> None:
+        self.ok, self.failover, self.sent, self.name = ping, failover, sent, name
+
+    def ping(self) -> bool:
+        if not self.ok:
+            raise redis.TimeoutError("Timeout reading from socket")
+        return True
+
+    def execute_command(self, *args: str) -> str:
+        self.sent.append(self.name)
+        if self.failover == "timeout":
+            raise redis.TimeoutError("Timeout reading from socket")
+        if self.failover == "refuse":
+            raise redis.ResponseError("NOGOODSLAVE No suitable replica to promote")
+        return "OK"
+
+
+def test_send_failover_skips_a_silent_sentinel_and_one_that_leaves_it_queued() -> None:
+    sent: list[str] = []
+    scs = {
+        "sentinel-3": _Sentinel(False, "ok", sent, "sentinel-3"),  # hung before the ping
+        "sentinel-2": _Sentinel(True, "timeout", sent, "sentinel-2"),  # hung after it
+        "sentinel-1": _Sentinel(True, "ok", sent, "sentinel-1"),
+    }
+    held: list[bool] = []
+    order = ["sentinel-3", "sentinel-2", "sentinel-1"]
+    r = ss.send_failover(scs, order, "mymaster", lambda: held.append(True))  # type: ignore[arg-type]
+    assert (r.via, r.silent, r.queued) == ("sentinel-1", ["sentinel-3"], ["sentinel-2"])
+    assert sent == ["sentinel-2", "sentinel-1"]  # nothing sent to the one that missed its ping
+    assert held == []  # the hook runs only between the first one's ping and its command
+    assert r.hung() == {"sentinel-3", "sentinel-2"}
+    assert "went to sentinel-1 instead" in ss.queued_warning(r)
+    none = ss.send_failover({"sentinel-2": scs["sentinel-2"]}, ["sentinel-2"], "mymaster")  # type: ignore[dict-item]
+    assert none.via is None and "restart it before it wakes" in ss.queued_warning(none)
+
+
+def test_send_failover_stops_at_a_refusal() -> None:
+    sent: list[str] = []
+    scs = {n: _Sentinel(True, "refuse", sent, n) for n in ("sentinel-3", "sentinel-1")}
+    with pytest.raises(ClusterError, match="NOGOODSLAVE"):
+        ss.send_failover(scs, list(scs), "mymaster")  # type: ignore[arg-type]
+    assert sent == ["sentinel-3"]

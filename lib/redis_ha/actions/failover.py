@@ -14,6 +14,7 @@ and switch steps are made from that same view and do not judge it again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,10 +22,20 @@ from typing import Any
 
 import redis
 
-from redis_ha import health as healthmod
 from redis_ha import sentinel_events as events
 from redis_ha import servers
 from redis_ha.actions.registry import Context, Outcome, action, check
+from redis_ha.actions.switch_sentinel import (
+    AIM_INFO_AGE_MS,
+    FAILOVER_INFO_PERIOD_MS,
+    INFO_PERIOD_MS,
+    PHASE_SLACK_MS,
+    follow_info_phase,
+    majority_names,
+    queued_warning,
+    send_failover,
+    sentinel_replicas,
+)
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import ClusterError, GuardRefused, HAError
 from redis_ha.facts import ClusterFacts
@@ -40,20 +51,21 @@ STEER_PRIORITY = 1  # lowest non-zero replica-priority: Sentinel prefers it
 # Sentinels re-read a replica's INFO (and its priority) every 10 s; a loaded host needs more.
 STEER_WAIT_S = 25.0
 MARGIN_S = 0.5  # give up waiting for promotion this long before the pause would expire
-# Sentinel's INFO cycle (sentinel.c, sentinelSendPeriodicCommands): a replica gets INFO every
-# 10 s, every 1 s once its master is failing over, at the first ~50-100 ms timer tick after the
-# period since the last reply has passed; the promotion shows in the first reply after the
-# failover's REPLICAOF NO ONE, sent 2-3 ticks after SENTINEL FAILOVER. Sending SENTINEL FAILOVER
-# when the leader's last INFO reply to the target is AIM_INFO_AGE_MS old makes that reply the
-# one ~1000 - AIM ms later instead of the one ~1 s after a reply sent at the first tick.
-INFO_PERIOD_MS = 10000  # SENTINEL_INFO_PERIOD: the cycle before the failover starts
-FAILOVER_INFO_PERIOD_MS = 1000  # the cycle once it has started
-AIM_INFO_AGE_MS = 780  # hit unless 2 ticks take > 220 ms; measured: a miss at 921, hits at 793-891
-OVERSLEPT_MS = 40  # woken later than this past the aim: wait for the next reply instead
-PHASE_SLACK_MS = 1000  # the next INFO reply may come this late (timer jitter, a busy Sentinel)
 PROMOTED = "<the promoted replica>"  # who Sentinel promotes is only known at apply time
-# Test hook: seconds to sleep right after pausing writes, so a test can SIGKILL the tool there.
+# Test hook: seconds to sleep while writes are paused, so a test can land a fault there: right
+# after pausing (the default) or, with HOLD_AT_ENV=failover, just before SENTINEL FAILOVER.
 HOLD_ENV = "REDIS_HA_HOLD_AFTER_PAUSE_S"
+HOLD_AT_ENV = "REDIS_HA_HOLD_AT"
+HOLD_AT_PAUSE, HOLD_AT_FAILOVER = "pause", "failover"
+
+
+def hold_here(ctx: Context, point: str) -> None:
+    """The test hook: sleep HOLD_ENV seconds if HOLD_AT_ENV names this point (default: pause),
+    saying so first, so a test lands its fault after what came before (a ping, the pause)."""
+    hold = float(os.environ.get(HOLD_ENV) or 0)
+    if hold and (os.environ.get(HOLD_AT_ENV) or HOLD_AT_PAUSE) == point:
+        ctx.log(f"test hook: holding {hold:g} s at {point}")
+        time.sleep(hold)
 
 
 # --- preflight (pure) --------------------------------------------------------------------------
@@ -213,13 +225,22 @@ def steer(ctx: Context, plan: Plan) -> Outcome:
     return Outcome(True, f"{p['to']} has replica-priority {STEER_PRIORITY}; Sentinels see it", data)
 
 
-def _set_priorities(inv: Inventory, prios: dict[str, int], *, fail_fast: bool) -> dict[str, str]:
-    """CONFIG SET replica-priority on each node; the failures (or a ClusterError at the first)."""
+def _set_priorities(
+    inv: Inventory, prios: dict[str, int], *, fail_fast: bool, persist: bool = False
+) -> dict[str, str]:
+    """CONFIG SET replica-priority on each node; the failures (or a ClusterError at the first).
+
+    `persist` (the restore) also runs CONFIG REWRITE, best effort: Sentinel rewrites the config
+    file of the replica it promotes, so a steered one's file says priority 1 after the switch,
+    and without this a restart of that node brought the steer back (found by a fault test)."""
     failed: dict[str, str] = {}
     for name, prio in prios.items():
         c = client(inv, inv.node(name), timeout=2.0)
         try:
             c.config_set("replica-priority", prio)
+            if persist:  # no config file (a container): nothing a restart would read
+                with contextlib.suppress(redis.ResponseError):
+                    c.execute_command("CONFIG", "REWRITE")
         except (redis.RedisError, OSError) as e:
             if fail_fast:
                 raise ClusterError(
@@ -229,15 +250,6 @@ def _set_priorities(inv: Inventory, prios: dict[str, int], *, fail_fast: bool) -
         finally:
             c.close()
     return failed
-
-
-def sentinel_replicas(c: redis.Redis, master: str) -> dict[str, dict[str, Any]]:
-    """One Sentinel's SENTINEL REPLICAS, by replica address ("host:port")."""
-    out = {}
-    for r in c.execute_command("SENTINEL", "REPLICAS", master):
-        d = r if isinstance(r, dict) else dict(zip(r[::2], r[1::2], strict=False))
-        out[f"{d.get('ip')}:{d.get('port')}"] = d
-    return out
 
 
 def _wait_sentinels_see_priority(
@@ -277,8 +289,12 @@ def plan_restore_priority(view: View, priority_restore: dict[str, int] | None = 
     if not priority_restore:
         return noop("failover.restore_priority", "no replica-priority was changed")
     ops = [
-        Op(name, f"CONFIG SET replica-priority {prio}", "the value before this run")
+        op
         for name, prio in sorted(priority_restore.items())
+        for op in (
+            Op(name, f"CONFIG SET replica-priority {prio}", "the value before this run"),
+            Op(name, "CONFIG REWRITE", "Sentinel rewrote a promoted node's file; best effort"),
+        )
     ]
     return Plan("failover.restore_priority", ops, params={"restore": dict(priority_restore)})
 
@@ -289,7 +305,7 @@ def restore_priority(ctx: Context, plan: Plan) -> Outcome:
     if plan.is_noop:
         return Outcome(True, plan.noop or "")
     restore: dict[str, int] = plan.params["restore"]
-    failed = _set_priorities(ctx.inv, restore, fail_fast=False)
+    failed = _set_priorities(ctx.inv, restore, fail_fast=False, persist=True)
     if failed:
         ctx.state["priority_restore"] = {k: v for k, v in restore.items() if k in failed}
         why = "; ".join(f"{k}: {v}" for k, v in failed.items())
@@ -466,76 +482,6 @@ def _offset(c: redis.Redis, key: str) -> int:
     return int(info.get(key, -1))
 
 
-def _majority_names(inv: Inventory, sentinels: dict[str, redis.Redis], exclude: str) -> str | None:
-    """The node a majority of Sentinels name as primary now, if it is not `exclude`.
-
-    Asked live (this is the switch's hot loop); the votes are judged by the one rule,
-    `health.majority_choice`."""
-    votes: dict[str, int] = {}
-    for c in sentinels.values():
-        try:
-            addr = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", inv.master_name)
-        except (redis.RedisError, OSError):
-            continue
-        if addr:
-            a = f"{addr[0]}:{addr[1]}"
-            votes[a] = votes.get(a, 0) + 1
-    name = inv.name_of(healthmod.majority_choice(votes, len(inv.sentinels)))
-    return name if name != exclude else None
-
-
-def fire_in_s(age_ms: float, aim_ms: float) -> float | None:
-    """Seconds to wait before SENTINEL FAILOVER when the last INFO reply is `age_ms` old: the
-    rest of the way to `aim_ms`, or None when this cycle's moment has passed (wait for the next
-    reply). Pure, so the timing rule is tested apart from the clock."""
-    return max(0.0, (aim_ms - age_ms) / 1000) if age_ms <= aim_ms else None
-
-
-@dataclass
-class Phase:
-    """Where the leader's INFO cycle for the target stood when the switch began."""
-
-    waited_s: float
-    age_ms: float | None  # age of the last INFO reply when the wait ended (None: unreadable)
-    on_time: bool  # False: the bound was hit (or nothing readable), sent at once as before
-
-
-def follow_info_phase(
-    sc: redis.Redis, master: str, addrs: list[str], aim_ms: int, wait_max_s: float
-) -> Phase:
-    """Wait (writes flowing) until the leader's last INFO reply to the target replica(s) is
-    `aim_ms` old; at most `wait_max_s` (one 10 s INFO cycle and its slack).
-
-    The reply time is learnt from `info-refresh` (ms since the last reply) read at the midpoint
-    of each request; with several candidates the oldest reply is followed. Far from the next
-    reply it sleeps, near it polls every 10 ms, so a cycle's jitter is seen, not guessed."""
-    t0 = time.monotonic()
-    period = INFO_PERIOD_MS / 1000
-    while True:
-        a = time.monotonic()
-        try:
-            rows = sentinel_replicas(sc, master)
-            ages = [int(rows[x]["info-refresh"]) for x in addrs if x in rows]
-        except (redis.RedisError, OSError, KeyError, ValueError):
-            ages = []
-        now = time.monotonic()
-        if not ages:
-            return Phase(round(now - t0, 3), None, on_time=False)
-        last = (a + now) / 2 - max(ages) / 1000
-        wait = fire_in_s((now - last) * 1000, aim_ms)
-        if wait is not None:
-            time.sleep(wait)
-            done = time.monotonic()
-            age = (done - last) * 1000
-            if age <= aim_ms + OVERSLEPT_MS:
-                return Phase(round(done - t0, 3), round(age), on_time=True)
-            now = done  # overslept (a busy machine): this cycle's moment has passed
-        if now - t0 > wait_max_s:
-            return Phase(round(now - t0, 3), round((now - last) * 1000), on_time=False)
-        # sleep until 0.2 s before the reply is due, then poll
-        time.sleep(min(0.5, max(0.01, last + period - 0.2 - now)))
-
-
 def switchover(ctx: Context, plan: Plan) -> SwitchResult:
     """Pause, catch up, SENTINEL FAILOVER, demote + drop clients at promotion, unpause.
 
@@ -580,9 +526,7 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
         ctx.state["writes_paused_on"] = old.name
         ctx.state["pause_expires_at"] = time.time() + pause_ms / 1000
         ctx.log(f"writes paused on {old.name} for at most {pause_ms} ms")
-        hold = float(os.environ.get(HOLD_ENV) or 0)
-        if hold:
-            time.sleep(hold)
+        hold_here(ctx, HOLD_AT_PAUSE)
         # 1. every in-sync replica holds every acknowledged write
         target_off = _offset(pc, "master_repl_offset")
         deadline = t0 + SYNC_TIMEOUT_S
@@ -598,31 +542,47 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
                 )
             time.sleep(0.002)
         res.synced_s = round(time.monotonic() - t0, 3)
-        # 2. Sentinel promotes a replica
-        try:
-            scs[leader.name].execute_command("SENTINEL", "FAILOVER", inv.master_name)
-        except redis.ResponseError as e:
-            raise ClusterError(f"{leader.name} refused SENTINEL FAILOVER: {e}") from None
+        # 2. Sentinel promotes a replica: sent to one that answers a ping just before it
+        order = [leader.name, *(s for s in reversed(list(scs)) if s != leader.name)]
+        sent = send_failover(scs, order, inv.master_name, lambda: hold_here(ctx, HOLD_AT_FAILOVER))
+        if sent.queued:
+            res.notes.append(queued_warning(sent))
+        if sent.via is None and not sent.queued:
+            raise ClusterError(
+                f"no Sentinel answered a ping before SENTINEL FAILOVER "
+                f"({', '.join(sent.silent)}); nothing was switched"
+            )
+        if sent.via is not None and sent.via != leader.name:
+            res.via = sent.via
+            res.notes.append(f"{leader.name} did not answer: SENTINEL FAILOVER went to {sent.via}")
         res.failover_sent_s = round(time.monotonic() - t0, 3)
         if phase.age_ms is not None:
             res.info_age_ms = round(phase.age_ms + (time.monotonic() - t_phase) * 1000)
-        # Sentinel accepted: the old primary will be demoted whatever happens, so unpausing
-        # before the promotion would only let it acknowledge writes that are then lost. If
-        # Sentinel is slow, the pause is renewed (each renewal bounded) up to failover-timeout.
+        # Sentinel accepted (or may yet carry out a queued one): the old primary will be demoted
+        # whatever happens, so unpausing before the promotion would only let it acknowledge
+        # writes that are then lost. If Sentinel is slow, the pause is renewed (each renewal
+        # bounded) up to failover-timeout. Hung Sentinels are not polled (each would time out).
+        live = {k: c for k, c in scs.items() if k not in sent.hung()}
         t_sent = time.monotonic()
         give_up = t_sent + p["failover_timeout_ms"] / 1000
         renew_at = t0 + pause_ms / 1000 - MARGIN_S
+        if sent.via is None:  # only queued in a hung Sentinel: no renewal, one pause at most
+            give_up = renew_at
         new_name = None
         while new_name is None:
-            new_name = _majority_names(inv, scs, exclude=old.name)
+            new_name = majority_names(inv, live, exclude=old.name)
             if new_name is not None:
                 break
             now = time.monotonic()
             if now > give_up:
                 raise ClusterError(
-                    f"no Sentinel majority named a new primary within "
-                    f"{p['failover_timeout_ms']} ms of SENTINEL FAILOVER; writes were "
-                    f"unpaused on {old.name}. Run `invoke failover.verify` before retrying"
+                    f"no Sentinel majority named a new primary {now - t_sent:.1f} s after "
+                    f"SENTINEL FAILOVER; writes were unpaused on {old.name}. "
+                    + (
+                        queued_warning(sent)
+                        if sent.via is None
+                        else "Run `invoke failover.verify` before retrying"
+                    )
                 )
             if now > renew_at:
                 pc.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
