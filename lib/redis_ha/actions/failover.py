@@ -36,6 +36,7 @@ from redis_ha.actions.switch_sentinel import (
     send_failover,
     sentinel_replicas,
 )
+from redis_ha.cli.names import command
 from redis_ha.conn import client, describe_error
 from redis_ha.errors import ClusterError, GuardRefused, HAError
 from redis_ha.facts import ClusterFacts
@@ -581,7 +582,7 @@ def switchover(ctx: Context, plan: Plan) -> SwitchResult:
                     + (
                         queued_warning(sent)
                         if sent.via is None
-                        else "Run `invoke failover.verify` before retrying"
+                        else f"Run `{command('failover.verify')}` before retrying"
                     )
                 )
             if now > renew_at:

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from redis_ha import health as healthmod
+from redis_ha.cli.names import command
 from redis_ha.errors import ClusterError
 from redis_ha.inventory import Inventory
 
@@ -170,10 +171,10 @@ def queued_warning(sent: Sent) -> str:
     if sent.via is not None:  # measured: the woken one learns the new epoch, no second failover
         return (
             f"SENTINEL FAILOVER to {names} went unanswered (it went to {sent.via} instead); "
-            f"check {names} answers again (`invoke failover.verify`)"
+            f"check {names} answers again (`{command('failover.verify')}`)"
         )
     return (
         f"SENTINEL FAILOVER to {names} went unanswered: if it hangs it carries it out when it "
         "wakes (after up to 30 s in TILT); restart it before it wakes (a restart drops the "
-        "queued command), then run `invoke failover.verify`"
+        f"queued command), then run `{command('failover.verify')}`"
     )
