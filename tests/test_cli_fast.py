@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from redis_ha import inventory
+from redis_ha import view as viewmod
 from redis_ha.cli.quick import fast_args
 from redis_ha.lab.cluster import Lab
 
@@ -108,10 +110,18 @@ def test_status_json_loads_no_invoke_no_rich_and_matches_the_task(lab: Lab) -> N
     assert fast.keys() == slow.keys()
 
 
+def _wait_healthy(lab: Lab, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not viewmod.take(lab.inv).health.healthy:
+        assert time.monotonic() < deadline, "the lab did not become healthy"
+        time.sleep(0.2)
+
+
 @pytest.mark.lab
 @pytest.mark.parametrize("cmd", ["status", "health"])
 def test_fast_json_is_the_tasks_json_on_a_live_lab(lab: Lab, cmd: str) -> None:
     """Key for key, value for value (but timings and offsets), and no redis-py loaded."""
+    _wait_healthy(lab)  # the lab may still be settling from the last test (a replica syncing)
     fast, task = both_paths(cmd, lab.inv.path)
     assert stable(fast) == stable(task)
     assert fast["level"] == "healthy", fast
