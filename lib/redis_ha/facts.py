@@ -187,6 +187,13 @@ def _int(v: Any, default: int | None = None) -> int | None:
         return default
 
 
+def _unreachable(f: NodeFacts | SentinelFacts, e: Exception, inv: Inventory) -> None:
+    """Why an endpoint did not answer, as data (and whether it refused our credentials)."""
+    f.up = False
+    f.error = describe_error(e, inv)
+    f.denied = credential_problem(e) is not None
+
+
 def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> NodeFacts:
     """Facts of one node: one round trip (pipeline) so a hung node costs one timeout."""
     t0 = time.monotonic()
@@ -211,9 +218,7 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         if f.role == "master":
             f.writes_paused = _writes_paused(inv, ep)
     except (resp.Error, OSError) as e:
-        f.up = False
-        f.error = describe_error(e, inv)
-        f.denied = credential_problem(e) is not None
+        _unreachable(f, e, inv)
     finally:
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)
@@ -348,9 +353,7 @@ def sentinel_facts(
             if isinstance(res[4], list):
                 f.sentinels = [_pairs(s) for s in res[4]]
     except (resp.Error, OSError) as e:
-        f.up = False
-        f.error = describe_error(e, inv)
-        f.denied = credential_problem(e) is not None
+        _unreachable(f, e, inv)
     finally:
         c.close()
         f.elapsed_ms = int((time.monotonic() - t0) * 1000)
