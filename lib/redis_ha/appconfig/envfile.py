@@ -282,7 +282,13 @@ class EnvFileBackend:
             return f"the app re-reads {self.path} on change (no app.restart_cmd to run)"
         argv = shlex.split(self.restart_cmd)
         try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            # Its own session: the operator's Ctrl-C stops this tool, not the app's restart
+            # half-way. Else the interrupted restart counts as a failed redeploy and the step's
+            # thread, still running, puts the old config back after the run has journaled
+            # "interrupted" with the new one in place.
+            p = subprocess.run(
+                argv, capture_output=True, text=True, timeout=300, start_new_session=True
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise EnvFileError(f"app restart command {argv[0]!r} failed: {e}") from None
         if p.returncode != 0:
