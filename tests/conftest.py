@@ -44,7 +44,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # Fixtures that start (or hand out) real server processes: a test using one is a lab test.
 LAB_FIXTURES = frozenset(
-    {"lab", "lab_session", "lab_inv", "fresh_lab", "server_binaries", "binaries_of"}
+    {"lab", "lab_session", "lab_inv", "fresh_lab", "slower_lab", "server_binaries", "binaries_of"}
 )
 
 
