@@ -7,6 +7,9 @@ is shown. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+# A procedure's exit codes (the runner's; target.py refuses with EXIT_STOPPED too).
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
 
 class HAError(Exception):
     """An expected failure with a message fit for the terminal and an exit code."""

@@ -37,7 +37,14 @@ from redis_ha.actions import registry
 from redis_ha.actions.registry import Context, Outcome, Spec
 from redis_ha.cli.names import command
 from redis_ha.clock import clock_line, mmss
-from redis_ha.errors import HAError
+from redis_ha.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_STOPPED,
+    HAError,
+)
 from redis_ha.inventory import Inventory
 from redis_ha.lock import ClusterLock, LockHeld
 from redis_ha.plan import Plan
@@ -45,7 +52,6 @@ from redis_ha.playbook import CheckRef, Playbook, PlayStep
 from redis_ha.state import RunState
 from redis_ha.view import View
 
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 VERIFY_INTERVAL = 0.25
 TIMEOUT_PARAM_SLACK_S = 60.0  # beyond an operator-chosen `timeout: $name`
 REPLAN_AFTER_S = 2.0  # an operator who thought longer than this is shown a plan from a new view

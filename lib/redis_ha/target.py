@@ -7,10 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from redis_ha import ui
-from redis_ha.errors import HAError
+from redis_ha.errors import EXIT_STOPPED, HAError
 from redis_ha.inventory import Inventory
-
-EXIT_STOPPED = 3  # the runner's code for "stopped by the operator"
 
 
 def confirm(inv: Inventory, target_name: str | None, *, yes: bool, ask: bool) -> dict[str, Any]:
