@@ -20,15 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 import redis_ha
 from redis_ha import conn
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha.cli.names import command
 from redis_ha.control.base import starts_safely
-from redis_ha.errors import LabError
+from redis_ha.errors import HAError, LabError
 from redis_ha.inventory import LOOPBACK, Endpoint, Inventory
 from redis_ha.lab import binaries as binmod
 from redis_ha.lab import proxy
@@ -286,13 +284,12 @@ class Lab:
         self._wait_port(s, pid)
         period = self.inv.lab_sentinel_info_period_ms
         if period is not None:  # not in sentinel.conf: set on every start
-            c = conn.client(self.inv, s, timeout=2.0)
+            import redis
+
             try:
-                c.execute_command("SENTINEL", "DEBUG", "INFO-PERIOD", period)
-            except redis.RedisError as e:
+                conn.call(self.inv, s, "SENTINEL", "DEBUG", "INFO-PERIOD", period)
+            except (redis.ResponseError, HAError) as e:  # refused, or no answer (ClusterError)
                 raise LabError(f"{s.name}: SENTINEL DEBUG INFO-PERIOD {period} failed: {e}") from e
-            finally:
-                c.close()
         return pid
 
     def ensure_proxy(self, timeout: float = 10.0) -> int | None:
