@@ -11,78 +11,42 @@ the cells.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shlex
-import signal
-import subprocess
-import sys
+import dataclasses
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from redis_ha import appconfig, inventory
+from redis_ha import appconfig
 from redis_ha import facts as factsmod
-from redis_ha import health as healthmod
 from redis_ha import journal as journalmod
 from redis_ha.actions.failover import STEER_PRIORITY
 from redis_ha.appconfig import envfile
-from redis_ha.conn import CLIENT_NAME, call, client
+from redis_ha.conn import call, client
 from redis_ha.lab import faults, scenarios
 from redis_ha.lab.cluster import Lab
-from redis_ha.lab.ports import write_lab_inventory
 
-from .conftest import ROOT, run_invoke
-from .test_faults_mid_step import TWO_PRIMARIES_MAX_S, PrimaryWatch, _half_configured, _repair
-from .test_replica_rebuild import _load, hold_full_sync_open
+from .fault_cells import (
+    HOLD,
+    KEYS,
+    Case,
+    fault_lab,
+    held_pid,
+    no_writes,
+    run_cell,
+    step_now,
+)
+from .test_replica_rebuild import hold_full_sync_open
 
 pytestmark = pytest.mark.lab
-KEYS = 20_000
 SYNC_S = 6.0  # the slowed full sync: long enough to land a fault in it
 SPLIT_KEYS = 20_000  # written on the stale primary: what the salvage must carry over
-HOLD = "hold-redeploy"  # present: the app's restart command holds once
 
 
 @pytest.fixture(scope="module")
 def slab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    d = tmp_path_factory.mktemp("faultsteps")
-    path = write_lab_inventory(d, down_after_ms=3000)
-    data = yaml.safe_load(path.read_text())
-    # The app's restart (the rollback's redeploy) holds 30 s once when HOLD is there, its pid in
-    # HOLD.pid: a fault lands after the config switch and before the app runs on it.
-    h = shlex.quote(str(d / HOLD))
-    held = f"rm -f {h}; echo $$ > {h}.pid; exec sleep 30"
-    data["app"]["restart_cmd"] = f"sh -c 'if [ -e {h} ]; then {held}; fi'"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    lab = Lab(inventory.load(path))
-    try:
-        lab.up(timeout=60)
-        _load(lab.inv, lab.current_primary(), KEYS)
-        yield lab
-    finally:
-        lab.down()
-
-
-@dataclass
-class Case:
-    """One cell: how to start the procedure against `node`, what shows the step is half-way,
-    the fault, the exit code and journal events it must leave, and how the job is finished."""
-
-    setup: Callable[[Lab], str]  # prepares the lab; the node the procedure works on
-    argv: Callable[[str], list[str]]  # (node) -> task and arguments
-    midway: Callable[[Lab, str, Path], bool]  # (lab, node, journal dir): the step is half-way
-    fault: str
-    code: int
-    must: list[str]
-    finish: str  # "resume" | "rerun" | "itself" | "undo" (run `undo`)
-    split: bool = False  # two primaries is the fault itself: fenced until the finish
-    left: Callable[[Lab, str, Path], None] | None = None  # asserts what the fault left
-    done: Callable[[Lab, str], None] | None = None  # asserts the finished job
-    undo: Callable[[str], list[str]] | None = None  # the finish when it is "undo"
+    yield from fault_lab(tmp_path_factory, "faultsteps")
 
 
 def _priority(lab: Lab, node: str) -> int | None:
@@ -117,19 +81,6 @@ def _crashed_empty_replica(lab: Lab) -> str:
     faults.wipe_data(lab, lab.inv.node(node))
     hold_full_sync_open(lab.inv, lab.current_primary(), keys=KEYS, seconds=SYNC_S)
     return node
-
-
-def _step_now(jdir: Path) -> str | None:
-    """The step the run's journal last started, None before the first."""
-    runs = journalmod.runs(jdir)
-    recs = journalmod.read(runs[-1]) if runs else []
-    return next((r["step"] for r in reversed(recs) if r["event"] == "step-start"), None)
-
-
-def _no_writes(lab: Lab, node: str) -> bool:
-    """The stale primary cannot acknowledge a write: still fenced, or already a replica."""
-    f = factsmod.node_facts(lab.inv, lab.inv.node(node))
-    return f.up and (f.writes_paused is True or f.role == "replica")
 
 
 def _split_with_writes(lab: Lab) -> str:
@@ -178,7 +129,7 @@ def _seen_as_replica(lab: Lab, node: str, timeout: float = 30.0) -> None:
 
 def _salvaging(lab: Lab, node: str, jdir: Path) -> bool:
     """In the salvage, its export written: the merge into the authoritative primary is on."""
-    return _step_now(jdir) == "salvage" and any(jdir.glob(f"salvage-{node}-*.jsonl"))
+    return step_now(jdir) == "salvage" and any(jdir.glob(f"salvage-{node}-*.jsonl"))
 
 
 def _demoting(lab: Lab, node: str, jdir: Path) -> bool:
@@ -193,7 +144,7 @@ def _demote_cut(lab: Lab, node: str, jdir: Path) -> None:
     """The fault landed inside the demote (it never ended) and left no acknowledging primary."""
     recs = journalmod.read(journalmod.runs(jdir)[-1])
     assert not [r for r in recs if r["event"] == "step-end" and r["step"] == "demote"]
-    assert _no_writes(lab, node)
+    assert no_writes(lab, node)
 
 
 def _salvaged(lab: Lab, _node: str) -> None:
@@ -241,15 +192,7 @@ def _warming(lab: Lab, _node: str, _jdir: Path) -> bool:
 def _restarting(lab: Lab, _node: str, _jdir: Path) -> bool:
     """The config switched to single, the app's restart (redeploy) under way."""
     mode = appconfig.mode_of(envfile.read(appconfig.env_file(lab.inv)))
-    return mode == appconfig.SINGLE and _held_pid(lab) is not None
-
-
-def _held_pid(lab: Lab) -> int | None:
-    """The pid of the app's held restart, once it has started."""
-    try:
-        return int((lab.inv.path.parent / f"{HOLD}.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+    return mode == appconfig.SINGLE and held_pid(lab) is not None
 
 
 def _config_whole(lab: Lab, switched: bool) -> None:
@@ -276,19 +219,6 @@ def _rollback(_node: str) -> list[str]:
 
 def _rollback_undo(_node: str) -> list[str]:
     return ["rollback.undo", "--yes"]
-
-
-def _kill_tool_connections(lab: Lab, node: str) -> int:
-    """CLIENT KILL every connection the tool has to `node` (named as ours, not this one)."""
-    c = client(lab.inv, lab.inv.node(node))
-    try:
-        ids = [cl["id"] for cl in c.client_list()
-               if cl.get("name") == CLIENT_NAME and cl.get("cmd") != "client|list"]  # fmt: skip
-        for i in ids:
-            c.client_kill_filter(_id=i)
-        return len(ids)
-    finally:
-        c.close()
 
 
 def _steer(node: str) -> list[str]:
@@ -353,99 +283,27 @@ CASES = {
 }  # fmt: skip
 
 
-def _start(lab: Lab, jdir: Path, argv: list[str]) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "invoke", *argv, "--inventory", str(lab.inv.path)]
-    env = {**os.environ, journalmod.ENV_DIR: str(jdir), "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-
-
-def _events(jdir: Path) -> list[str]:
-    return [r["event"] for r in journalmod.read(journalmod.runs(jdir)[-1])]
-
-
 @pytest.mark.parametrize("cell", list(CASES), ids=["/".join(k) for k in CASES])
 def test_fault_mid_step(slab: Lab, cell: tuple[str, str, str], tmp_path: Path) -> None:
-    proc, _step, _ = cell
-    case = CASES[cell]
-    lab = slab
-    node = case.setup(lab)
-    jdir = tmp_path / "journal"
-    p = _start(lab, jdir, case.argv(node))
-    watch: PrimaryWatch | None = None
-    try:
-        deadline = time.monotonic() + 60
-        while not case.midway(lab, node, jdir):
-            assert p.poll() is None and time.monotonic() < deadline, p.communicate()[0][-3000:]
-            time.sleep(0.01)
-        if case.fault in ("sigkill", "ctrl-c"):
-            os.killpg(p.pid, signal.SIGKILL if case.fault == "sigkill" else signal.SIGINT)
-        elif case.fault == "node-dies":
-            lab.stop(node, kill=True)
-        elif case.fault == "lost-connection":  # lands only on a connection the tool holds
-            cut = 0
-            while not cut and time.monotonic() < deadline:
-                cut = _kill_tool_connections(lab, node)
-            assert cut, "the tool held no connection to cut"
-        out, _ = p.communicate(timeout=90)
-        if case.split:  # the stale primary cannot acknowledge a write while the tool is dead
-            assert _no_writes(lab, node), out[-3000:]
-        else:
-            watch = PrimaryWatch(lab)
-        assert p.returncode == case.code, out[-3000:]
-        events = _events(jdir)
-        assert all(e in events for e in case.must), events
-        if case.left:
-            case.left(lab, node, jdir)
-        env = {journalmod.ENV_DIR: str(jdir)}
-        r = None
-        if case.finish == "resume":  # the same command, continued from its journal
-            r = run_invoke(*case.argv(node), "--resume", "latest",
-                           inventory=lab.inv.path, env=env, timeout=180)  # fmt: skip
-        elif case.finish == "undo":
-            assert case.undo is not None
-            r = run_invoke(*case.undo(node), inventory=lab.inv.path, env=env,
-                           timeout=180)  # fmt: skip
-        elif case.finish == "rerun":
-            lab.up(timeout=60)  # the dead node comes back
-            r = run_invoke(*case.argv(node), inventory=lab.inv.path,
-                           env=env, timeout=180)  # fmt: skip
-        if r is not None:
-            assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-        watch = watch or PrimaryWatch(lab)  # split-brain: from its resolution on
-        if proc in ("failover-manual", "rollback"):  # switched to it / left as it was
-            assert lab.current_primary().name == node
-        if case.done:
-            case.done(lab, node)
-        assert _half_configured(lab) == []
-        assert healthmod.assess(lab.inv, factsmod.gather(lab.inv)).healthy
-        longest = watch.until(time.monotonic())
-        assert longest < TWO_PRIMARIES_MAX_S, f"two primaries for {longest:.1f} s"
-    finally:
-        if watch is not None:
-            watch.stop.set()
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(10)
-        held = _held_pid(lab)
-        if held is not None:  # the app's restart runs in its own session: it outlives the tool
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(held, signal.SIGKILL)
-            (lab.inv.path.parent / f"{HOLD}.pid").unlink()
-        lab.up(timeout=60)
-        for ep in lab.inv.nodes:
-            c = client(lab.inv, ep, timeout=2.0)
-            try:
-                c.config_set("rdb-key-save-delay", "0")
-                if c.info("replication").get("role") == "master":  # the stale side's writes
-                    for batch in _batches(c.scan_iter("split:*", count=5000)):
-                        c.unlink(*batch)
-            finally:
-                c.close()
-        _repair(lab)
-        lab.wait_ready(timeout=60)
+    # the switch went to `node` / the rollback left the Sentinel primary as it was
+    same = cell[0] in ("failover-manual", "rollback")
+    case = dataclasses.replace(CASES[cell], primary_is_node=same)
+    run_cell(slab, cell[0], case, tmp_path, after=_drop_split_keys)
+
+
+def _drop_split_keys(lab: Lab) -> None:
+    """The full sync back to normal speed, and the stale side's writes gone (the next cells'
+    full syncs are timed for KEYS keys)."""
+    lab.up(timeout=60)
+    for ep in lab.inv.nodes:
+        c = client(lab.inv, ep, timeout=2.0)
+        try:
+            c.config_set("rdb-key-save-delay", "0")
+            if c.info("replication").get("role") == "master":
+                for batch in _batches(c.scan_iter("split:*", count=5000)):
+                    c.unlink(*batch)
+        finally:
+            c.close()
 
 
 def _batches(it: Iterator[str], n: int = 5000) -> Iterator[list[str]]:

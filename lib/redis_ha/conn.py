@@ -7,10 +7,11 @@ within seconds while a node hangs, every retry is latency. Callers that want ret
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from redis_ha import resp
+from redis_ha import failpoint, resp
 from redis_ha.errors import ClusterError
 from redis_ha.inventory import Endpoint, Inventory
 
@@ -47,7 +48,7 @@ def client(
         kw["username"] = inv.auth.username
     kw = {**tls_kwargs(inv), **kw}
     host, port = reach(inv, ep)
-    return redis.Redis(
+    r = redis.Redis(
         host=host,
         port=port,
         password=password if password is not None else inv.password(),
@@ -61,6 +62,21 @@ def client(
         driver_info=None,
         **kw,
     )
+    if os.environ.get(failpoint.ENV):
+        _count_changes(r)
+    return r
+
+
+def _count_changes(r: redis.Redis) -> None:
+    """Every command this client sends is seen by the armed fail point (redis_ha.failpoint)."""
+    inner = r.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        out = inner(*args, **options)
+        failpoint.command(args)
+        return out
+
+    setattr(r, "execute_command", counted)  # noqa: B010 (an instance's method, replaced)
 
 
 def reader(inv: Inventory, ep: Endpoint, *, timeout: float = FAST_TIMEOUT) -> resp.Connection:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis_ha import acl as aclmod
-from redis_ha import bounded, ui
+from redis_ha import bounded, failpoint, ui
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
 from redis_ha import journal as journalmod
@@ -178,6 +178,7 @@ class Runner:
 
     # --- main ---------------------------------------------------------------------------------
     def run(self) -> int:
+        failpoint.refuse_unless_lab(self.inv.lab)
         needs_answers = any(s.confirm for s in self.pb.steps) or self.pb.changes
         if not (self.dry_run or self.yes or self.ask) and needs_answers:
             raise RunnerError(
@@ -240,13 +241,14 @@ class Runner:
                         msg += f": {lock.warning}"
                     self.jr.write("lock", mode=lock.mode, message=msg)
                 code, result, message = self._steps()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             code, result = EXIT_INTERRUPTED, "interrupted"
             message = (
                 f"interrupted; continue with: --resume {self.jr.run_id} "
                 "(guards are checked again first)"
             )
-            self.jr.write("interrupted", message=message, state=self.ctx.state)
+            worker = e.note if isinstance(e, bounded.Interrupted) else None
+            self.jr.write("interrupted", message=message, step_after=worker, state=self.ctx.state)
         except HAError as e:
             code, message = e.code or 1, str(e)
             result = "locked" if isinstance(e, LockHeld) else "error"
@@ -344,6 +346,7 @@ class Runner:
             self.output = []
             t0 = time.monotonic()
             self.jr.write("step-start", step=step.id, index=i, title=title)
+            failpoint.enter(step.id)
             try:
                 if self.dry_run:
                     self._dry_step(step, indicative=changed)
@@ -371,7 +374,11 @@ class Runner:
                         f"{self.jr.run_id}",
                     )
                 if plan is not None:
-                    self._apply(step, plan)
+                    try:
+                        self._apply(step, plan)
+                    except bounded.Interrupted as stopped:
+                        self._interrupted_in(step, t0, stopped)
+                        raise
                 self._verify(step)
             except (StepFailed, RunnerError) as err:
                 e = err if isinstance(err, StepFailed) else StepFailed(str(err))
@@ -513,6 +520,15 @@ class Runner:
             raise StepFailed(out.message or f"{step.action} reported failure")
         ui.console.print(f"  [green]✓[/] {out.message or 'done'}", soft_wrap=True)
 
+    def _interrupted_in(self, step: PlayStep, t0: float, e: bounded.Interrupted) -> None:
+        """Ctrl-C in a step's apply: journal what its worker did after (bounded.call waited for
+        it), so the journal stays true; a step that finished is done, and a resume skips it."""
+        ui.console.print(f"  [yellow]interrupted:[/] {e.note}", soft_wrap=True)
+        if e.outcome is not None and e.outcome.message:
+            self.output.append(e.outcome.message)
+        finished = e.outcome is not None and e.outcome.ok
+        self._end_step(step, t0, "ok" if finished else "interrupted", error=e.note)
+
     def _call_apply(self, spec: Spec, plan: Plan, timeout: float) -> Outcome:
         assert spec.apply is not None
         return bounded.call(spec.apply, timeout, self.ctx, plan)
@@ -600,6 +616,7 @@ class Runner:
                 plan = self.make_plan(spec.name, d.step.undo.args, view, f"undo of {d.step.id!r}")
                 self.show_plan(d.step, plan, undo=True)
                 statemod.merge(self.ctx.state, plan.record)
+                failpoint.enter(f"undo:{d.step.id}")
                 out = self._call_apply(spec, plan, self.step_timeout(d.step))
                 res, msg = ("ok" if out.ok else "failed"), out.message
             except (HAError, TimeoutError) as e:

@@ -22,8 +22,8 @@ from typing import Any
 
 import redis
 
+from redis_ha import cancel, servers
 from redis_ha import sentinel_events as events
-from redis_ha import servers
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.actions.switch_sentinel import (
     AIM_INFO_AGE_MS,
@@ -66,7 +66,7 @@ def hold_here(ctx: Context, point: str) -> None:
     hold = float(os.environ.get(HOLD_ENV) or 0)
     if hold and (os.environ.get(HOLD_AT_ENV) or HOLD_AT_PAUSE) == point:
         ctx.log(f"test hook: holding {hold:g} s at {point}")
-        time.sleep(hold)
+        cancel.sleep(hold)
 
 
 # --- preflight (pure) --------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def _wait_sentinels_see_priority(
             return round(time.monotonic() - t0, 3)
         if time.monotonic() - t0 > wait_s:
             return None
-        time.sleep(0.2)
+        cancel.sleep(0.2)
 
 
 def plan_restore_priority(view: View, priority_restore: dict[str, int] | None = None) -> Plan:

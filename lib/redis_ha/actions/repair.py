@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 
-from redis_ha import control
+from redis_ha import control, failpoint
 from redis_ha import drift as driftmod
 from redis_ha.actions.node import SAFE_SETTINGS
 from redis_ha.actions.registry import Context, Outcome, action, check
@@ -57,6 +57,7 @@ def start_sentinels(ctx: Context, plan: Plan) -> Outcome:
     for op in plan.ops:
         ep = ctx.inv.sentinel(op.target)
         control.for_node(ctx.inv, ep).start_sentinel(ep)
+        failpoint.changed(f"started {op.target}")
         ctx.log(f"{op.target}: started")
     return _done(plan, "started")
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from redis_ha import cancel, failpoint
 from redis_ha import control as controlmod
 from redis_ha import diagnose as diag
 from redis_ha import health as healthmod
@@ -305,6 +306,7 @@ def restart(ctx: Context, plan: Plan) -> Outcome:
     ctl = controlmod.for_node(ctx.inv, ep)
     if p["stop"]:
         ctl.stop(ep)
+        failpoint.changed(f"stopped {p['node']}")
     ctl.start(ep, replicaof=pep, overrides=dict(UNPROMOTABLE))
     how = "restarted" if p["stop"] else "started"
     return Outcome(
@@ -397,7 +399,7 @@ def wait_sync(ctx: Context, plan: Plan) -> Outcome:
                         f"{node}: full sync not finished after {max_wait_s:.0f} s, "
                         f"last phase {phase}{why}; it stays at replica-priority 0"
                     )
-                time.sleep(POLL_S)
+                cancel.sleep(POLL_S)
     finally:
         c.close()
     took = time.monotonic() - t0

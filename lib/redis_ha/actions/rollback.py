@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from redis_ha import appconfig, keycopy, rollback_report
+from redis_ha import appconfig, cancel, keycopy, rollback_report
 from redis_ha import client as appclient
 from redis_ha import journal as journalmod
 from redis_ha.actions.registry import Context, Outcome, action, check
@@ -515,7 +515,7 @@ def validate(ctx: Context, plan: Plan) -> Outcome:
         out = probe_sessions(ctx.inv, mode)
         if out.ok or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        cancel.sleep(0.5)
     if not out.ok:
         raise AppConfigError(f"validation failed ({out.message}); {_restore_safely(ctx)}")
     copied = ctx.state.get("warm_copied")

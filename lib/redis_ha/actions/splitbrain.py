@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from redis_ha import cancel
 from redis_ha import salvage as salvagemod
 from redis_ha import splitbrain as sb
 from redis_ha.actions.registry import Context, Outcome, action, check
@@ -119,7 +120,7 @@ def assess(ctx: Context, plan: Plan) -> Outcome:
                 f"{p['wait_failover_s']:.0f} s: re-run when it has ended"
             )
         ctx.log(f"waiting for the failover in progress to end ({', '.join(busy)})")
-        time.sleep(0.5)
+        cancel.sleep(0.5)
         view = ctx.view()
     rep, auth = _assessment(view, p["primary"])
     ctx.state["authoritative"] = auth  # what the plan said it would fix after the failover
@@ -485,7 +486,7 @@ def _wait_settled(ctx: Context, name: str, auth_addr: str, timeout: float) -> No
         ):
             return
         last = f"names {s.primary_name}, sees {s.num_other_sentinels} peers; {'; '.join(stale)}"
-        time.sleep(0.25)
+        cancel.sleep(0.25)
     raise ClusterError(f"{name} did not settle within {timeout:.0f} s ({last})")
 
 

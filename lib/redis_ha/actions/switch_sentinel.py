@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from redis_ha import cancel
 from redis_ha import health as healthmod
 from redis_ha.cli.names import command
 from redis_ha.errors import ClusterError
@@ -105,7 +106,7 @@ def follow_info_phase(
         last = (a + now) / 2 - max(ages) / 1000
         wait = fire_in_s((now - last) * 1000, aim_ms)
         if wait is not None:
-            time.sleep(wait)
+            cancel.sleep(wait)
             done = time.monotonic()
             age = (done - last) * 1000
             if age <= aim_ms + OVERSLEPT_MS:
@@ -114,7 +115,7 @@ def follow_info_phase(
         if now - t0 > wait_max_s:
             return Phase(round(now - t0, 3), round((now - last) * 1000), on_time=False)
         # sleep until 0.2 s before the reply is due, then poll
-        time.sleep(min(0.5, max(0.01, last + period - 0.2 - now)))
+        cancel.sleep(min(0.5, max(0.01, last + period - 0.2 - now)))
 
 
 @dataclass

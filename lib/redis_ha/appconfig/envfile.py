@@ -34,6 +34,7 @@ from dotenv import dotenv_values
 from dotenv.parser import Binding, parse_stream
 from dotenv.variables import Variable, parse_variables
 
+from redis_ha import failpoint
 from redis_ha.errors import HAError
 
 # What python-dotenv reads the same bare, quoted or not, in any version (no `$`, quote, `#`).
@@ -207,6 +208,7 @@ def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+    failpoint.changed(f"wrote {path.name}")
 
 
 def backup(path: Path) -> Path:
@@ -291,6 +293,7 @@ class EnvFileBackend:
             )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise EnvFileError(f"app restart command {argv[0]!r} failed: {e}") from None
+        failpoint.changed("ran the app restart command")
         if p.returncode != 0:
             last = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
             raise EnvFileError(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from redis_ha import failpoint
 from redis_ha.errors import HAError
 
 if TYPE_CHECKING:  # at run time the inventory imports this package (its backend names)
@@ -60,13 +61,20 @@ class Control:
         wrapper (redis_ha.safestart), which may pick another role first; None: as the inventory
         says (`starts_safely`). Starting a node that runs is an error, not a second process.
         """
+        self._start_stopped(node, replicaof, dict(overrides or {}), safe)
+        failpoint.changed(f"started {node.name}")
+
+    def _start_stopped(
+        self,
+        node: Endpoint,
+        replicaof: Endpoint | None,
+        overrides: dict[str, str],
+        safe: bool | None,
+    ) -> None:
         if self.is_running(node):
             raise ControlError(f"{node.name} is already running; stop it first, or restart it")
         self._start(
-            node,
-            replicaof,
-            dict(overrides or {}),
-            starts_safely(self.inv, node) if safe is None else safe,
+            node, replicaof, overrides, starts_safely(self.inv, node) if safe is None else safe
         )
 
     def _start(
@@ -85,6 +93,7 @@ class Control:
     ) -> None:
         """Stop (if running) then start: without persistence the node comes back empty."""
         self._restart(node, replicaof, dict(overrides or {}), safe)
+        failpoint.changed(f"restarted {node.name}")
 
     def _restart(
         self,
@@ -96,7 +105,7 @@ class Control:
         """What `restart` does on this platform; by default `stop` (if running), then `start`."""
         if self.is_running(node):
             self.stop(node)
-        self.start(node, replicaof=replicaof, overrides=overrides, safe=safe)
+        self._start_stopped(node, replicaof, overrides, safe)
 
     def start_sentinel(self, sentinel: Endpoint) -> None:
         """Start a stopped Sentinel from its own config file (which keeps its state)."""
