@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from redis_ha import cancel
+from redis_ha import cancel, ui
 from redis_ha.actions.registry import Outcome
 
 # After Ctrl-C, how long the step's worker may take to reach a safe point (the switch, past
@@ -69,6 +69,11 @@ def _outcome(v: Any) -> Outcome:
 
 def _after_interrupt(ended: threading.Event, box: dict[str, Any]) -> Interrupted:
     """Wait (bounded; a second Ctrl-C stops waiting) for the worker, and say what it did."""
+    ui.err_console.print(
+        f"interrupted: letting the step stop safely (at most {STOP_GRACE_S:g} s; "
+        "Ctrl-C again to leave at once)",
+        markup=False,
+    )
     try:
         ended.wait(STOP_GRACE_S)
     except KeyboardInterrupt:
