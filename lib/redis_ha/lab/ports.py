@@ -44,12 +44,13 @@ SETTINGS: dict[str, Any] = {
 FAST_INFO_PERIOD_MS = 1000
 
 
-# Test labs' down-after. Not 1000: Sentinel's promotion ends with CLIENT KILL TYPE normal on the
-# promoted replica, which drops the other Sentinels' links to it; at 1000 ms a reconnect on a
-# loaded machine was sometimes late enough for a +sdown of the new primary and a second,
-# spurious failover ~1 s after +switch-master (seen 1 run in 4-12 of a crash test; the
-# restart-empty drill flaked ~1 in 14 the same way). 2000 ms, as the crash-and-recover traffic
-# test has used since it flaked at 1000.
+# Test labs' down-after. Not 1000: at 1000 ms Sentinel sometimes marked the primary it had just
+# promoted down ~1 s after +switch-master and failed over a second time (seen 1 run in 4-12 of
+# a crash test; the restart-empty drill flaked ~1 in 14 the same way). The likely cause: its
+# promotion ends with CLIENT KILL TYPE normal on the promoted replica (sentinelSendSlaveOf in
+# sentinel.c), which drops the other Sentinels' links to it, and on a loaded machine their
+# reconnect and next PING reply came late. 2000 ms, as the crash-and-recover traffic test has
+# used since it flaked at 1000.
 FAST_DOWN_AFTER_MS = 2000
 
 
