@@ -1,6 +1,6 @@
 """failover.manual and failover.verify against real processes, as an operator runs them.
 
-The shared lab has fast Sentinel timings (down-after 1000 ms); the switch itself does not depend
+The shared lab has fast Sentinel timings (down-after 2000 ms); the switch itself does not depend
 on them. Every refusal is checked to change nothing: roles, replication sources, priorities and
 every Sentinel's view are compared before and after, and a write goes through at once (no pause).
 """

@@ -13,6 +13,7 @@ import redis
 
 from redis_ha import conn, inventory
 from redis_ha.lab.cluster import Lab, pid_alive
+from redis_ha.lab.ports import FAST_DOWN_AFTER_MS
 
 from .conftest import run_invoke
 
@@ -153,7 +154,7 @@ def test_config_render_writes_private_files(lab: Lab, tmp_path: Path) -> None:
     assert "min-replicas-to-write 1" in r1 and 'save ""' in r1 and "replicaof" not in r1
     assert "replicaof" in (tmp_path / "out" / "redis-2.conf").read_text()
     s1 = (tmp_path / "out" / "sentinel-1.conf").read_text()
-    assert "sentinel down-after-milliseconds mymaster 1000" in s1
+    assert f"sentinel down-after-milliseconds mymaster {FAST_DOWN_AFTER_MS}" in s1
     mode = stat.S_IMODE(os.stat(tmp_path / "out" / "redis-1.conf").st_mode)
     assert mode == 0o600
     assert lab.inv.password() not in r.stdout

@@ -1,7 +1,7 @@
 """Monitoring against real processes: watch under load and through a failover, the heartbeat
 while writes are paused or refused, capacity against INFO, health's UNKNOWN and textfile.
 
-The shared lab has fast Sentinel timings (down-after 1000 ms); nothing here depends on them.
+The shared lab has fast Sentinel timings (down-after 2000 ms); nothing here depends on them.
 """
 
 from __future__ import annotations

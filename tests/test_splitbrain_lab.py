@@ -1,7 +1,7 @@
 """Split-brain against real processes: partitions through the lab proxies, detect, recover.
 
 One partitionable lab (nodes announce proxy ports) is shared by this module and repaired after
-each test; fast Sentinel timings (down-after 1000 ms).
+each test; fast Sentinel timings (down-after 2000 ms).
 """
 
 from __future__ import annotations

@@ -530,8 +530,7 @@ def start(
     _refuse_running(inv)
     if sc.partition:
         partition.require_partitionable(lab)
-    facts = factsmod.gather(inv)
-    h = healthmod.assess(inv, facts)
+    h = viewmod.take(inv).health
     if not h.healthy or h.primary is None:
         raise LabError(
             f"the lab is not healthy; a drill starts from a healthy lab ({command('lab.up')}): "
@@ -622,7 +621,7 @@ def finish(inv: Inventory, response: list[dict[str, Any]] | None = None) -> tupl
     sc = SCENARIOS[state["scenario"]]
     traffic = stop_traffic(state)
     now = time.time()
-    h = healthmod.assess(inv, factsmod.gather(inv))
+    h = viewmod.take(inv).health
     card = score(
         sc,
         state,
@@ -647,9 +646,9 @@ def finish(inv: Inventory, response: list[dict[str, Any]] | None = None) -> tupl
 
 def _known_state_problems(inv: Inventory) -> list[str]:
     """Why the lab is not the healthy, agreeing, undrifted cluster a drill starts from."""
-    f = factsmod.gather(inv)
-    h = healthmod.assess(inv, f)
-    drifts, _ = driftmod.find_drift(inv, f)
+    v = viewmod.take(inv)
+    h = v.health
+    drifts, _ = driftmod.find_drift(inv, v.facts)
     return [*h.problems, *(str(d) for d in drifts)] or ([] if h.healthy else [h.level])
 
 

@@ -31,7 +31,6 @@ from typing import Any
 import redis
 
 from redis_ha import facts as factsmod
-from redis_ha import health as healthmod
 from redis_ha import inventory
 from redis_ha import journal as journalmod
 from redis_ha import view as viewmod
@@ -89,8 +88,9 @@ class Sample:
 
 def settled(inv: Inventory) -> bool:
     """Healthy, and no Sentinel flags any node down or is in the middle of a failover."""
-    f = factsmod.gather(inv)
-    if not healthmod.assess(inv, f).healthy:
+    v = viewmod.take(inv)
+    f = v.facts
+    if not v.health.healthy:
         return False
     for s in f.sentinels:
         if not s.up or s.failing_over or any(x in s.flags for x in ("s_down", "o_down")):

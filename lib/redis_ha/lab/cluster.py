@@ -24,6 +24,7 @@ import redis_ha
 from redis_ha import conn
 from redis_ha import facts as factsmod
 from redis_ha import health as healthmod
+from redis_ha import view as viewmod
 from redis_ha.cli.names import command
 from redis_ha.control.base import starts_safely
 from redis_ha.errors import HAError, LabError
@@ -494,8 +495,8 @@ def wait_ready(inv: Inventory, timeout: float = 30.0) -> healthmod.Health:
     """Wait for a primary with every replica in sync and Sentinels that know each other."""
     deadline = time.monotonic() + timeout
     while True:
-        f = factsmod.gather(inv)
-        last = healthmod.assess(inv, f)
+        v = viewmod.take(inv)
+        f, last = v.facts, v.health
         n_s, n_r = len(inv.sentinels), len(inv.nodes) - 1
         known = all(
             s.up and s.num_other_sentinels == n_s - 1 and s.num_replicas == n_r for s in f.sentinels

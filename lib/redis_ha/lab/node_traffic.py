@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redis_ha import facts as factsmod
-from redis_ha import health as healthmod
+from redis_ha import view as viewmod
 from redis_ha.conn import client
 from redis_ha.errors import LabError
 from redis_ha.inventory import Inventory
@@ -167,7 +166,7 @@ class NodeTraffic:
     def _check(self, acked: list[tuple[int, int]]) -> tuple[int | None, int | None]:
         """Lost writes, read back from the primary the Sentinel majority names now."""
         inv = self.inv
-        primary = healthmod.assess(inv, factsmod.gather(inv)).primary
+        primary = viewmod.take(inv).health.primary
         if primary is None:
             return None, None
         newest = newest_versions(acked)
