@@ -32,7 +32,7 @@ from redis_ha import journal as journalmod
 from redis_ha.conn import CLIENT_NAME, client
 from redis_ha.lab import faults
 from redis_ha.lab.cluster import Lab
-from redis_ha.lab.ports import write_lab_inventory
+from redis_ha.lab.ports import FAST_DOWN_AFTER_MS, write_lab_inventory
 
 from .conftest import ROOT, run_invoke
 from .test_faults_mid_step import TWO_PRIMARIES_MAX_S, PrimaryWatch, _half_configured, _repair
@@ -65,12 +65,15 @@ class Case:
     healthy: bool = True  # the cluster is healthy after the finish
 
 
-def fault_lab(tmp_path_factory: object, name: str) -> Iterator[Lab]:
-    """A lab with the production down-after (3000 ms) and KEYS keys; the app's restart command
-    (the rollback's redeploy) holds 30 s once when HOLD exists beside the inventory, its pid
-    in HOLD.pid, so a fault can land between the config switch and the app running on it."""
+def fault_lab(tmp_path_factory: object, name: str, *, fast: bool = False) -> Iterator[Lab]:
+    """A lab with KEYS keys and the production down-after (3000 ms), or with `fast` the test
+    labs' (FAST_DOWN_AFTER_MS, Sentinels re-reading INFO every second: a steer is seen in ~1 s,
+    not up to 10) for cells whose outcome does not hang on Sentinel's timing. The app's restart
+    command (the rollback's redeploy) holds 30 s once when HOLD exists beside the inventory,
+    its pid in HOLD.pid, so a fault can land between the config switch and the app running on
+    it."""
     d = tmp_path_factory.mktemp(name)  # type: ignore[attr-defined]
-    path = write_lab_inventory(d, down_after_ms=3000)
+    path = write_lab_inventory(d, down_after_ms=FAST_DOWN_AFTER_MS if fast else 3000)
     data = yaml.safe_load(path.read_text())
     h = shlex.quote(str(d / HOLD))
     held = f"rm -f {h}; echo $$ > {h}.pid; exec sleep 30"
