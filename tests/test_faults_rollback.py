@@ -159,17 +159,41 @@ def _warm_failed(lab: Lab, node: str, jdir: Path) -> None:
     _config_whole(lab, switched=False)
 
 
-def _warm_failed_failover(lab: Lab, node: str, jdir: Path) -> None:
-    """As `_warm_failed`; Sentinel replaces the dead primary, then the node comes back (not
-    before: restarted empty as primary it would wipe its replicas). Its lock key, on the dead
-    primary when the run ended, replicated: only the run itself (`--resume`) may take it over
-    before it expires (30 s)."""
-    _warm_failed(lab, node, jdir)
+def _failed_over(lab: Lab, node: str) -> None:
+    """Sentinel replaces the dead primary, then the node comes back (not before: restarted
+    empty as primary it would wipe its replicas)."""
     deadline = time.monotonic() + 30
     while lab.current_primary().name == node:
         assert time.monotonic() < deadline, "no failover after the primary died"
         time.sleep(0.2)
     lab.up(timeout=60)
+
+
+def _warm_failed_failover(lab: Lab, node: str, jdir: Path) -> None:
+    """As `_warm_failed`, then `_failed_over`. The run's lock key, on the dead primary when the
+    run ended, replicated: only the run itself (`--resume`) may take it over before it expires
+    (30 s)."""
+    _warm_failed(lab, node, jdir)
+    _failed_over(lab, node)
+
+
+def _warm_back_failed(lab: Lab, _node: str, jdir: Path) -> None:
+    """The undo's warm-up failed (journaled), the app still on the single instance."""
+    assert _step_failed(jdir, "warm-sessions")
+    _text_is(lab, _single_text(lab))
+
+
+def _warm_back_failed_failover(lab: Lab, node: str, jdir: Path) -> None:
+    _warm_back_failed(lab, node, jdir)
+    _failed_over(lab, node)
+
+
+def _validated_through_failover(lab: Lab, node: str, jdir: Path) -> None:
+    """The undo completed although the primary died after the app's restart: its validation
+    (a client built as the app builds it, through Sentinel) rode through the failover."""
+    assert not any(r["event"] == "step-end" and r.get("result") == "failed" for r in records(jdir))
+    _text_is(lab, _back_text(lab))
+    _failed_over(lab, node)
 
 
 def _restored(lab: Lab, _node: str, jdir: Path) -> None:
@@ -262,6 +286,21 @@ CASES = {
     ("rollback-undo", "switch-config", "ctrl-c"): Case(
         _ON_SINGLE, _rollback_undo, None, "ctrl-c", 130, _STOPPED, "resume",
         hold="switch-config:2", left=_left_back, done=_back_from_single),
+    # The copy's connections to both sides cut mid-copy: it reconnects, the undo completes.
+    ("rollback-undo", "warm-sessions", "lost-connection"): Case(
+        _ON_SINGLE, _rollback_undo, _warming_back, "lost-connection", 0, ["end"], "itself",
+        victim=lambda lab, node: [_single(lab), node], done=_back_from_single),
+    # The source (lab: no persistence, it comes back empty) or the target dies mid-copy.
+    ("rollback-undo", "warm-sessions", "node-dies:single"): Case(
+        _ON_SINGLE, _rollback_undo, _warming_back, "node-dies", 1, ["end"], "rerun",
+        victim=_victim_single, left=_warm_back_failed, done=_on_sentinel),
+    ("rollback-undo", "warm-sessions", "node-dies:primary"): Case(
+        _ON_SINGLE, _rollback_undo, _warming_back, "node-dies", 1, ["end"], "resume",
+        left=_warm_back_failed_failover, done=_back_from_single),
+    # The primary dies right after the app's restart on Sentinel discovery.
+    ("rollback-undo", "redeploy", "node-dies:primary"): Case(
+        _ON_SINGLE, _rollback_undo, None, "node-dies", 0, ["end"], "itself",
+        hold="redeploy:1", left=_validated_through_failover, done=_back_from_single),
     # The app's restart has run on the new config; the step has not ended.
     ("rollback-undo", "redeploy", "sigkill"): Case(
         _ON_SINGLE, _rollback_undo, None, "sigkill", -9, ["apply"], "resume",
