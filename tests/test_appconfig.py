@@ -238,3 +238,12 @@ def test_envfile_redeploy_plan_names_the_restart_command(tmp_path: Path) -> None
     assert ops[1] == ("app", "run systemctl restart web")
     no_cmd = _inv(tmp_path, env_file=str(tmp_path / "app.env"))
     assert len(rollback.plan_redeploy(_view(no_cmd)).ops) == 2  # parse, and restore on failure
+
+
+def test_a_run_saves_what_it_replaced_once(tmp_path: Path) -> None:
+    """A backend without a file keyed by the run: a resumed switch keeps the first backup."""
+    b = ManualBackend(confirm=lambda q: True, out=lambda s: None)
+    first = b.apply({"REDIS_URL": "u"}, tmp_path, previous={"REDIS_URL": None}, key="run-1")
+    again = b.apply({"REDIS_URL": "u"}, tmp_path, previous={"REDIS_URL": "u"}, key="run-1")
+    assert again == first and first.name == "app-config-manual-run-1.json"
+    assert appconfig.read_backup(first) == {"REDIS_URL": None}

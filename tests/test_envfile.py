@@ -279,3 +279,17 @@ def test_any_value_round_trips_through_python_dotenv(value: str, style: str, oth
         p = Path(d) / "app.env"
         p.write_bytes(new.encode())
         assert dotenv_values(p)["K"] == value
+
+
+def test_a_run_backs_the_file_up_once(tmp_path: Path) -> None:
+    """Keyed by the run: the switch resumed after a kill between its write and its journal
+    record keeps the backup of the file before the run, not the text it had written."""
+    p = tmp_path / "app.env"
+    p.write_text(ORIGINAL)
+    first = envfile.update(p, {"REDIS_URL": "redis://b:2/0"}, key="run-1")
+    switched = p.read_text()
+    again = envfile.update(p, {"REDIS_URL": "redis://b:2/0"}, key="run-1")
+    assert again == first and first.name == "app.env.bak.run-1"
+    assert first.read_text() == ORIGINAL and p.read_text() == switched
+    other = envfile.update(p, {"REDIS_URL": None}, key="run-2")  # another run: its own copy
+    assert other.read_text() == switched

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import redis
 
@@ -19,9 +20,47 @@ from redis_ha.conn import describe_error
 from redis_ha.errors import ClusterError
 from redis_ha.inventory import Endpoint, Inventory
 
+T = TypeVar("T")
+
 
 def _as_bytes(k: bytes | str) -> bytes:
     return k if isinstance(k, bytes) else k.encode()
+
+
+def _again_once(do: Callable[[], T], log: Callable[[str], None]) -> T:
+    """`do()`, once more if the connection dropped under it: redis-py reconnects on the next
+    command, and a batch is safe to repeat (SCAN from the same cursor, RESTORE ... REPLACE).
+    Without it a cut connection failed the whole warm-up, and the rollback with it (seen in 1
+    of 6 fault-table runs); a node that is gone fails the second try too."""
+    try:
+        return do()
+    except redis.ConnectionError as e:
+        log(f"  warm-up: connection lost ({describe_error(e)}); reconnecting once")
+        return do()
+
+
+def _copy_batch(a: redis.Redis, b: redis.Redis, keys: list[Any]) -> tuple[int, int, list[str]]:
+    """PTTL+DUMP `keys` on `a`, RESTORE ... REPLACE them on `b`: (copied, gone, errors)."""
+    p = a.pipeline(transaction=False)
+    for k in keys:
+        p.pttl(k)
+        p.dump(k)
+    got = p.execute()
+    w = b.pipeline(transaction=False)
+    n = gone = 0
+    for i, k in enumerate(keys):
+        ttl, payload = got[2 * i], got[2 * i + 1]
+        if salvage.gone(ttl, payload):
+            gone += 1
+            continue
+        w.restore(k, salvage.restore_ttl(ttl), payload, replace=True)
+        n += 1
+    errors = [
+        str(r).splitlines()[0][:200]
+        for r in w.execute(raise_on_error=False)
+        if isinstance(r, Exception)
+    ]
+    return n - len(errors), gone, errors
 
 
 def copy_keys(
@@ -52,29 +91,16 @@ def copy_keys(
     try:
         cursor = 0
         while True:
-            cursor, keys = a.scan(cursor=cursor, match=match, count=batch)
+            cursor, keys = _again_once(
+                partial(a.scan, cursor=cursor, match=match, count=batch), log
+            )
             keys = [k for k in keys if not _as_bytes(k).startswith(prefixes)]
             keys = keys[: max(0, max_keys - copied)]
             if keys:
-                p = a.pipeline(transaction=False)
-                for k in keys:
-                    p.pttl(k)
-                    p.dump(k)
-                got = p.execute()
-                w = b.pipeline(transaction=False)
-                n = 0
-                for i, k in enumerate(keys):
-                    ttl, payload = got[2 * i], got[2 * i + 1]
-                    if salvage.gone(ttl, payload):
-                        skipped += 1
-                        continue
-                    w.restore(k, salvage.restore_ttl(ttl), payload, replace=True)
-                    n += 1
-                for r in w.execute(raise_on_error=False):
-                    if isinstance(r, Exception):
-                        failed += 1
-                        first_error = first_error or str(r).splitlines()[0][:200]
-                        n -= 1
+                n, gone, errors = _again_once(partial(_copy_batch, a, b, keys), log)
+                skipped += gone
+                failed += len(errors)
+                first_error = first_error or (errors[0] if errors else "")
                 copied += n
             now = time.monotonic()
             if now - last_report >= 1.0:

@@ -328,7 +328,11 @@ def set_mode(ctx: Context, plan: Plan) -> Outcome:
     """Point the app's configuration at the single instance or at Sentinel discovery."""
     b = _backend(ctx.inv, ctx.yes)
     changes = plan.params["changes"]
-    saved = b.apply(changes, _backup_dir(ctx), previous=plan.params["previous"])
+    # Keyed by the run: resumed after a kill between the change and its journal record, the
+    # step finds the backup it made of the config before the run, not the text it wrote.
+    saved = b.apply(
+        changes, _backup_dir(ctx), previous=plan.params["previous"], key=ctx.run_id or None
+    )
     ctx.state["app_backup"] = str(saved)
     ctx.state["app_restored"] = False
     said = ", ".join(f"unset {k}" if v is None else f"set {k}" for k, v in changes.items())

@@ -57,8 +57,13 @@ class Backend(Protocol):
         changes: dict[str, str | None],
         backup_dir: Path,
         previous: dict[str, str | None] | None = None,
+        key: str | None = None,
     ) -> Path:
-        """Save what is replaced (`previous` when unreadable) in a private file, then change."""
+        """Save what is replaced (`previous` when unreadable) in a private file, then change.
+
+        `key` (the run's id) names the backup: one already saved under it is kept, so a run
+        resumed after its change saves nothing over the configuration it replaced.
+        """
         ...
 
     def restore(self, backup: Path) -> None:
@@ -191,16 +196,28 @@ def write_lab_env(inv: Inventory) -> Path | None:
     return path
 
 
-def write_backup(backup_dir: Path, label: str, old: dict[str, str], absent: list[str]) -> Path:
-    """Save replaced values into a private (0600) JSON file; they may hold secrets."""
+def write_backup(
+    backup_dir: Path,
+    label: str,
+    old: dict[str, str],
+    absent: list[str],
+    key: str | None = None,
+) -> Path:
+    """Save replaced values into a private (0600) JSON file; they may hold secrets. Under a
+    `key` (a run's id) the file is written once: a resumed run keeps what it saved before."""
     from redis_ha.appconfig.envfile import atomic_write
 
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = backup_dir / f"app-config-{label}-{stamp}.json"
-    n = 1
-    while path.exists():
-        n += 1
-        path = backup_dir / f"app-config-{label}-{stamp}-{n}.json"
+    if key is not None:
+        path = backup_dir / f"app-config-{label}-{key}.json"
+        if path.exists():
+            return path
+    else:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = backup_dir / f"app-config-{label}-{stamp}.json"
+        n = 1
+        while path.exists():
+            n += 1
+            path = backup_dir / f"app-config-{label}-{stamp}-{n}.json"
     text = json.dumps({"set": old, "absent": absent}, indent=2) + "\n"
     try:
         backup_dir.mkdir(parents=True, exist_ok=True)

@@ -211,25 +211,35 @@ def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
     failpoint.changed(f"wrote {path.name}")
 
 
-def backup(path: Path) -> Path:
-    """Copy `path` to `<name>.bak.<UTC time>` beside it (atomically) and return the copy."""
+def backup(path: Path, key: str | None = None) -> Path:
+    """Copy `path` to `<name>.bak.<key or UTC time>` beside it (atomically); returns the copy.
+
+    A backup under `key` (a run's id) that exists already is kept as it is: it was made before
+    that run's change, and a resumed run must not save the text it had already written.
+    """
+    if key is not None:
+        dest = path.with_name(f"{path.name}.bak.{key}")
+        if dest.exists():
+            return dest
     text = _read_text(path)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    dest = path.with_name(f"{path.name}.bak.{stamp}")
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = path.with_name(f"{path.name}.bak.{stamp}.{n}")
+    if key is None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = path.with_name(f"{path.name}.bak.{stamp}")
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = path.with_name(f"{path.name}.bak.{stamp}.{n}")
     atomic_write(dest, text, mode=path.stat().st_mode & 0o777)
     return dest
 
 
-def update(path: Path, changes: dict[str, str | None]) -> Path:
-    """Back up `path`, then apply `changes` atomically; returns the backup's path."""
+def update(path: Path, changes: dict[str, str | None], key: str | None = None) -> Path:
+    """Back up `path` (once per `key`, see `backup`), then apply `changes` atomically; returns
+    the backup's path."""
     text = _read_text(path)
     new = render(text, changes)
     try:
-        saved = backup(path)
+        saved = backup(path, key)
     except OSError as e:
         raise EnvFileError(
             f"{path}: cannot back up the app env file ({e.strerror}); nothing changed"
@@ -270,10 +280,11 @@ class EnvFileBackend:
         changes: dict[str, str | None],
         backup_dir: Path,
         previous: dict[str, str | None] | None = None,
+        key: str | None = None,
     ) -> Path:
         # The backup sits beside the file (same permissions, same disk), where an operator
         # fixing things by hand looks first; backup_dir is for backends without a file.
-        return update(self.path, changes)
+        return update(self.path, changes, key)
 
     def restore(self, backup: Path) -> None:
         restore(self.path, backup)

@@ -70,12 +70,14 @@ class ManualBackend:
         changes: dict[str, str | None],
         backup_dir: Path,
         previous: dict[str, str | None] | None = None,
+        key: str | None = None,
     ) -> Path:
         # The previous values cannot be read back from a console we do not drive, so the caller
         # passes the settings of the mode the app is leaving (`previous`) as the backup.
         prev = previous or {}
         old = {k: v for k, v in prev.items() if v is not None}
-        saved = write_backup(backup_dir, "manual", old, [k for k, v in prev.items() if v is None])
+        absent = [k for k, v in prev.items() if v is None]
+        saved = write_backup(backup_dir, "manual", old, absent, key)
         self._do("Configuration change", changes)
         return saved
 

@@ -97,11 +97,12 @@ class RailwayBackend:
         changes: dict[str, str | None],
         backup_dir: Path,
         previous: dict[str, str | None] | None = None,
+        key: str | None = None,
     ) -> Path:
         before = self.read() or {}
         old = {k: before[k] for k in changes if k in before}
         absent = [k for k in changes if k not in before]
-        saved = write_backup(backup_dir, f"railway-{self.service}", old, absent)
+        saved = write_backup(backup_dir, f"railway-{self.service}", old, absent, key)
         self._set(changes)
         return saved
 
