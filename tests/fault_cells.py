@@ -54,7 +54,9 @@ class Case:
     fault: str  # one of FAULTS
     code: int
     must: list[str]
-    finish: str  # "resume" | "rerun" | "itself" | "undo" (run `undo`) | "verify" (run `verify`)
+    # "resume" | "rerun" | "again" (rerun, no lab.up: the tool repairs what the fault left) |
+    # "itself" | "undo" (run `undo`) | "verify" (run `verify`)
+    finish: str
     split: bool = False  # two primaries is the fault itself: fenced until the finish
     left: Callable[[Lab, str, Path], None] | None = None  # asserts what the fault left
     done: Callable[[Lab, str], None] | None = None  # asserts the finished job
@@ -213,8 +215,9 @@ def run_cell(
                 lab.up(timeout=60)  # the dead node comes back first
             r = run_invoke(*case.undo(node), inventory=lab.inv.path, env=env,
                            timeout=180)  # fmt: skip
-        elif case.finish == "rerun":
-            lab.up(timeout=60)  # the dead node comes back
+        elif case.finish in ("rerun", "again"):
+            if case.finish == "rerun":
+                lab.up(timeout=60)  # the dead node comes back
             r = run_invoke(*case.argv(node), inventory=lab.inv.path,
                            env=env, timeout=180)  # fmt: skip
         else:

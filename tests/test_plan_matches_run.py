@@ -345,7 +345,7 @@ def test_memory_pressure_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
     real = journaled_plans(_run(tmp_path, lab, "real", "memory.relieve", "--yes"))
     assert dry == real
     steps = {s: ops for s, _, ops in real}
-    assert steps["restore-limit"] == [(p, "CONFIG SET maxmemory 0")]
+    assert steps["restore-limit"] == [(p, "CONFIG SET maxmemory 0"), (p, "CONFIG REWRITE")]
 
 
 def test_writes_paused_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
@@ -371,6 +371,7 @@ def test_config_drift_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
     assert sorted(steps["converge"]) == sorted(
         [
             (node, f"CONFIG SET min-replicas-max-lag {want.min_replicas_max_lag}"),
+            (node, "CONFIG REWRITE"),
             (s, f"SENTINEL SET {m} parallel-syncs {want.parallel_syncs}"),
         ]
     )

@@ -22,6 +22,7 @@ class RunState(TypedDict, total=False):
     switch: dict[str, Any]  # what failover.switch did and how long each part took
     # node settings
     config_before: dict[str, str]  # "node:parameter" -> the value node.set_config replaced
+    converged: list[str]  # nodes config.converge changes: CONFIG REWRITE them (a resume too)
     # split-brain
     authoritative: str
     stale: list[str]

@@ -62,12 +62,36 @@ def start_sentinels(ctx: Context, plan: Plan) -> Outcome:
     return _done(plan, "started")
 
 
+def _remonitor_ops(view: View) -> list[Op]:
+    """For each Sentinel that monitors the master with per-master settings other than the
+    inventory's (what an interrupted `sentinel.monitor` leaves: SENTINEL MONITOR done, the
+    SENTINEL SETs not, so Sentinel's defaults and no auth-pass): the password, then those."""
+    drifted, _ = _drift_ops(view, ",".join(SENTINEL_SETTINGS))
+    ops: list[Op] = []
+    for target in dict.fromkeys(op.target for op in drifted):
+        ops += [Op(target, c, "monitors it with other settings") for c in _auth_pass(view)]
+        ops += [op for op in drifted if op.target == target]
+    return ops
+
+
+def _auth_pass(view: View) -> list[str]:
+    m = view.inv.master_name
+    return [f"SENTINEL SET {m} auth-pass ***"] if view.inv.password() else []
+
+
 def plan_monitor(view: View) -> Plan:
     """SENTINEL MONITOR the majority's primary on every Sentinel that no longer monitors it,
-    with the inventory's settings and the password (shown as ***)."""
+    with the inventory's settings and the password (shown as ***); one that monitors it with
+    other settings (a monitor cut half-way never sees the replicas: no auth-pass) gets the
+    password and the inventory's settings again (a fault test found it left so on resume)."""
     lost = [s.name for s in view.facts.sentinels if s.up and s.error and NOT_MONITORING in s.error]
+    fix = _remonitor_ops(view)
+    half = list(dict.fromkeys(op.target for op in fix))
+    m = view.inv.master_name
+    if not lost and not fix:
+        return noop("sentinel.monitor", f"every answering Sentinel monitors {m}")
     if not lost:
-        return noop("sentinel.monitor", f"every answering Sentinel monitors {view.inv.master_name}")
+        return Plan("sentinel.monitor", fix, params={"targets": half})
     # What the monitoring Sentinels name, not a majority of all: the step before may just have
     # started the others, and the dry run must plan what the run will.
     named = named_primaries(view.facts)
@@ -79,14 +103,11 @@ def plan_monitor(view: View) -> Plan:
             "(runbooks/split-brain.md if they disagree)"
         )
     host, port = view.inv.node(next(iter(named))).host, view.inv.node(next(iter(named))).port
-    s, m = view.inv.settings, view.inv.master_name
-    cmds = [f"SENTINEL MONITOR {m} {host} {port} {s.quorum}"]
-    if view.inv.password():
-        cmds.append(f"SENTINEL SET {m} auth-pass ***")
-    want = driftmod.expected_sentinel_config(s)
+    cmds = [f"SENTINEL MONITOR {m} {host} {port} {view.inv.settings.quorum}", *_auth_pass(view)]
+    want = driftmod.expected_sentinel_config(view.inv.settings)
     cmds += [f"SENTINEL SET {m} {k} {want[k]}" for k in SENTINEL_SETTINGS if k != "quorum"]
     ops = [Op(n, c, "does not monitor it") for n in lost for c in cmds]
-    return Plan("sentinel.monitor", ops, params={"targets": lost})
+    return Plan("sentinel.monitor", ops + fix, params={"targets": lost + half})
 
 
 @action("sentinel.monitor", plan=plan_monitor)
@@ -139,23 +160,53 @@ def _drift_ops(view: View, only: str) -> tuple[list[Op], list[str]]:
     return ops, by_hand
 
 
-def plan_converge(view: View, only: str = "") -> Plan:
+def plan_converge(view: View, only: str = "", rewrite: list[str] | None = None) -> Plan:
     """Put every drifted run-time setting back to the inventory's value (`only`: a comma list
-    of settings to limit it to)."""
+    of settings to limit it to), and CONFIG REWRITE each node changed, so a restart keeps it.
+
+    Sentinel's own CONFIG REWRITE of every node it reconfigures persists a drift, and a node
+    restarted from that file came back drifted (found by a fault test). `rewrite` (recorded
+    as `$converged`) names the nodes an interrupted attempt changed: their live values match
+    now, their files may not, so a resume rewrites them too. SENTINEL SET needs nothing: a
+    Sentinel rewrites its own file."""
     ops, by_hand = _drift_ops(view, only)
-    if not ops:
+    up = {n.name for n in view.facts.nodes if n.up}
+    changed = list(dict.fromkeys(op.target for op in ops if op.target in up))
+    pending = [n for n in rewrite or [] if n in up and n not in changed]
+    if not ops and not pending:
         left = f"; by hand: {'; '.join(by_hand)}" if by_hand else ""
         return noop("config.converge", "live settings match the inventory" + left)
-    return Plan("config.converge", ops, params={"by_hand": by_hand})
+    last = {op.target: i for i, op in enumerate(ops) if op.target in up}  # nodes, not Sentinels
+    saved: list[Op] = []
+    for i, op in enumerate(ops):
+        saved += [op, Op(op.target, REWRITE, PERSIST)] if last.get(op.target) == i else [op]
+    saved += [Op(n, REWRITE, "an interrupted converge changed it; " + PERSIST) for n in pending]
+    record = {"converged": list(dict.fromkeys([*(rewrite or []), *changed]))}
+    return Plan("config.converge", saved, params={"by_hand": by_hand}, record=record)
+
+
+REWRITE = "CONFIG REWRITE"
+PERSIST = "a restart keeps it (best effort: no file, or a read-only one)"
 
 
 @action("config.converge", plan=plan_converge)
 def converge(ctx: Context, plan: Plan) -> Outcome:
-    """CONFIG SET / SENTINEL SET the inventory's values where they drifted."""
+    """CONFIG SET / SENTINEL SET the inventory's values where they drifted, and CONFIG REWRITE
+    each node that changed (best effort: a refusal is reported, the live repair stands)."""
+    unsaved: list[str] = []
     for op in plan.ops:
-        _send(ctx, op)
+        if op.command != REWRITE:
+            _send(ctx, op)
+            continue
+        try:
+            call(ctx.inv, ctx.inv.node(op.target), *REWRITE.split())
+        except redis.ResponseError:
+            unsaved.append(op.target)
     left = plan.params.get("by_hand") or []
-    msg = plan.noop or f"{len(plan.ops)} setting(s) back to the inventory's values"
+    n = sum(op.command != REWRITE for op in plan.ops)
+    msg = plan.noop or f"{n} setting(s) back to the inventory's values"
+    if unsaved:
+        msg += f"; config file not rewritten on {', '.join(unsaved)} (a restart undoes it)"
     return Outcome(True, msg + (f"; by hand: {'; '.join(left)}" if left else ""))
 
 
