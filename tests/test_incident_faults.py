@@ -144,6 +144,19 @@ def test_client_pause_names_writes_paused(lab: Lab) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_a_paused_replica_is_seen_and_unpaused(lab: Lab) -> None:
+    """A replica under CLIENT PAUSE would hold every write back once promoted."""
+    primary = lab.current_primary().name
+    replica = next(n for n in lab.inv.nodes if n.name != primary)
+    conn.call(lab.inv, replica, "CLIENT", "PAUSE", "60000", "WRITE")
+    f = factsmod.gather(lab.inv)
+    assert [n.name for n in f.nodes if n.writes_paused] == [replica.name]
+    r = run_invoke("writes.unpause", "--yes", inventory=lab.inv.path, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CLIENT UNPAUSE" in r.stdout and replica.name in r.stdout, r.stdout
+    assert not any(n.writes_paused for n in factsmod.gather(lab.inv).nodes)
+
+
 @contextmanager
 def writes(lab: Lab, prefix: str, *, value: int = 1000, pause_s: float = 0.005) -> Iterator[None]:
     """App-like writes to the primary in the background: 20 SETs of `value` bytes per round

@@ -91,7 +91,7 @@ class NodeFacts:
     used_memory: int | None = None
     maxmemory: int | None = None
     total_memory: int | None = None
-    writes_paused: bool | None = None  # a primary whose probe PUBLISH stalls (CLIENT PAUSE)
+    writes_paused: bool | None = None  # a node whose probe PUBLISH stalls (CLIENT PAUSE)
     replica_priority: int | None = None
     good_replicas: int | None = None  # min_slaves_good_slaves, when min-replicas-to-write is set
     replicas: list[ReplicaLink] = field(default_factory=list)
@@ -215,8 +215,8 @@ def node_facts(inv: Inventory, ep: Endpoint, timeout: float = FAST_TIMEOUT) -> N
         elif isinstance(cfg, dict):
             f.config = {str(k): str(v) for k, v in cfg.items()}
         _fill_node(f, inv, info)
-        if f.role == "master":
-            f.writes_paused = _writes_paused(inv, ep)
+        # Replicas too: a paused replica that Sentinel promotes holds every write back.
+        f.writes_paused = _writes_paused(inv, ep)
     except (resp.Error, OSError) as e:
         _unreachable(f, e, inv)
     finally:
