@@ -270,8 +270,10 @@ CASES = {
         _ON_SENTINEL, _rollback, _warming, "node-dies", 1, ["end"], "resume",
         left=_warm_failed_failover, done=_on_single_from_old),
     # The single instance dies right after the app's restart: validation fails, config back.
+    # (--validate-wait 10: the minute it waits by default would only make the cell slower)
     ("rollback", "redeploy", "node-dies:single"): Case(
-        _ON_SENTINEL, _rollback, None, "node-dies", 1, ["undo", "end"], "itself",
+        _ON_SENTINEL, lambda n: [*_rollback(n), "--validate-wait", "10"], None, "node-dies", 1,
+        ["undo", "end"], "itself",
         hold="redeploy:1", victim=_victim_single, left=_restored, done=_on_sentinel),
     # rollback.undo: sessions back into the cluster, the app back on Sentinel discovery.
     ("rollback-undo", "warm-sessions", "sigkill"): Case(

@@ -209,7 +209,7 @@ def test_rollback_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
     assert all(ops for _, ops in real)  # every step shows what it does (the warm-up too)
     assert dry == real
     start = next(r for r in journalmod.read(runs[False]) if r["event"] == "start")
-    assert sorted(start["inputs"]) == ["no_warm", "yes"]
+    assert sorted(start["inputs"]) == ["no_warm", "validate_wait", "yes"]
 
 
 def test_rollback_undo_dry_run_is_the_run(lab: Lab, tmp_path: Path) -> None:
