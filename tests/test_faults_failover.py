@@ -150,6 +150,10 @@ def _hidden_but_promotable(lab: Lab, node: str, _jdir: Path) -> None:
 
 
 INT = ["interrupted", "end"]
+# Lost connections: a fail point holds between two commands, when the step's connection is idle
+# in redis-py's pool; the next command finds it closed (ConnectionPool.get_connection checks
+# can_read) and reconnects, retries or not. So these cells end with exit 0 by themselves, and
+# the step's later commands (a CONFIG REWRITE, the second CONFIG SET) prove they went through.
 CASES = {
     # (procedure, step, fault): Case
     # The steer's wait holds one connection per Sentinel: they are cut, it reconnects.
