@@ -54,8 +54,9 @@ class Case:
     fault: str  # one of FAULTS
     code: int
     must: list[str]
-    # "resume" | "rerun" | "again" (rerun, no lab.up: the tool repairs what the fault left) |
-    # "itself" | "undo" (run `undo`) | "verify" (run `verify`)
+    # "resume" | "restart-resume" (lab.up, then resume) | "rerun" | "again" (rerun, no lab.up:
+    # the tool repairs what the fault left) | "itself" | "undo" (run `undo`) | "verify" (run
+    # `verify`)
     finish: str
     split: bool = False  # two primaries is the fault itself: fenced until the finish
     left: Callable[[Lab, str, Path], None] | None = None  # asserts what the fault left
@@ -206,7 +207,9 @@ def run_cell(
             case.left(lab, node, jdir)
         env = {journalmod.ENV_DIR: str(jdir)}
         r = None
-        if case.finish == "resume":  # the same command, continued from its journal
+        if case.finish == "restart-resume":  # the dead node comes back, then the run goes on
+            lab.up(timeout=60)
+        if case.finish in ("resume", "restart-resume"):  # the same command, from its journal
             r = run_invoke(*case.argv(node), "--resume", "latest",
                            inventory=lab.inv.path, env=env, timeout=180)  # fmt: skip
         elif case.finish in ("undo", "verify"):

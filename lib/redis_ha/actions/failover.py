@@ -51,6 +51,7 @@ SYNC_TIMEOUT_S = 1.0  # replicas must reach the primary's offset this fast once 
 STEER_PRIORITY = 1  # lowest non-zero replica-priority: Sentinel prefers it
 # Sentinels re-read a replica's INFO (and its priority) every 10 s; a loaded host needs more.
 STEER_WAIT_S = 25.0
+STEER_SILENT_S = 5.0  # a Sentinel silent this long is hung or gone, not one missed poll
 MARGIN_S = 0.5  # give up waiting for promotion this long before the pause would expire
 PROMOTED = "<the promoted replica>"  # who Sentinel promotes is only known at apply time
 # Test hook: seconds to sleep while writes are paused, so a test can land a fault there: right
@@ -207,22 +208,33 @@ def plan_steer(view: View, to: str | None = None, wait_s: float = STEER_WAIT_S) 
 
 @action("failover.steer", plan=plan_steer)
 def steer(ctx: Context, plan: Plan) -> Outcome:
-    """Make Sentinel pick `to`: give it the lowest replica-priority and wait until they see it."""
+    """Make Sentinel pick `to`: give it the lowest replica-priority and wait until they see it.
+
+    A steer that does not end with every Sentinel seeing it (the wait gave up, a node or a
+    Sentinel failed, Ctrl-C) puts back what it set before it returns: the runner undoes only
+    completed steps, and a priority 1 left behind would steer the next automatic failover."""
     if plan.is_noop:
         return Outcome(True, plan.noop or "")
     p = plan.params
     changes: dict[str, int] = p["set"]
-    _set_priorities(ctx.inv, changes, fail_fast=True)
-    seen = _wait_sentinels_see_priority(ctx.inv, p["want"], p["wait_s"])
-    data = {"set": changes, "restore": plan.record["priority_restore"]}
+    restore: dict[str, int] = plan.record["priority_restore"]
+    data: dict[str, Any] = {"set": changes, "restore": restore}
+    seen: float | None = None
+    why = ""
+    try:
+        _set_priorities(ctx.inv, changes, fail_fast=True)
+        seen, why = _wait_sentinels_see_priority(ctx.inv, p["want"], p["wait_s"])
+    finally:
+        if seen is None:  # also on an exception or Ctrl-C: never leave the steer in force
+            failed = _set_priorities(ctx.inv, restore, fail_fast=False)
+            data["put_back"] = {k: v for k, v in restore.items() if k not in failed}
+            data["not_put_back"] = failed
+            ctx.log(f"steer put back: {data['put_back'] or 'nothing'}; not: {failed or 'none'}")
     data["sentinels_see_it_after_s"] = seen
     if seen is None:
-        return Outcome(
-            False,
-            f"Sentinels did not report replica-priority {STEER_PRIORITY} for {p['to']} within "
-            f"{p['wait_s']:.0f} s (they re-read replica INFO every 10 s)",
-            data,
-        )
+        left = data["not_put_back"]
+        back = f"; could not put back {', '.join(sorted(left))}" if left else "; put back"
+        return Outcome(False, f"steer to {p['to']} abandoned: {why}{back}", data)
     return Outcome(True, f"{p['to']} has replica-priority {STEER_PRIORITY}; Sentinels see it", data)
 
 
@@ -255,31 +267,60 @@ def _set_priorities(
 
 def _wait_sentinels_see_priority(
     inv: Inventory, want: dict[str, int], wait_s: float
-) -> float | None:
-    """Seconds until every Sentinel's SENTINEL REPLICAS shows the wanted priorities (or None)."""
+) -> tuple[float | None, str]:
+    """(seconds until every Sentinel's SENTINEL REPLICAS shows the wanted priorities, "") or
+    (None, why not).
+
+    One connection per Sentinel for the whole wait. It ends early when a Sentinel has not
+    answered, or has judged a steered node down, for STEER_SILENT_S: the switch's guard would
+    refuse either, and the steer is put back sooner (a node just restarted is judged down until
+    the Sentinel's next ping, so one reading is not enough)."""
     t0 = time.monotonic()
     # Sentinels list replicas by the address they announce (a proxy port in a partitionable lab)
-    addrs = {"{}:{}".format(*inv.node(n).announced): p for n, p in want.items()}
-    while True:
-        ok = True
-        for s in inv.sentinels:
-            c = client(inv, s, timeout=1.0)
-            try:
-                reps = sentinel_replicas(c, inv.master_name)
-            except (redis.RedisError, OSError):
-                ok = False
-                break
-            finally:
-                c.close()
-            seen = {a: int(d.get("slave-priority", -1)) for a, d in reps.items()}
-            if any(seen.get(a) != p for a, p in addrs.items()):
-                ok = False
-                break
-        if ok:
-            return round(time.monotonic() - t0, 3)
-        if time.monotonic() - t0 > wait_s:
-            return None
-        cancel.sleep(0.2)
+    addrs = {"{}:{}".format(*inv.node(n).announced): n for n in want}
+    clients = {s.name: client(inv, s, timeout=1.0) for s in inv.sentinels}
+    fine = dict.fromkeys(clients, t0)  # when each last answered and judged no steered node down
+    try:
+        while True:
+            ok = True
+            for name, c in clients.items():
+                why = _steer_seen(c, inv.master_name, addrs, want)
+                ok = ok and why is None
+                if not why:  # answered, nothing wrong (seen, or not yet)
+                    fine[name] = time.monotonic()
+                elif time.monotonic() - fine[name] > STEER_SILENT_S:
+                    return None, f"{name}: {why} for {STEER_SILENT_S:g} s"
+            if ok:
+                return round(time.monotonic() - t0, 3), ""
+            if time.monotonic() - t0 > wait_s:
+                return None, (
+                    f"Sentinels did not report replica-priority {STEER_PRIORITY} for "
+                    f"{', '.join(want)} within {wait_s:.0f} s (they re-read replica INFO "
+                    "every 10 s)"
+                )
+            cancel.sleep(0.2)
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+def _steer_seen(
+    c: redis.Redis, master: str, addrs: dict[str, str], want: dict[str, int]
+) -> str | None:
+    """None when this Sentinel shows every wanted priority; "" when it does not yet; else what
+    is wrong (it does not answer, or judges a steered node down). The next call reconnects."""
+    try:
+        reps = sentinel_replicas(c, master)
+    except (redis.RedisError, OSError) as e:
+        return f"no answer ({describe_error(e)})"
+    seen = True
+    for a, node in addrs.items():
+        d = reps.get(a, {})
+        flags = str(d.get("flags", ""))
+        if "s_down" in flags or "o_down" in flags:
+            return f"judges {node} down ({flags})"
+        seen = seen and int(d.get("slave-priority", -1)) == want[node]
+    return None if seen else ""
 
 
 def plan_restore_priority(view: View, priority_restore: dict[str, int] | None = None) -> Plan:

@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 UNPROMOTABLE = {"replica-priority": "0", "replica-announced": "no"}
 POLL_S = 0.1
+GONE_S = 10.0  # a node that does not answer INFO this long in its full sync died or hung
 BAD_FLAGS = ("s_down", "o_down", "disconnected")
 
 
@@ -363,6 +364,7 @@ def wait_sync(ctx: Context, plan: Plan) -> Outcome:
     c = client(ctx.inv, ep, timeout=2.0)
     phases: list[str] = []
     last_err = ""
+    answered = t0
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -378,7 +380,7 @@ def wait_sync(ctx: Context, plan: Plan) -> Outcome:
             while True:
                 try:
                     info = c.info("replication") | c.info("persistence")
-                    last_err = ""
+                    last_err, answered = "", time.monotonic()
                 except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
                     info, last_err = {}, describe_error(e)
                 except redis.ResponseError as e:
@@ -393,6 +395,11 @@ def wait_sync(ctx: Context, plan: Plan) -> Outcome:
                 progress.update(task, description=desc, completed=done or 0, total=total)
                 if phase == "done":
                     break
+                if last_err and time.monotonic() - answered > GONE_S:
+                    raise ClusterError(
+                        f"{node}: no answer for {GONE_S:g} s in its full sync ({last_err}): "
+                        "died or hung; it stays at replica-priority 0"
+                    )
                 if time.monotonic() > deadline:
                     why = f" ({last_err})" if last_err else ""
                     raise ClusterError(
