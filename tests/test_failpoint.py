@@ -17,12 +17,13 @@ from redis_ha.errors import InventoryError
 
 def test_reads_are_not_changes() -> None:
     for args in [("INFO", "replication"), ("CONFIG", "GET", "x"), ("sentinel", "masters"),
+                 ("CONFIG GET", "x"), ("CLIENT LIST",), ("SENTINEL MASTERS",),
                  ("CLIENT", "LIST"), ("PUBLISH", "c", "m"), ("SCAN", 0)]:  # fmt: skip
         assert not failpoint.is_change(args), args
     for args in [("CONFIG", "SET", "replica-priority", 0), ("REPLICAOF", "h", 1),
                  ("CLIENT", "PAUSE", 100, "WRITE"), ("SENTINEL", "FAILOVER", "m"),
                  ("SENTINEL", "CONFIG", "SET", "x", 1), ("SET", "k", "v"),
-                 ("FLUSHALL",)]:  # fmt: skip
+                 ("FLUSHALL",), ("CONFIG SET", "x", 1), ("CLIENT KILL", "ID", 3)]:  # fmt: skip
         assert failpoint.is_change(args), args
 
 
@@ -50,19 +51,31 @@ def test_holds_after_the_nth_change_of_its_step_until_released(
     marker = tmp_path / "held"
     monkeypatch.setenv(failpoint.ENV, "fence:2")
     monkeypatch.setenv(failpoint.ENV_FILE, str(marker))
+
+    def step() -> Outcome:
+        """A step's apply, in its worker thread as the runner runs it."""
+        failpoint.command(("INFO",))  # a read does not count
+        failpoint.command(("CLIENT", "PAUSE", 1, "WRITE"))
+        assert not marker.exists()
+        threading.Timer(0.3, marker.unlink).start()
+        t0 = time.monotonic()
+        failpoint.command(("CONFIG", "SET", "min-replicas-to-write", 9))
+        return Outcome(True, f"{time.monotonic() - t0:.2f}")
+
+    def other_step() -> Outcome:
+        failpoint.command(("CONFIG", "SET", "a", 1))
+        failpoint.command(("CONFIG", "SET", "a", 1))
+        return Outcome(True, "")
+
     failpoint.enter("other")
-    failpoint.command(("CONFIG", "SET", "a", 1))
-    failpoint.command(("CONFIG", "SET", "a", 1))
+    bounded.call(other_step, 5)
     assert not marker.exists()  # another step's changes do not count
     failpoint.enter("fence")
-    failpoint.command(("INFO",))  # a read does not count
-    failpoint.command(("CLIENT", "PAUSE", 1, "WRITE"))
+    failpoint.command(("CONFIG", "SET", "a", 1))  # not a step's worker (the lock's refresh)
+    failpoint.command(("CONFIG", "SET", "a", 1))
     assert not marker.exists()
-    released = threading.Timer(0.3, marker.unlink)
-    released.start()
-    t0 = time.monotonic()
-    failpoint.command(("CONFIG", "SET", "min-replicas-to-write", 9))
-    assert time.monotonic() - t0 >= 0.25  # held until the file went
+    held_s = float(bounded.call(step, 10).message)
+    assert held_s >= 0.25  # held until the file went
     assert not marker.exists()
     failpoint.enter(None)
 

@@ -108,10 +108,8 @@ def _held_after(change: str) -> Callable[[Lab, str, Path], bool]:
 
 
 SET_PRIORITY = _held_after("CONFIG SET replica-priority")
-# The restart's guard (replica.safe_to_rebuild) sends CONFIG GET client-output-buffer-limit,
-# which the fail point counts as the step's first change (redis-py passes "CONFIG GET" as one
-# word, and failpoint.is_change looks the pair up as two): the stop is the 2nd, the start the
-# 3rd. The markers check it, so a fixed count fails these cells rather than misplacing them.
+# The restart's changes: the stop is its 1st, the start its 2nd (its guard's CONFIG GET is a
+# read; the markers check which change held, so a miscount fails these cells).
 STOPPED, STARTED = _held_after("stopped {node}"), _held_after("started {node}")
 
 
@@ -201,12 +199,12 @@ CASES = {
     # step holds no Redis connection (the lab backend stops and starts by PID): no
     # lost-connection cell.
     ("replica-rebuild", "restart", "sigkill"): Case(
-        _a_replica, _rebuild, STOPPED, "sigkill", -9, ["apply"], "resume", hold="restart:2",
+        _a_replica, _rebuild, STOPPED, "sigkill", -9, ["apply"], "resume", hold="restart:1",
         left=_down),
     ("replica-rebuild", "restart", "ctrl-c"): Case(
-        _a_replica, _rebuild, STOPPED, "ctrl-c", 130, INT, "resume", hold="restart:2", left=_down),
+        _a_replica, _rebuild, STOPPED, "ctrl-c", 130, INT, "resume", hold="restart:1", left=_down),
     ("replica-rebuild", "restart", "node-dies"): Case(
-        _a_replica, _rebuild, STARTED, "node-dies", 1, ["undo", "end"], "rerun", hold="restart:3"),
+        _a_replica, _rebuild, STARTED, "node-dies", 1, ["undo", "end"], "rerun", hold="restart:2"),
     # restore: held between replica-priority back and replica-announced yes.
     ("replica-rebuild", "restore", "sigkill"): Case(
         _a_replica, _rebuild, SET_PRIORITY, "sigkill", -9, ["apply"], "resume", hold="restore:1",

@@ -64,6 +64,12 @@ def _syncing(lab: Lab, node: str, _jdir: Path | None = None) -> bool:
     return f.up and f.role == "replica" and not f.link_up and f.replica_priority == 0
 
 
+def _in_full_sync(lab: Lab, node: str, jdir: Path) -> bool:
+    """The full-sync step runs, the replica syncing (the restart step leaves it the same way:
+    a fault there would be another cell's)."""
+    return step_now(jdir) == "full-sync" and _syncing(lab, node)
+
+
 def _fenced(lab: Lab, node: str, _jdir: Path | None = None) -> bool:
     """The stale primary's writes are held by the fence (Redis 7.0 shows no pause in INFO)."""
     return factsmod.node_facts(lab.inv, lab.inv.node(node)).writes_paused is True
@@ -240,15 +246,15 @@ CASES = {
     ("failover-manual", "steer", "ctrl-c"): Case(
         _a_replica, _steer, _steered, "ctrl-c", 130, ["interrupted", "end"], "resume"),
     ("replica-rebuild", "full-sync", "sigkill"): Case(
-        _crashed_empty_replica, _rebuild, _syncing, "sigkill", -9, ["apply"], "resume"),
+        _crashed_empty_replica, _rebuild, _in_full_sync, "sigkill", -9, ["apply"], "resume"),
     ("replica-rebuild", "full-sync", "ctrl-c"): Case(
-        _crashed_empty_replica, _rebuild, _syncing, "ctrl-c", 130, ["interrupted", "end"],
+        _crashed_empty_replica, _rebuild, _in_full_sync, "ctrl-c", 130, ["interrupted", "end"],
         "resume"),
     # The connection the sync wait holds to the rebuilt replica is cut: it reconnects.
     ("replica-rebuild", "full-sync", "lost-connection"): Case(
-        _crashed_empty_replica, _rebuild, _syncing, "lost-connection", 0, ["end"], "itself"),
+        _crashed_empty_replica, _rebuild, _in_full_sync, "lost-connection", 0, ["end"], "itself"),
     ("replica-rebuild", "full-sync", "node-dies"): Case(
-        _crashed_empty_replica, _rebuild, _syncing, "node-dies", 1, ["undo", "end"], "rerun"),
+        _crashed_empty_replica, _rebuild, _in_full_sync, "node-dies", 1, ["undo", "end"], "rerun"),
     # A replica promoted by hand: the tool fences it (CLIENT PAUSE 120 s) and is killed after.
     ("split-brain", "fence", "sigkill"): Case(
         scenarios.manual_promotion, _recover, _fenced, "sigkill", -9, ["apply"], "resume",

@@ -30,6 +30,11 @@ def unregister() -> None:
     _events.pop(threading.get_ident(), None)
 
 
+def in_step() -> bool:
+    """Whether the calling thread is a step's worker (redis_ha.bounded.call)."""
+    return threading.get_ident() in _events
+
+
 def requested() -> bool:
     """Whether the calling thread has been asked to stop."""
     ev = _events.get(threading.get_ident())

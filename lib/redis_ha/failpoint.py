@@ -74,13 +74,12 @@ def enter(step: str | None) -> None:
 
 
 def is_change(args: tuple[Any, ...]) -> bool:
-    """Whether a command (its words) changes a node or a Sentinel."""
-    if not args:
+    """Whether a command (its words) changes a node or a Sentinel. redis-py sends some as one
+    word with a space ("CONFIG GET"): the words are split first."""
+    words = [w.upper() for a in args[:2] for w in str(a).split()][:2]
+    if not words or words[0] in _READS:
         return False
-    name = str(args[0]).upper()
-    if name in _READS:
-        return False
-    return not (len(args) > 1 and f"{name} {str(args[1]).upper()}" in _READ_SUBCOMMANDS)
+    return " ".join(words) not in _READ_SUBCOMMANDS
 
 
 def command(args: tuple[Any, ...]) -> None:
@@ -90,9 +89,12 @@ def command(args: tuple[Any, ...]) -> None:
 
 
 def changed(what: str) -> None:
-    """The current step just made a change (`what`, a few words): hold if it is the armed one."""
+    """The current step just made a change (`what`, a few words): hold if it is the armed one.
+
+    Only a step's own worker thread counts (redis_ha.bounded runs each apply in one): the
+    lock's refresh thread writes every 10 s whatever step runs, and must never be held."""
     point = armed()
-    if point is None:
+    if point is None or not cancel.in_step():
         return
     global _count
     with _lock:
