@@ -273,7 +273,7 @@ def test_sentinel_remonitor_keeps_settings_and_quorum(plab: Lab) -> None:
     auth = plab.current_primary()
     target = inv.sentinels[-1]
     ctx = Context(inv=inv, yes=True, log=lambda _m: None)
-    how = sba._repair_one(ctx, target, auth, wrong_primary=True)
+    how = sba._repair_one(ctx, target, auth, "remonitor")
     assert "MONITOR" in how
     sba._wait_settled(ctx, target.name, "{}:{}".format(*auth.announced), 20)
     s = factsmod.gather(inv).sentinel(target.name)

@@ -402,3 +402,26 @@ def test_repair_plans_reset_for_stale_peers_and_remonitor_for_a_wrong_primary() 
 def test_salvage_refuses_an_unknown_policy_before_reading() -> None:
     with pytest.raises(GuardRefused, match="unknown --policy 'bogus'"):
         sba.plan_salvage(isolated_view(), "redis-2", ["redis-1"], policy="bogus")
+
+
+def test_repair_sets_the_settings_of_a_sentinel_left_with_defaults() -> None:
+    """A repair cut between SENTINEL MONITOR and SET leaves Sentinel's defaults: the next run
+    sets the inventory's settings again (nothing else reports them)."""
+    ss = all_say(P1)
+    ss[2] = sentinel("sentinel-3", S3, P1, config={"down-after-milliseconds": "30000"})
+    plan = sba.plan_repair(viewmod.of(INV, facts(healthy_nodes(), ss)), "redis-1")
+    assert plan.params["how"] == {"sentinel-3": "settings"}
+    target, cmd = plan.key()[0]
+    assert target == "sentinel-3" and cmd.startswith("SENTINEL SET mymaster quorum 2 ")
+    assert "down-after-milliseconds is '30000'" in plan.ops[0].why
+
+
+def test_unfence_keeps_a_node_that_still_claims_primary_fenced() -> None:
+    """Unpaused, a stale primary would take writes again and Sentinel's held REPLICAOF would
+    wipe its unsalvaged ones: the undo leaves its bounded pause and says so."""
+    plan = sba.plan_unfence(isolated_view(), ["redis-1"], fence_ms=120_000)
+    assert plan.is_noop and plan.record == {"fenced": ["redis-1"]}
+    assert plan.noop is not None and "kept fenced: redis-1" in plan.noop and "120 s" in plan.noop
+    v = isolated_view()
+    v.facts.nodes[0].role = "replica"  # since demoted: its pause only holds its clients
+    assert sba.plan_unfence(v, ["redis-1"]).key() == [("redis-1", "CLIENT UNPAUSE")]

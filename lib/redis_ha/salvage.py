@@ -20,12 +20,14 @@ from typing import Any
 
 import redis
 
-from redis_ha import conn
+from redis_ha import cancel, conn
 from redis_ha.errors import ClusterError
 from redis_ha.inventory import Endpoint, Inventory
 from redis_ha.splitbrain import DEFAULT_POLICY, Decision, KeyVersion, decide
 
 BATCH = 500
+RECONNECTS = 3  # a write whose connection was cut is sent again on a new one, this many times
+RECONNECT_PAUSE_S = 0.2
 INTERNAL_PREFIX = b"redis-ha-runbooks:"  # the tool's own probe keys are never salvaged
 
 
@@ -188,12 +190,16 @@ def export(pl: Plan, path: Path) -> Path:
 
 
 def apply(inv: Inventory, pl: Plan, auth: Endpoint) -> dict[str, int]:
-    """Write the plan's copies and replacements to the authoritative primary; count results."""
+    """Write the plan's copies and replacements to the authoritative primary; count results.
+
+    A lost connection (a CLIENT KILL, a proxy restart) is not a failed salvage: the write is sent
+    again on a new connection. Failing instead made the run undo its fence while the stale
+    primary's writes were only half merged."""
     c = raw_client(inv, auth)
     results: Counter[str] = Counter()
     try:
         for it in pl.writes():
-            it.result = _apply_one(c, it)
+            it.result = _apply_again(c, it)
             results[it.result] += 1
     except (redis.ConnectionError, redis.TimeoutError) as e:
         raise ClusterError(
@@ -205,7 +211,23 @@ def apply(inv: Inventory, pl: Plan, auth: Endpoint) -> dict[str, int]:
     return dict(results)
 
 
-def _apply_one(c: redis.Redis, it: Item) -> str:
+def _apply_again(c: redis.Redis, it: Item) -> str:
+    """`_apply_one`, sent again after a lost connection (redis-py reconnects on the next
+    command); the last loss is raised."""
+    tries = 0
+    while True:
+        try:
+            return _apply_one(c, it, again=tries > 0)
+        except (redis.ConnectionError, redis.TimeoutError):
+            tries += 1
+            if tries > RECONNECTS:
+                raise
+            cancel.sleep(RECONNECT_PAUSE_S)
+
+
+def _apply_one(c: redis.Redis, it: Item, *, again: bool = False) -> str:
+    """One copy or replacement. `again`: an earlier try may have been carried out with its
+    reply lost, so finding the stale value already there means it was written."""
     if it.stale.dump is None:
         return "failed"
     ttl = restore_ttl(it.stale.pttl)
@@ -215,6 +237,8 @@ def _apply_one(c: redis.Redis, it: Item) -> str:
             return "copied"
         except redis.ResponseError as e:
             if "BUSYKEY" in str(e):
+                if again and c.dump(it.key) == it.stale.dump:
+                    return "copied"
                 return "kept (appeared on the authoritative primary meanwhile)"
             return "failed"
     # replace: only if the authoritative value is still the one the decision was made on
@@ -222,6 +246,9 @@ def _apply_one(c: redis.Redis, it: Item) -> str:
         try:
             p.watch(it.key)
             now = p.dump(it.key)
+            if again and now == it.stale.dump:
+                p.unwatch()
+                return "replaced"
             if it.auth is None or now != it.auth.dump:
                 p.unwatch()
                 return "kept (changed on the authoritative primary meanwhile)"

@@ -26,7 +26,7 @@ from redis_ha import splitbrain as sb
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.cli.names import command
 from redis_ha.conn import call
-from redis_ha.drift import expected_sentinel_config
+from redis_ha.drift import expected_sentinel_config, find_drift
 from redis_ha.errors import ClusterError, GuardRefused
 from redis_ha.facts import ClusterFacts
 from redis_ha.health import in_sync, majority
@@ -169,18 +169,43 @@ def fence(ctx: Context, plan: Plan) -> Outcome:
     return Outcome(True, f"fenced {', '.join(done)}", {"fenced": done})
 
 
-def plan_unfence(view: View, fenced: list[str] | None = None) -> Plan:
-    """CLIENT UNPAUSE on each node the fence paused (`$fenced`)."""
+def plan_unfence(view: View, fenced: list[str] | None = None, fence_ms: int = FENCE_MS) -> Plan:
+    """CLIENT UNPAUSE on each node the fence paused (`$fenced`) that no longer claims primary.
+
+    A fenced node that still says primary stays fenced until its pause ends by itself: unpaused,
+    it acknowledges writes again that nobody salvages, and Sentinel's REPLICAOF, held by the
+    pause, goes through at once and wipes what it had (measured: a lost connection mid-merge
+    failed the salvage, and this undo unpaused the stale primary while 20,000 writes were half
+    merged). The next run (or `--resume`) fences it again and salvages it."""
     names = sorted(fenced or [])
     if not names:
         return noop("splitbrain.unfence", "no node is fenced: nothing to unpause", fenced=[])
-    ops = [Op(n, "CLIENT UNPAUSE", "undo the fence: it takes writes again") for n in names]
-    return Plan("splitbrain.unfence", ops, params={"nodes": names}, record={"fenced": []})
+    primaries = {n.name for n in view.facts.claimed_primaries()}
+    keep = [n for n in names if n in primaries]
+    ops = [
+        Op(n, "CLIENT UNPAUSE", "undo the fence: it no longer claims primary")
+        for n in names
+        if n not in keep
+    ]
+    why = (
+        f"kept fenced: {', '.join(keep)} (still a primary: unpaused it would take writes, and "
+        f"Sentinel's held REPLICAOF would wipe its unsalvaged ones); the pause ends by itself "
+        f"within {int(fence_ms) // 1000} s, run {command('splitbrain.recover')} again to salvage "
+        "it, or CLIENT UNPAUSE by hand to give its writes up (the export file has any salvaged)"
+        if keep
+        else ""
+    )
+    if not ops:
+        return noop("splitbrain.unfence", why, fenced=keep)
+    params = {"nodes": [op.target for op in ops], "kept": why}
+    return Plan("splitbrain.unfence", ops, params=params, record={"fenced": keep})
 
 
 @action("splitbrain.unfence", plan=plan_unfence)
 def unfence(ctx: Context, plan: Plan) -> Outcome:
     """Undo the fence: let the stale primaries take writes again (only as an undo)."""
+    if plan.is_noop:
+        return Outcome(True, plan.noop or "")
     out = []
     for name in plan.params.get("nodes", []):
         try:
@@ -188,7 +213,8 @@ def unfence(ctx: Context, plan: Plan) -> Outcome:
             out.append(name)
         except ClusterError as e:
             ctx.log(f"{name}: {e} (its pause ends by itself)")
-    return Outcome(True, f"unpaused {', '.join(out) or 'nothing'}")
+    kept = f"; {plan.params['kept']}" if plan.params.get("kept") else ""
+    return Outcome(True, f"unpaused {', '.join(out) or 'nothing'}{kept}")
 
 
 # --- salvage --------------------------------------------------------------------------------
@@ -277,7 +303,14 @@ def salvage(ctx: Context, plan: Plan) -> Outcome:
                 _cmd(ctx.inv, ep, "CLIENT", "PAUSE", p["refence"][name], "WRITE")
             pl = salvagemod.plan(ctx.inv, ep, auth, p["policy"])
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            path = salvagemod.export(pl, Path(p["export_dir"]) / f"salvage-{name}-{stamp}.jsonl")
+            path = Path(p["export_dir"]) / f"salvage-{name}-{stamp}.jsonl"
+            try:
+                salvagemod.export(pl, path)
+            except OSError as e:  # a full disk, a folder gone: nothing was written to a node
+                raise ClusterError(
+                    f"salvage of {name}: cannot write the export file {path}: "
+                    f"{e.strerror or e}; nothing was merged"
+                ) from None
             ctx.state.setdefault("exports", {})[name] = str(path)
             ctx.log(f"exported {len(pl.items)} keys of {name} to {path}")
             ctx.log(pl.summary())
@@ -380,10 +413,27 @@ def _quorum_without(f: ClusterFacts, name: str, auth_addr: str) -> int:
     return sum(1 for s in f.sentinels if s.name != name and s.up and s.primary == auth_addr)
 
 
+def _settings_off(view: View) -> dict[str, list[str]]:
+    """Sentinel -> the settings it watches the primary with that the inventory does not say.
+
+    A repair cut between its SENTINEL MONITOR and SENTINEL SET left Sentinel's defaults
+    (down-after 30 s, failover-timeout 180 s) that nothing else reports (measured: a resume
+    found nothing to repair); those are set again."""
+    drifts, _ = find_drift(view.inv, view.facts)
+    sentinels = {s.name for s in view.inv.sentinels}
+    out: dict[str, list[str]] = {}
+    for d in drifts:
+        if d.target in sentinels:
+            out.setdefault(d.target, []).append(str(d))
+    return out
+
+
 def plan_repair(view: View, authoritative: str, settle_s: float = SENTINEL_SETTLE_S) -> Plan:
-    """Each Sentinel that disagrees (REMOVE + MONITOR) or lists stale peers (RESET), in turn."""
+    """Each Sentinel that disagrees (REMOVE + MONITOR), lists stale peers (RESET) or watches
+    with other settings than the inventory's (SET), in turn."""
     rep = sb.detect(view.inv, view.facts)
-    names = _sentinels_to_repair(rep)
+    off = _settings_off(view)
+    names = sorted({*_sentinels_to_repair(rep), *off})
     if not names:
         return noop(
             "splitbrain.repair_sentinels",
@@ -406,14 +456,18 @@ def plan_repair(view: View, authoritative: str, settle_s: float = SENTINEL_SETTL
     auth_pass = " + auth-pass from the inventory's secret" if view.inv.password() else ""
     how: dict[str, str] = {}
     ops: list[Op] = []
+    stale = set(_sentinels_to_repair(rep))
     for name in names:
         wrong = view.sentinel(name).primary != rep.authoritative_address
-        how[name] = "remonitor" if wrong else "reset"
+        fixes = [w for w, due in (("reset", name in stale), ("settings", name in off)) if due]
+        how[name] = "remonitor" if wrong else "+".join(fixes)
         if wrong:
             cmd = f"SENTINEL REMOVE {m}; MONITOR {m} {host} {port} {s.quorum}; SET {settings}"
             ops.append(Op(name, cmd + auth_pass, f"names another primary than {authoritative}"))
-        else:
+        elif name in stale:
             ops.append(Op(name, f"SENTINEL RESET {m}", "forgets stale peers, finds the live ones"))
+        if not wrong and name in off:
+            ops.append(Op(name, f"SENTINEL SET {m} {settings}{auth_pass}", "; ".join(off[name])))
         ops.append(
             Op(name, f"wait up to {settle_s:g} s until it names {authoritative} and sees its peers")
         )
@@ -443,29 +497,36 @@ def repair_sentinels(ctx: Context, plan: Plan) -> Outcome:
                 f"refusing to touch {name}: only {others} other Sentinel(s) agree on {auth.name}, "
                 f"{p['need']} are needed to keep quorum while it is repaired"
             )
-        said = _repair_one(ctx, ctx.inv.sentinel(name), auth, how == "remonitor")
+        said = _repair_one(ctx, ctx.inv.sentinel(name), auth, how)
         ctx.log(f"{name}: {said}")
         _wait_settled(ctx, name, p["address"], p["settle_s"])
         done.append(name)
     return Outcome(True, f"repaired {', '.join(done)}", {"repaired": done})
 
 
-def _repair_one(ctx: Context, ep: Endpoint, auth: Endpoint, wrong_primary: bool) -> str:
+def _repair_one(ctx: Context, ep: Endpoint, auth: Endpoint, how: str) -> str:
+    """`how`: "remonitor" (it names another primary), else "reset" (stale peers) and/or
+    "settings" (it watches with other settings than the inventory's), joined by "+"."""
     m, inv = ctx.inv.master_name, ctx.inv
-    if not wrong_primary:
+    settings = expected_sentinel_config(inv.settings)  # what `config.drift` checks
+    # One SENTINEL SET, the password with the settings: a cut between two SETs left a Sentinel
+    # with the settings but no auth-pass (it then sees the primary down), which no check shows.
+    pw = inv.password()
+    words = [x for kv in settings.items() for x in kv] + (["auth-pass", pw] if pw else [])
+    fixes, said = how.split("+"), []
+    if "reset" in fixes:
         _cmd(inv, ep, "SENTINEL", "RESET", m)
-        return "SENTINEL RESET (forgets stale peers, rediscovers the live ones)"
-    s = inv.settings
+        said.append("SENTINEL RESET (forgets stale peers, rediscovers the live ones)")
+    if "settings" in fixes:
+        _cmd(inv, ep, "SENTINEL", "SET", m, *words)
+        said.append("SENTINEL SET of the inventory's settings")
+    if how != "remonitor":
+        return "; ".join(said)
     host, port = auth.announced
     with contextlib.suppress(redis.ResponseError):  # not monitored at all
         _cmd(inv, ep, "SENTINEL", "REMOVE", m)
-    _cmd(inv, ep, "SENTINEL", "MONITOR", m, host, str(port), str(s.quorum))
-    # The settings `config.drift` checks, so a re-monitored Sentinel shows no drift.
-    settings = expected_sentinel_config(s)
-    _cmd(inv, ep, "SENTINEL", "SET", m, *(x for kv in settings.items() for x in kv))
-    pw = inv.password()
-    if pw:
-        _cmd(inv, ep, "SENTINEL", "SET", m, "auth-pass", pw)
+    _cmd(inv, ep, "SENTINEL", "MONITOR", m, host, str(port), str(inv.settings.quorum))
+    _cmd(inv, ep, "SENTINEL", "SET", m, *words)
     return f"SENTINEL REMOVE + MONITOR {auth.name} ({host}:{port})"
 
 
