@@ -31,7 +31,7 @@ RIVAL: dict[str, str] = {}  # the replica an operator had set to priority 1 (nod
 
 @pytest.fixture(scope="module")
 def flab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from fault_lab(tmp_path_factory, "faultsfailover")
+    yield from fault_lab(tmp_path_factory, "faultsfailover", fast=True)
 
 
 def _file_priority(lab: Lab, node: str) -> str | None:

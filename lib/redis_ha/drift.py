@@ -76,3 +76,15 @@ def find_drift(inv: Inventory, facts: ClusterFacts) -> tuple[list[Drift], list[s
             if got is not None and got != v:
                 drifts.append(Drift(s.name, k, v, got))
     return drifts, unchecked
+
+
+def sentinel_drifts(inv: Inventory, facts: ClusterFacts) -> dict[str, list[Drift]]:
+    """Sentinel -> the settings it watches the primary with that the inventory does not say:
+    what a repair cut between its SENTINEL MONITOR and SENTINEL SET leaves (Sentinel's
+    defaults, down-after 30 s, failover-timeout 180 s), which nothing else reports."""
+    sentinels = {s.name for s in inv.sentinels}
+    out: dict[str, list[Drift]] = {}
+    for d in find_drift(inv, facts)[0]:
+        if d.target in sentinels:
+            out.setdefault(d.target, []).append(d)
+    return out

@@ -26,7 +26,7 @@ from redis_ha import splitbrain as sb
 from redis_ha.actions.registry import Context, Outcome, action, check
 from redis_ha.cli.names import command
 from redis_ha.conn import call
-from redis_ha.drift import expected_sentinel_config, find_drift
+from redis_ha.drift import expected_sentinel_config, sentinel_drifts
 from redis_ha.errors import ClusterError, GuardRefused
 from redis_ha.facts import ClusterFacts
 from redis_ha.health import in_sync, majority
@@ -414,18 +414,10 @@ def _quorum_without(f: ClusterFacts, name: str, auth_addr: str) -> int:
 
 
 def _settings_off(view: View) -> dict[str, list[str]]:
-    """Sentinel -> the settings it watches the primary with that the inventory does not say.
-
-    A repair cut between its SENTINEL MONITOR and SENTINEL SET left Sentinel's defaults
-    (down-after 30 s, failover-timeout 180 s) that nothing else reports (measured: a resume
-    found nothing to repair); those are set again."""
-    drifts, _ = find_drift(view.inv, view.facts)
-    sentinels = {s.name for s in view.inv.sentinels}
-    out: dict[str, list[str]] = {}
-    for d in drifts:
-        if d.target in sentinels:
-            out.setdefault(d.target, []).append(str(d))
-    return out
+    """Sentinel -> what it watches the primary with that the inventory does not say (measured:
+    a resume after a cut between MONITOR and SET found nothing to repair); set again."""
+    drifts = sentinel_drifts(view.inv, view.facts)
+    return {name: [str(d) for d in ds] for name, ds in drifts.items()}
 
 
 def plan_repair(view: View, authoritative: str, settle_s: float = SENTINEL_SETTLE_S) -> Plan:
