@@ -168,16 +168,29 @@ def _memory_drifted(lab: Lab) -> str:
 
 
 def _primary_paused(lab: Lab) -> str:
-    """The primary paused (CLIENT PAUSE WRITE, 60 s), as a crashed switchover leaves it. The
-    tool sees a pause on primaries only (facts: the probe runs where writes go), so the step
-    has this one change: the hold lands after it, before the step ends."""
+    """The primary paused (CLIENT PAUSE WRITE, 60 s), as a crashed switchover leaves it: the
+    step has this one change, and the hold lands after it, before the step ends."""
     primary = lab.current_primary()
-    c = client(lab.inv, primary, timeout=2.0)
+    _pause(lab, primary.name)
+    return primary.name
+
+
+def _replicas_paused(lab: Lab) -> str:
+    """Both replicas paused (a paused replica Sentinel promotes holds every write back): the
+    step unpauses them in the inventory's order; the hold lands between the two. Returns the
+    first."""
+    first, *_ = reps = [n.name for n in lab.inv.nodes if n.name in _replicas(lab)]
+    for r in reps:
+        _pause(lab, r)
+    return first
+
+
+def _pause(lab: Lab, node: str) -> None:
+    c = client(lab.inv, lab.inv.node(node), timeout=2.0)
     try:
         c.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
     finally:
         c.close()
-    return primary.name
 
 
 def _two_sentinels_down(lab: Lab) -> str:
@@ -351,6 +364,11 @@ CASES = {
     ("writes-paused", "unpause", "lost-connection"): Case(
         _primary_paused, _unpause, None, "lost-connection", 0, ["end"], "itself",
         hold="unpause:1", done=_nothing_paused),
+    # Two paused replicas, the second dies before its UNPAUSE: it comes back (empty) unpaused.
+    ("writes-paused", "unpause", "node-dies"): Case(
+        _replicas_paused, _unpause, None, "node-dies", 1, ["end"], "rerun",
+        hold="unpause:1", victim=_second_replica,
+        left=_failed_naming("unpause", _second_replica), done=_nothing_paused),
     ("sentinel-repair", "start-down", "sigkill"): Case(
         _two_sentinels_down, _repair, None, "sigkill", -9, ["apply"], "resume",
         hold="start-down:1", left=_one_started, done=_sentinels_whole),
@@ -372,6 +390,10 @@ CASES = {
     ("sentinel-repair", "monitor", "ctrl-c"): Case(
         _sentinel_forgot, _repair, None, "ctrl-c", 130, INT, "resume",
         hold="monitor:1", left=_monitoring_unconfigured, done=_sentinels_whole),
+    # Each command has its own connection: a cut one is gone when the next is sent.
+    ("sentinel-repair", "monitor", "lost-connection"): Case(
+        _sentinel_forgot, _repair, None, "lost-connection", 0, ["end"], "itself",
+        hold="monitor:1", done=_sentinels_whole),
     ("sentinel-repair", "monitor", "sentinel-hangs"): Case(
         _sentinel_forgot, _repair, None, "sentinel-hangs", 1, ["end"], "again",
         hold="monitor:1", left=_failed_naming("monitor", _node), done=_sentinels_whole),
