@@ -178,12 +178,12 @@ def test_without_target_the_tool_chooses_and_steers_the_same_replica_in_both_pla
 
 
 def test_steer_apply_stops_at_the_first_failed_change(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runner records plan.record before apply, so the undo restores what was changed."""
+    """A failed steer puts back what it set itself: the runner undoes completed steps only."""
     plan = fo.plan_steer(of(INV, facts(**{"redis-3.replica_priority": 1})), to="redis-2")
     calls = _fake_clients(monkeypatch, broken={"redis-3"})
     with pytest.raises(ClusterError, match="redis-3"):
         fo.steer(Context(inv=INV, log=lambda _m: None), plan)
-    assert calls == [("redis-2", fo.STEER_PRIORITY)]
+    assert calls == [("redis-2", fo.STEER_PRIORITY), ("redis-2", 100)]
 
 
 def test_restore_priority_plans_from_the_record_alone() -> None:

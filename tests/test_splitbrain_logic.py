@@ -355,6 +355,8 @@ def test_assess_mid_failover_waits_and_records_nothing_yet() -> None:
     v.facts.sentinels[0].failover_state = "wait_promotion"
     plan = sba.plan_assess(v)
     assert plan.record == {} and "wait up to 20 s" in plan.ops[0].command
+    assert plan.deferred  # a dry run's later steps are only indicative
+    assert not sba.plan_assess(isolated_view()).deferred
 
 
 def test_fence_demote_unfence_plan_from_the_record_not_live_roles() -> None:

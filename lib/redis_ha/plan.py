@@ -60,7 +60,9 @@ class Plan:
 
     `params` holds every value `apply` needs (resolved from the view and the playbook's
     arguments), so a time-critical apply loop decides nothing the plan did not show. `record`
-    is the procedure state the step will write (later steps read it as `$name`).
+    is the procedure state the step will write (later steps read it as `$name`). `deferred`:
+    the decision waits for apply (a failover in progress must end first), so a dry run's plans
+    of the later steps are only indicative.
     """
 
     action: str
@@ -69,6 +71,7 @@ class Plan:
     params: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     changes: bool = True
+    deferred: bool = False
 
     @property
     def is_noop(self) -> bool:

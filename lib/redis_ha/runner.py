@@ -349,8 +349,8 @@ class Runner:
             failpoint.enter(step.id)
             try:
                 if self.dry_run:
-                    self._dry_step(step, indicative=changed)
-                    changed = changed or step.changes
+                    deferred = self._dry_step(step, indicative=changed)
+                    changed = changed or step.changes or deferred
                     continue
                 plan = self._guards_and_plan(step)
                 asked = time.monotonic()
@@ -438,8 +438,11 @@ class Runner:
         ui.console.print("  [yellow]the cluster changed while you decided: the plan is now[/]")
         return new, self._confirm(step, title, again=True)
 
-    def _dry_step(self, step: PlayStep, *, indicative: bool) -> None:
+    def _dry_step(self, step: PlayStep, *, indicative: bool) -> bool:
+        """Show the step's guards and plan; True when its decision waits for the run (what
+        follows is then indicative too)."""
         note = " (now; earlier steps may change this)" if indicative else ""
+        deferred = False
         view = self.take_view()
         failed = self._check_guards(step, view, note)
         if not indicative:
@@ -458,8 +461,10 @@ class Runner:
             else:
                 self.show_plan(step, plan)
                 statemod.merge(self.ctx.state, plan.record)
+                deferred = plan.deferred
         for ref in step.verify:
             ui.console.print(f"  [dim]then waits up to {ref.timeout:g} s for {ref.name}[/]")
+        return deferred
 
     def _confirm(self, step: PlayStep, title: str, *, again: bool = False) -> str:
         if not step.confirm:

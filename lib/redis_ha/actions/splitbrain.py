@@ -91,7 +91,7 @@ def plan_assess(view: View, primary: str = "", wait_failover_s: float = 20.0) ->
             "then fix the authoritative primary from the Sentinels' view",
             f"failing over: {', '.join(busy)}",
         )
-        return Plan("splitbrain.assess", [op], params=params, changes=False)
+        return Plan("splitbrain.assess", [op], params=params, changes=False, deferred=True)
     rep, auth = _assessment(view, primary)
     # What was seen goes in the reasons (notes such as "a partition is likely" come and go with
     # the Sentinels' timers); the decision, which later steps plan from, is the operation.
