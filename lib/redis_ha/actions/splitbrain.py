@@ -376,20 +376,33 @@ def demote(ctx: Context, plan: Plan) -> Outcome:
     p = plan.params
     host, port = p["address"]
     fenced = list(p["fenced"])
+    still: list[str] = []
     for name in p["nodes"]:
         ep = ctx.inv.node(name)
         _cmd(ctx.inv, ep, "REPLICAOF", host, str(port))
         try:
             _cmd(ctx.inv, ep, "CLIENT", "UNPAUSE")
+        except ClusterError as e:
+            # Not unpaused (a cut connection, or the node died: its pause died with it): it stays
+            # in `fenced`, so an undo unpauses it, and the message says so.
+            ctx.log(f"{name}: {e}")
+            still.append(f"{name} ({e})")
+            continue
+        if name in fenced:
+            fenced.remove(name)
+            ctx.state["fenced"] = list(fenced)  # no longer paused: nothing for the undo
+        try:
             # Clients still connected to it would read its old data: make them rediscover.
             _cmd(ctx.inv, ep, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         except ClusterError as e:
             ctx.log(f"{name}: {e}")
-        if name in fenced:
-            fenced.remove(name)
-            ctx.state["fenced"] = list(fenced)  # no longer paused: nothing for the undo
     done = p["nodes"]
     msg = f"{', '.join(done)}: now replicating from {p['authoritative']}"
+    if still:
+        msg += (
+            f"; not unpaused: {'; '.join(still)}: a replica now, it refuses writes anyway, and "
+            f"the fence's pause ends by itself (or run {command('writes.unpause')})"
+        )
     return Outcome(True, msg, {"demoted": done})
 
 
