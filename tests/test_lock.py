@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from redis_ha import journal as journalmod
+from redis_ha import lock as lockmod
 from redis_ha.conn import call
 from redis_ha.lab.cluster import Lab
 from redis_ha.lock import ClusterLock, LockHeld
@@ -37,6 +38,20 @@ def test_second_holder_is_refused_and_named(lab: Lab, tmp_path: Path) -> None:
     finally:
         first.release()
     second.acquire().release()  # free again once released
+
+
+def test_release_finds_the_key_while_no_primary_is_named(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Sentinels name no primary at the moment of release (they are settling after a
+    repair): the key still goes, so the next run is not locked out for 30 s."""
+    lk = ClusterLock(lab.inv, "split-brain", lock_dir=tmp_path / "a").acquire()
+    assert lk.mode == "cluster+file"
+    primary = lab.current_primary()
+    assert call(lab.inv, primary, "EXISTS", lk.key) == 1
+    monkeypatch.setattr(lockmod, "_primary", lambda _inv: None)
+    lk.release()
+    assert call(lab.inv, primary, "EXISTS", lk.key) == 0
 
 
 def test_concurrent_run_is_refused(

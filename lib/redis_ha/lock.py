@@ -221,10 +221,23 @@ class ClusterLock:
             self._thread.join(timeout=2)
             self._thread = None
         if self.mode == "cluster+file":
-            with contextlib.suppress(Exception):
-                self._script(_RELEASE)
+            self._release_key()
         self._release_file()
         self.mode = "none"
+
+    def _release_key(self) -> None:
+        """Delete our key wherever it is (the script deletes only our own value), not only on
+        the primary the Sentinels name at this moment (none, or another, while they settle):
+        in a CI drill the key of a finished split-brain recovery locked the next run out
+        (released nowhere, by all signs). A replica refuses the DEL: its copy goes with the
+        primary's."""
+        for ep in self.inv.nodes:
+            with contextlib.suppress(Exception):
+                c = client(self.inv, ep, timeout=1.0)
+                try:
+                    c.eval(_RELEASE, 1, self.key, self.value)
+                finally:
+                    c.close()
 
     def _release_file(self) -> None:
         if self._file is not None:
